@@ -1,0 +1,9 @@
+// The command line: `pgfailover run|check-config|status|print-states`, --version, --help.
+// Parses arguments and dispatches; the work itself lives in the other modules.
+#pragma once
+
+namespace pgfailover::cli {
+
+int runMain(int argc, char** argv);
+
+}  // namespace pgfailover::cli

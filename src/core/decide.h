@@ -1,0 +1,94 @@
+// The failover decision: a pure function of (memory, observations, time, policy) returning the
+// next memory, the actions to run and a sentence explaining why. No I/O and no clock reads
+// happen here, so every transition is unit-tested with a fake clock.
+//
+// The behaviour is one ordered table of transitions (transitionTable()); decide() evaluates the
+// facts of the tick once, then fires the first row whose source state and condition match.
+// docs/state-machine.md is generated from the same table (`pgfailover print-states`).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/observation.h"
+#include "core/snapshot.h"
+#include "core/state.h"
+
+namespace pgfailover::core {
+
+// What one tick establishes, before any row is chosen. Computed by evaluateFacts(); exposed so
+// that tests and the snapshot builder read the same conclusions the table acted on.
+struct Facts {
+  const Memory* memory = nullptr;
+  const ClusterView* view = nullptr;
+  const Policy* policy = nullptr;
+  Now now{};
+
+  bool all_probed = false;
+  std::vector<std::size_t> writable;  // reachable, not in recovery, not read-only
+
+  // The node believed primary after this tick's evidence, and how it was concluded.
+  std::optional<std::size_t> primary;
+  std::string primary_basis;  // "remembered", "only writable node", "newest timeline", ...
+  bool split_brain = false;   // two writable nodes on the same newest timeline
+  std::vector<std::size_t> stale_writable;  // writable nodes on an older timeline than primary
+
+  bool primary_ok = false;  // reachable, writable, and (heartbeat on) committed this tick
+  std::optional<SteadyTime> failing_since;
+  std::optional<TimeoutKind> timeout_kind;
+  Millis failing_for{0};
+  Millis timeout{0};
+  bool timeout_elapsed = false;
+
+  // The replica that would be promoted, and why it may not be.
+  std::optional<std::size_t> candidate;
+  std::optional<VetoReason> veto;
+  std::string veto_detail;
+  std::optional<std::uint64_t> candidate_lag_bytes;
+
+  // Some non-primary node streams from the primary within the lag limit.
+  bool replica_healthy = false;
+  std::string replica_problem;
+
+  // An issued promotion.
+  bool promotion_confirmed = false;  // the candidate is now writable
+  bool promotion_overdue = false;    // the promote deadline passed without confirmation
+
+  const NodeObservation& node(std::size_t i) const { return view->nodes.at(i); }
+  std::string nameOf(std::size_t i) const;
+};
+
+Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, const Policy& policy);
+
+// One row of the table. `from` lists the states the row applies in (empty = every state).
+struct Transition {
+  std::string_view id;
+  std::vector<ClusterState> from;
+  ClusterState to;
+  std::string_view when;     // the condition, in words (for the document)
+  std::string_view actions;  // what is done, in words (for the document)
+  std::string_view why;      // the reasoning behind the row
+  bool (*applies)(const Facts&);
+  // Adds actions and memory changes beyond the state change; may be null.
+  void (*effect)(const Facts&, Decision&);
+  std::string (*explain)(const Facts&);
+};
+
+const std::vector<Transition>& transitionTable();
+
+Decision decide(const Memory& memory, const ClusterView& view, Now now, const Policy& policy);
+
+// The snapshot published after a tick: roles, lags, the running timeout. Pure.
+Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now now,
+                       const Policy& policy, std::uint64_t tick);
+
+// docs/state-machine.md, generated from the table.
+std::string renderStateMachineDoc();
+
+// Effective silence threshold for the candidate: the configured value, but never below half the
+// replica's wal_receiver_timeout plus one second, since a healthy idle stream can be that quiet.
+Millis effectiveReplicaSilence(const Policy& policy, const NodeObservation& replica);
+
+}  // namespace pgfailover::core

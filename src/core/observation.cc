@@ -1,0 +1,26 @@
+#include "core/observation.h"
+
+#include <algorithm>
+
+namespace pgfailover::core {
+
+const char* toString(ProbeFailure failure) {
+  switch (failure) {
+    case ProbeFailure::kNone: return "none";
+    case ProbeFailure::kRefused: return "refused";
+    case ProbeFailure::kTimeout: return "timeout";
+    case ProbeFailure::kStartingUp: return "starting_up";
+    case ProbeFailure::kRejected: return "rejected";
+    case ProbeFailure::kCannotCommit: return "cannot_commit";
+  }
+  return "unknown";
+}
+
+std::optional<Lsn> NodeObservation::position() const {
+  if (!reachable) return std::nullopt;
+  if (!in_recovery) return current_lsn;
+  if (receive_lsn && replay_lsn) return std::max(*receive_lsn, *replay_lsn);
+  return receive_lsn ? receive_lsn : replay_lsn;
+}
+
+}  // namespace pgfailover::core

@@ -1,0 +1,103 @@
+// What one probe of one node saw, as plain data. Filled by src/pg (the only code that talks to
+// PostgreSQL), consumed by the pure decision in src/core and by the reports in src/http.
+// Nothing here performs I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/lsn.h"
+#include "common/time.h"
+
+namespace pgfailover::core {
+
+// Why a probe failed, by the strength of evidence it gives that the node is really down.
+enum class ProbeFailure {
+  kNone,
+  // Proof: the server's TCP port refused us, or the server closed / reset an established
+  // connection. The postmaster is gone (crash, kill -9, stopped).
+  kRefused,
+  // Silence: a deadline expired, or the network said "no route". The node may be hung or
+  // merely cut off from pgfailover; this alone proves nothing.
+  kTimeout,
+  // The server answered that it is starting up, shutting down or in crash recovery: it is
+  // restarting, not dead.
+  kStartingUp,
+  // The server answered but refused us (authentication, too many connections, a query error):
+  // it is alive, and something else is wrong.
+  kRejected,
+  // The node answered every query but could not commit the heartbeat write (hung disk, full
+  // disk, read-only): alive, but not a healthy primary.
+  kCannotCommit,
+};
+
+const char* toString(ProbeFailure failure);
+
+// One row of pg_stat_replication on a primary.
+struct ReplicationPeer {
+  std::string application_name;
+  std::string client_addr;
+  std::string state;       // "streaming", "catchup", ...
+  std::string sync_state;  // "async", "sync", "potential", "quorum"
+  std::optional<Lsn> sent_lsn;
+  std::optional<Lsn> replay_lsn;
+};
+
+// pg_stat_wal_receiver on a replica. Absent when the replica has no WAL receiver running
+// (for example right after its primary crashed).
+struct WalReceiver {
+  std::string status;  // "streaming", "starting", "waiting", "stopping", ...
+  std::string sender_host;
+  int sender_port = 0;
+  std::uint32_t received_timeline = 0;
+  // Seconds since the replica last heard anything from its primary, by the replica's own clock.
+  std::optional<double> seconds_since_last_message;
+};
+
+struct NodeObservation {
+  std::string name;  // the configured node name (set by the runtime)
+  // False until the first probe of this node finishes; a never-probed node says nothing.
+  bool probed = false;
+  SteadyTime probed_at{};
+  Millis probe_duration{0};
+
+  bool reachable = false;
+  ProbeFailure failure = ProbeFailure::kNone;
+  std::string error;  // libpq's message or ours, one line, never contains a secret
+
+  // Valid when reachable.
+  bool in_recovery = false;
+  bool read_only = false;  // default_transaction_read_only = on (a fenced primary)
+  std::uint64_t system_identifier = 0;
+  std::uint32_t timeline = 0;
+  std::optional<Lsn> current_lsn;  // primary: pg_current_wal_lsn()
+  std::optional<Lsn> receive_lsn;  // replica: pg_last_wal_receive_lsn()
+  std::optional<Lsn> replay_lsn;   // replica: pg_last_wal_replay_lsn()
+  std::optional<WalReceiver> wal_receiver;  // replica only
+  std::vector<ReplicationPeer> replication;  // primary only
+  // The replica's wal_receiver_timeout, which bounds how stale its last message can be on a
+  // healthy link.
+  std::optional<Millis> wal_receiver_timeout;
+
+  // Heartbeat. On the primary: whether this tick's write committed, and the primary's clock
+  // value it stored. On a replica: the last stored value it has replayed.
+  bool heartbeat_written = false;
+  std::optional<double> heartbeat_unix_seconds;
+
+  // The best known WAL position of this node: current on a primary, otherwise the furthest of
+  // received and replayed.
+  std::optional<Lsn> position() const;
+  bool writable() const { return reachable && !in_recovery && !read_only; }
+  bool streaming() const {
+    return reachable && in_recovery && wal_receiver && wal_receiver->status == "streaming";
+  }
+};
+
+// Everything seen in one tick: one observation per configured node, in configuration order.
+struct ClusterView {
+  std::vector<NodeObservation> nodes;
+};
+
+}  // namespace pgfailover::core

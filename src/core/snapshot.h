@@ -1,0 +1,53 @@
+// What the loop publishes at the end of each tick for the HTTP API, the metrics and the logs.
+// Immutable once published; HTTP handlers read it and never touch libpq.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/observation.h"
+#include "core/state.h"
+
+namespace pgfailover::core {
+
+struct NodeSnapshot {
+  std::string name;
+  std::string host;
+  int port = 0;
+  NodeRole role = NodeRole::kUnknown;
+  NodeObservation observation;
+  std::optional<std::uint64_t> lag_bytes;  // replica: bytes behind the primary
+  std::optional<double> lag_seconds;       // replica: heartbeat age against the primary's clock
+};
+
+struct RunningTimeout {
+  TimeoutKind kind;
+  Millis total{0};
+  Millis elapsed{0};
+  Millis remaining() const { return total > elapsed ? total - elapsed : Millis{0}; }
+};
+
+struct Snapshot {
+  bool ready = false;  // every node observed at least once
+  std::uint64_t tick = 0;
+  SteadyTime tick_at{};
+  WallTime tick_at_wall{};
+  std::string cluster_name;
+  ClusterState state = ClusterState::kInitializing;
+  std::string reason;
+  std::optional<std::size_t> primary;
+  std::optional<RunningTimeout> timeout;
+  std::optional<VetoReason> veto;
+  std::optional<FailoverRecord> last_failover;
+  bool split_brain = false;  // more than one writable node seen this tick
+  std::vector<NodeSnapshot> nodes;
+
+  const NodeSnapshot* node(const std::string& name) const {
+    for (const auto& n : nodes)
+      if (n.name == name) return &n;
+    return nullptr;
+  }
+};
+
+}  // namespace pgfailover::core

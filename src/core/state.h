@@ -1,0 +1,121 @@
+// The cluster's states, the decision's memory between ticks, its policy, and the actions it
+// asks for. States are named as guarantees: "healthy" means a writable primary that commits
+// and a replica streaming from it within the lag limit, not merely "nothing went wrong yet".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/lsn.h"
+#include "common/time.h"
+#include "core/observation.h"
+
+namespace pgfailover::core {
+
+enum class ClusterState {
+  kInitializing,    // not every node has been probed yet
+  kHealthy,         // primary commits; replica streams from it within the lag limit
+  kDegraded,        // primary commits; the replica is missing, not streaming or lagging
+  kPrimaryFailing,  // the primary's probes fail; a failover timeout is running
+  kFailoverVetoed,  // the timeout ran out but a safety condition forbids promotion
+  kPromoting,       // pg_promote was sent to the replica; waiting to see it writable
+  kFencingRequired, // a node other than the primary is writable (older timeline)
+  kNoPrimary,       // no node can be primary: none writable and no safe candidate
+  kSplitBrain,      // two writable nodes and nothing tells which one is right
+};
+inline constexpr ClusterState kAllStates[] = {
+    ClusterState::kInitializing,    ClusterState::kHealthy,    ClusterState::kDegraded,
+    ClusterState::kPrimaryFailing,  ClusterState::kFailoverVetoed, ClusterState::kPromoting,
+    ClusterState::kFencingRequired, ClusterState::kNoPrimary,  ClusterState::kSplitBrain};
+const char* toString(ClusterState state);
+
+// kFenced: not in recovery but read-only (fenced by SQL); kNeedsFencing: writable on an older
+// timeline than the primary.
+enum class NodeRole { kPrimary, kReplica, kUnknown, kNeedsFencing, kFenced };
+const char* toString(NodeRole role);
+
+// Which failover timeout is running, chosen by the strength of the evidence.
+enum class TimeoutKind { kConfirmedDown, kUnresponsive, kStartingUp };
+const char* toString(TimeoutKind kind);
+
+// Why a failover that was due did not happen.
+enum class VetoReason {
+  kReplicaUnreachable,
+  kReplicaNotInRecovery,
+  kSystemIdentifierMismatch,
+  kReplicaStillStreaming,
+  kReplicaLagging,
+  kPromoteAttemptsExhausted,
+};
+const char* toString(VetoReason reason);
+
+struct Policy {
+  Millis confirmed_down_timeout{3000};
+  Millis unresponsive_timeout{10000};
+  Millis starting_up_grace{30000};
+  Millis replica_silence{5000};
+  std::uint64_t max_lag_bytes = 16ull * 1024 * 1024;
+  Millis promote_timeout{10000};
+  int promote_attempts = 3;
+  bool heartbeat = true;
+};
+
+enum class ActionKind { kPromote, kFence };
+const char* toString(ActionKind kind);
+
+struct Action {
+  ActionKind kind;
+  std::size_t node;  // index into the configured nodes
+  std::string detail;
+};
+
+struct FailoverRecord {
+  WallTime started_at{};    // when the primary was first seen failing
+  WallTime completed_at{};  // when the new primary was seen writable
+  std::string from;
+  std::string to;
+  Millis duration{0};  // first failed probe to new primary confirmed
+  std::string reason;
+};
+
+// What the decision remembers between ticks. Only decide() writes it.
+struct Memory {
+  ClusterState state = ClusterState::kInitializing;
+  SteadyTime state_since{};
+  std::optional<std::size_t> primary;  // index of the node believed primary
+
+  // While the primary fails: since when, and the last position it was seen at.
+  std::optional<SteadyTime> failing_since;
+  std::optional<WallTime> failing_since_wall;
+  std::optional<Lsn> last_primary_position;
+  std::uint32_t last_primary_timeline = 0;
+  std::uint64_t last_primary_system_identifier = 0;
+  std::optional<double> last_primary_heartbeat;  // primary's clock, unix seconds
+  std::optional<VetoReason> veto;
+
+  // An issued promotion.
+  std::optional<std::size_t> promoting;
+  SteadyTime promote_issued_at{};
+  int promote_attempts = 0;
+
+  std::optional<FailoverRecord> last_failover;
+  std::string last_failover_reason;  // the sentence of the tick that decided to promote
+  std::uint64_t failovers = 0;
+};
+
+// The next state, what to do, and a sentence a DBA can read.
+struct Decision {
+  Memory next;
+  std::vector<Action> actions;
+  std::string reason;
+  std::string rule;  // id of the transition-table row that fired
+  // Set when this tick started a veto (counted once per veto, not once per tick).
+  std::optional<VetoReason> new_veto;
+  // Set on the tick a failover completes.
+  bool failover_completed = false;
+  bool failover_failed = false;
+};
+
+}  // namespace pgfailover::core

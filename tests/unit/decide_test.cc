@@ -1,0 +1,478 @@
+// The decision table with a fake clock and fake observations: every row fires where it should,
+// and stories that matter to a DBA (flaps, vetoes, lag, both nodes down, a returning primary).
+#include "core/decide.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace pgfailover::core {
+namespace {
+
+using namespace std::chrono_literals;
+
+NodeObservation primaryNode(const std::string& name, std::uint32_t timeline = 1,
+                            Lsn lsn = 0x3000148) {
+  NodeObservation n;
+  n.name = name;
+  n.probed = true;
+  n.reachable = true;
+  n.in_recovery = false;
+  n.system_identifier = 7000;
+  n.timeline = timeline;
+  n.current_lsn = lsn;
+  n.heartbeat_written = true;
+  n.heartbeat_unix_seconds = 1000.0;
+  return n;
+}
+
+NodeObservation replicaNode(const std::string& name, bool streaming = true,
+                            double last_message_age = 0.2, Lsn lsn = 0x3000148) {
+  NodeObservation n;
+  n.name = name;
+  n.probed = true;
+  n.reachable = true;
+  n.in_recovery = true;
+  n.system_identifier = 7000;
+  n.timeline = 1;
+  n.receive_lsn = lsn;
+  n.replay_lsn = lsn;
+  n.wal_receiver_timeout = 5000ms;
+  n.heartbeat_unix_seconds = 999.5;
+  if (streaming) n.wal_receiver = WalReceiver{"streaming", "127.0.0.1", 6432, 1, last_message_age};
+  return n;
+}
+
+NodeObservation downNode(const std::string& name, ProbeFailure failure = ProbeFailure::kRefused) {
+  NodeObservation n;
+  n.name = name;
+  n.probed = true;
+  n.reachable = false;
+  n.failure = failure;
+  n.error = std::string("node '") + name + "': " + toString(failure);
+  return n;
+}
+
+// Drives decide() tick by tick with a fake clock, as the runtime would.
+class Story {
+ public:
+  explicit Story(Policy policy = Policy{}) : policy_(policy) {}
+
+  Decision tick(std::vector<NodeObservation> nodes, Millis advance = 1000ms) {
+    now_.steady += advance;
+    now_.wall += advance;
+    ClusterView view{std::move(nodes)};
+    Decision d = decide(memory_, view, now_, policy_);
+    memory_ = d.next;
+    last_view_ = view;
+    return d;
+  }
+
+  const Memory& memory() const { return memory_; }
+  Memory& mutableMemory() { return memory_; }
+  Now now() const { return now_; }
+  const Policy& policy() const { return policy_; }
+
+ private:
+  Policy policy_;
+  Memory memory_;
+  Now now_{SteadyTime{} + 1h, WallTime{} + std::chrono::hours(24 * 365 * 50)};
+  ClusterView last_view_;
+};
+
+// Brings a story to Healthy with pg1 primary, pg2 replica.
+Story healthyStory(Policy policy = Policy{}) {
+  Story story(policy);
+  auto d = story.tick({primaryNode("pg1"), replicaNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kHealthy) << d.reason;
+  return story;
+}
+
+std::size_t countActions(const Decision& d, ActionKind kind) {
+  std::size_t n = 0;
+  for (const auto& a : d.actions) n += a.kind == kind ? 1 : 0;
+  return n;
+}
+
+TEST(Decide, WaitsForEveryNodeBeforeDeciding) {
+  Story story;
+  NodeObservation unprobed;
+  unprobed.name = "pg2";
+  auto d = story.tick({primaryNode("pg1"), unprobed});
+  EXPECT_EQ(d.next.state, ClusterState::kInitializing);
+  EXPECT_EQ(d.rule, "wait-for-first-probe");
+  EXPECT_TRUE(d.actions.empty());
+}
+
+TEST(Decide, AdoptsTheOnlyWritableNodeAsPrimary) {
+  Story story;
+  auto d = story.tick({replicaNode("pg1"), primaryNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kHealthy);
+  ASSERT_TRUE(d.next.primary.has_value());
+  EXPECT_EQ(*d.next.primary, 1u);
+  EXPECT_NE(d.reason.find("'pg2'"), std::string::npos) << d.reason;
+}
+
+TEST(Decide, DegradedWhenReplicaDoesNotStream) {
+  auto story = healthyStory();
+  auto d = story.tick({primaryNode("pg1"), replicaNode("pg2", /*streaming=*/false)});
+  EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+  EXPECT_EQ(d.rule, "primary-healthy-replica-not");
+  EXPECT_NE(d.reason.find("not streaming"), std::string::npos) << d.reason;
+}
+
+TEST(Decide, DegradedWhenReplicaDiesAndNoFailover) {
+  auto story = healthyStory();
+  for (int i = 0; i < 30; ++i) {
+    auto d = story.tick({primaryNode("pg1"), downNode("pg2")});
+    EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+    EXPECT_TRUE(d.actions.empty());
+  }
+}
+
+TEST(Decide, DegradedWhenReplicaLagsBeyondLimit) {
+  auto story = healthyStory();
+  auto primary = primaryNode("pg1", 1, 0x3000148 + 64ull * 1024 * 1024);
+  auto d = story.tick({primary, replicaNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+  EXPECT_NE(d.reason.find("lags"), std::string::npos) << d.reason;
+}
+
+TEST(Decide, ReplicaOnAnotherTimelineIsNotHealthy) {
+  auto story = healthyStory();
+  auto replica = replicaNode("pg2");
+  replica.wal_receiver->received_timeline = 2;
+  auto d = story.tick({primaryNode("pg1"), replica});
+  EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+  EXPECT_NE(d.reason.find("timeline"), std::string::npos) << d.reason;
+}
+
+TEST(Decide, OneLostProbeIsNeverEnough) {
+  auto story = healthyStory();
+  auto d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing);
+  EXPECT_TRUE(d.actions.empty());
+  EXPECT_NE(d.reason.find("confirmed_down timeout 3.0 s"), std::string::npos) << d.reason;
+}
+
+TEST(Decide, CrashedPrimaryIsFailedOverAfterConfirmedDownTimeout) {
+  auto story = healthyStory();
+  Decision d;
+  // Refused for 3 s: the first failure starts the timer, promotion once 3 s have passed.
+  d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing);
+  d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing);
+  d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing);
+  d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  ASSERT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
+  ASSERT_EQ(countActions(d, ActionKind::kPromote), 1u);
+  EXPECT_EQ(d.actions.front().node, 1u);
+  EXPECT_EQ(d.rule, "promote-replica");
+  EXPECT_NE(d.reason.find("promoting 'pg2' at 0/3000148"), std::string::npos) << d.reason;
+
+  // The next tick sees pg2 writable on timeline 2: failover complete, pg2 is primary.
+  d = story.tick({downNode("pg1"), primaryNode("pg2", 2)});
+  EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+  EXPECT_TRUE(d.failover_completed);
+  ASSERT_TRUE(d.next.last_failover.has_value());
+  EXPECT_EQ(d.next.last_failover->from, "'pg1'");
+  EXPECT_EQ(d.next.last_failover->to, "'pg2'");
+  EXPECT_EQ(d.next.last_failover->duration, 4000ms);
+  EXPECT_EQ(*d.next.primary, 1u);
+
+  // And it never promotes again while pg1 stays down.
+  for (int i = 0; i < 20; ++i) {
+    d = story.tick({downNode("pg1"), primaryNode("pg2", 2)});
+    EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+    EXPECT_EQ(countActions(d, ActionKind::kPromote), 0u);
+  }
+  EXPECT_EQ(story.memory().failovers, 1u);
+}
+
+TEST(Decide, SilentPrimaryNeedsTheLongerTimeout) {
+  auto story = healthyStory();
+  Decision d;
+  for (int i = 0; i < 10; ++i) {
+    d = story.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", true, 6.0 + i)});
+    EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing) << i << ": " << d.reason;
+  }
+  EXPECT_NE(d.reason.find("unresponsive timeout 10.0 s"), std::string::npos) << d.reason;
+  d = story.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", true, 16.0)});
+  EXPECT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
+}
+
+TEST(Decide, PrimaryFlapsWithinGraceDoesNotFailOver) {
+  auto story = healthyStory();
+  // Down 2 s, up 1 s, repeatedly: the timer restarts each time the primary commits again.
+  for (int round = 0; round < 10; ++round) {
+    auto d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+    EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing);
+    d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+    EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing);
+    EXPECT_TRUE(d.actions.empty());
+    d = story.tick({primaryNode("pg1"), replicaNode("pg2")});
+    EXPECT_EQ(d.next.state, ClusterState::kHealthy);
+    EXPECT_FALSE(d.next.failing_since.has_value());
+  }
+}
+
+TEST(Decide, ReplicaThatStillHearsThePrimaryVetoesFailover) {
+  auto story = healthyStory();
+  Decision d;
+  int vetoes_counted = 0;
+  for (int i = 0; i < 15; ++i) {
+    d = story.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", true, 0.3)});
+    EXPECT_EQ(countActions(d, ActionKind::kPromote), 0u);
+    if (d.new_veto) ++vetoes_counted;
+  }
+  EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed);
+  EXPECT_EQ(d.rule, "failover-vetoed");
+  EXPECT_EQ(d.next.veto, VetoReason::kReplicaStillStreaming);
+  EXPECT_EQ(vetoes_counted, 1) << "a veto is counted once, not once per tick";
+  EXPECT_NE(d.reason.find("still hears the primary"), std::string::npos) << d.reason;
+}
+
+TEST(Decide, StreamingReplicaWithStaleLastMessageConfirmsLoss) {
+  auto story = healthyStory();
+  Decision d;
+  for (int i = 0; i < 11; ++i)
+    d = story.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", true, 7.0 + i)});
+  EXPECT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
+}
+
+TEST(Decide, SilenceThresholdFollowsReplicaWalReceiverTimeout) {
+  Policy policy;
+  auto replica = replicaNode("pg2", true, 20.0);
+  replica.wal_receiver_timeout = 60000ms;  // PostgreSQL's default: idle streams ping every 30 s
+  EXPECT_EQ(effectiveReplicaSilence(policy, replica), 31000ms);
+  replica.wal_receiver_timeout = 2000ms;
+  EXPECT_EQ(effectiveReplicaSilence(policy, replica), policy.replica_silence);
+
+  auto story = healthyStory();
+  Decision d;
+  replica.wal_receiver_timeout = 60000ms;
+  for (int i = 0; i < 15; ++i) d = story.tick({downNode("pg1", ProbeFailure::kTimeout), replica});
+  EXPECT_EQ(d.next.veto, VetoReason::kReplicaStillStreaming) << d.reason;
+}
+
+TEST(Decide, LaggingReplicaIsRefusedWithReason) {
+  Policy policy;
+  policy.max_lag_bytes = 1024 * 1024;
+  auto story = healthyStory(policy);
+  // The primary was last seen 8 MB ahead of what the replica has received.
+  story.tick({primaryNode("pg1", 1, 0x3000148 + 8ull * 1024 * 1024), replicaNode("pg2")});
+  Decision d;
+  for (int i = 0; i < 5; ++i) d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed);
+  EXPECT_EQ(d.next.veto, VetoReason::kReplicaLagging);
+  EXPECT_NE(d.reason.find("8.0 MB behind"), std::string::npos) << d.reason;
+  EXPECT_EQ(countActions(d, ActionKind::kPromote), 0u);
+}
+
+TEST(Decide, BothNodesDownPromotesNothing) {
+  auto story = healthyStory();
+  Decision d;
+  for (int i = 0; i < 40; ++i) {
+    d = story.tick({downNode("pg1"), downNode("pg2")});
+    EXPECT_EQ(countActions(d, ActionKind::kPromote), 0u);
+  }
+  EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed);
+  EXPECT_EQ(d.next.veto, VetoReason::kReplicaUnreachable);
+  // Both back as they were: the same primary, no promotion.
+  d = story.tick({primaryNode("pg1"), replicaNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kHealthy);
+  EXPECT_EQ(*d.next.primary, 0u);
+}
+
+TEST(Decide, ReplicaOfAnotherClusterIsNeverPromoted) {
+  auto story = healthyStory();
+  auto stranger = replicaNode("pg2", false);
+  stranger.system_identifier = 42;
+  Decision d;
+  for (int i = 0; i < 5; ++i) d = story.tick({downNode("pg1"), stranger});
+  EXPECT_EQ(d.next.veto, VetoReason::kSystemIdentifierMismatch);
+  EXPECT_EQ(countActions(d, ActionKind::kPromote), 0u);
+}
+
+TEST(Decide, StartingUpPrimaryGetsItsGracePeriod) {
+  auto story = healthyStory();
+  Decision d;
+  for (int i = 0; i < 29; ++i) {
+    d = story.tick({downNode("pg1", ProbeFailure::kStartingUp), replicaNode("pg2", false)});
+    EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing) << d.reason;
+  }
+  EXPECT_NE(d.reason.find("starting_up timeout 30.0 s"), std::string::npos) << d.reason;
+  d = story.tick({primaryNode("pg1"), replicaNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kHealthy);
+}
+
+TEST(Decide, PrimaryThatCannotCommitIsFailing) {
+  auto story = healthyStory();
+  auto stuck = primaryNode("pg1");
+  stuck.heartbeat_written = false;
+  stuck.failure = ProbeFailure::kCannotCommit;
+  stuck.error = "could not extend file: No space left on device";
+  auto d = story.tick({stuck, replicaNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing);
+  EXPECT_NE(d.reason.find("No space left"), std::string::npos) << d.reason;
+}
+
+TEST(Decide, ReturningOldPrimaryIsNeverPrimaryAndMustBeFenced) {
+  auto story = healthyStory();
+  for (int i = 0; i < 4; ++i) story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  ASSERT_EQ(story.memory().state, ClusterState::kPromoting);
+  story.tick({downNode("pg1"), primaryNode("pg2", 2)});
+  ASSERT_EQ(*story.memory().primary, 1u);
+
+  // pg1 comes back writable on timeline 1.
+  ClusterView view{{primaryNode("pg1", 1), primaryNode("pg2", 2)}};
+  auto d = story.tick(view.nodes);
+  EXPECT_EQ(d.next.state, ClusterState::kFencingRequired);
+  EXPECT_EQ(*d.next.primary, 1u);
+  ASSERT_EQ(countActions(d, ActionKind::kFence), 1u);
+  EXPECT_EQ(d.actions.front().node, 0u);
+  auto snapshot = buildSnapshot(d, ClusterView{view.nodes}, story.now(), story.policy(), 1);
+  EXPECT_EQ(snapshot.nodes[0].role, NodeRole::kNeedsFencing);
+  EXPECT_EQ(snapshot.nodes[1].role, NodeRole::kPrimary);
+  EXPECT_TRUE(snapshot.split_brain);
+
+  // Fencing is asked for every tick until it holds.
+  d = story.tick(view.nodes);
+  EXPECT_EQ(countActions(d, ActionKind::kFence), 1u);
+  auto fenced = primaryNode("pg1", 1);
+  fenced.read_only = true;
+  fenced.heartbeat_written = false;
+  d = story.tick({fenced, primaryNode("pg2", 2)});
+  EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+  EXPECT_EQ(countActions(d, ActionKind::kFence), 0u);
+}
+
+TEST(Decide, TwoWritableNodesOnOneTimelineIsSplitBrainAndNothingIsDone) {
+  auto story = healthyStory();
+  auto d = story.tick({primaryNode("pg1"), primaryNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kSplitBrain);
+  EXPECT_TRUE(d.actions.empty());
+  auto snapshot = buildSnapshot(d, ClusterView{{primaryNode("pg1"), primaryNode("pg2")}},
+                                story.now(), story.policy(), 1);
+  EXPECT_TRUE(snapshot.split_brain);
+}
+
+TEST(Decide, PromotionIsRetriedThenGivenUp) {
+  Policy policy;
+  policy.promote_attempts = 2;
+  policy.promote_timeout = 2000ms;
+  auto story = healthyStory(policy);
+  Decision d;
+  for (int i = 0; i < 4; ++i) d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  ASSERT_EQ(d.next.state, ClusterState::kPromoting);
+  d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.rule, "promotion-pending");
+  d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.rule, "promotion-retry");
+  EXPECT_EQ(countActions(d, ActionKind::kPromote), 1u);
+  story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.rule, "promotion-gave-up");
+  EXPECT_TRUE(d.failover_failed);
+  EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed);
+  for (int i = 0; i < 5; ++i) {
+    d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+    EXPECT_EQ(countActions(d, ActionKind::kPromote), 0u);
+    EXPECT_EQ(d.next.veto, VetoReason::kPromoteAttemptsExhausted);
+  }
+}
+
+TEST(Decide, PromotionAbandonedWhenPrimaryReturnsFirst) {
+  auto story = healthyStory();
+  for (int i = 0; i < 4; ++i) story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  ASSERT_EQ(story.memory().state, ClusterState::kPromoting);
+  auto d = story.tick({primaryNode("pg1"), replicaNode("pg2", false)}, 11000ms);
+  EXPECT_EQ(d.rule, "promotion-abandoned");
+  EXPECT_TRUE(d.failover_failed);
+  EXPECT_EQ(*d.next.primary, 0u);
+}
+
+TEST(Decide, StartedWhilePrimaryDownInfersItFromTheReplica) {
+  Story story;
+  Decision d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kPrimaryFailing) << d.reason;
+  ASSERT_TRUE(d.next.primary.has_value());
+  EXPECT_EQ(*d.next.primary, 0u);
+  for (int i = 0; i < 3; ++i) d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
+}
+
+TEST(Decide, TwoReplicasAndNoMemoryIsNoPrimary) {
+  Story story;
+  auto d = story.tick({replicaNode("pg1", false), replicaNode("pg2", false)});
+  EXPECT_EQ(d.next.state, ClusterState::kNoPrimary);
+  EXPECT_TRUE(d.actions.empty());
+}
+
+TEST(Decide, FollowsAPromotionMadeOutsidePgfailover) {
+  auto story = healthyStory();
+  auto d = story.tick({replicaNode("pg1", false), primaryNode("pg2", 2)});
+  EXPECT_EQ(*d.next.primary, 1u);
+  EXPECT_EQ(d.next.state, ClusterState::kDegraded);
+}
+
+TEST(Decide, SnapshotReportsRunningTimeoutAndLag) {
+  auto story = healthyStory();
+  story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  auto d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
+  auto snapshot = buildSnapshot(d, ClusterView{{downNode("pg1"), replicaNode("pg2", false)}},
+                                story.now(), story.policy(), 7);
+  ASSERT_TRUE(snapshot.timeout.has_value());
+  EXPECT_EQ(snapshot.timeout->kind, TimeoutKind::kConfirmedDown);
+  EXPECT_EQ(snapshot.timeout->elapsed, 1000ms);
+  EXPECT_EQ(snapshot.timeout->remaining(), 2000ms);
+  EXPECT_EQ(snapshot.nodes[0].role, NodeRole::kPrimary);
+  EXPECT_EQ(snapshot.nodes[1].role, NodeRole::kReplica);
+  ASSERT_TRUE(snapshot.nodes[1].lag_bytes.has_value());
+  EXPECT_EQ(*snapshot.nodes[1].lag_bytes, 0u);
+  ASSERT_TRUE(snapshot.nodes[1].lag_seconds.has_value());
+  EXPECT_DOUBLE_EQ(*snapshot.nodes[1].lag_seconds, 0.5);
+  EXPECT_EQ(snapshot.tick, 7u);
+}
+
+// The table itself: every state can be left, every row is reachable by id, every action kind
+// appears in some row's effect, and the document is generated from it.
+TEST(TransitionTable, EveryStateHasAWayOut) {
+  for (auto state : kAllStates) {
+    bool has_exit = false;
+    for (const auto& row : transitionTable()) {
+      bool applies = row.from.empty() ||
+                     std::find(row.from.begin(), row.from.end(), state) != row.from.end();
+      if (applies && row.to != state) has_exit = true;
+    }
+    EXPECT_TRUE(has_exit) << toString(state);
+  }
+}
+
+TEST(TransitionTable, RowIdsAreUniqueAndDocumented) {
+  std::set<std::string_view> ids;
+  for (const auto& row : transitionTable()) {
+    EXPECT_TRUE(ids.insert(row.id).second) << row.id;
+    EXPECT_FALSE(row.when.empty());
+    EXPECT_FALSE(row.why.empty());
+    EXPECT_NE(row.applies, nullptr);
+    EXPECT_NE(row.explain, nullptr);
+  }
+}
+
+TEST(TransitionTable, DocumentIsNotStale) {
+  std::ifstream file(std::string(PGFAILOVER_SOURCE_DIR) + "/docs/state-machine.md");
+  ASSERT_TRUE(file.good()) << "docs/state-machine.md is missing; run: pgfailover print-states "
+                              "> docs/state-machine.md";
+  std::stringstream content;
+  content << file.rdbuf();
+  EXPECT_EQ(content.str(), renderStateMachineDoc())
+      << "docs/state-machine.md is stale; run: pgfailover print-states > docs/state-machine.md";
+}
+
+}  // namespace
+}  // namespace pgfailover::core
