@@ -1,0 +1,203 @@
+// Configuration parsing: defaults, every validation error naming its key, secrets never shown.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace pgfailover::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::optional<std::string> fakeEnv(const std::string& name) {
+  if (name == "PG_SECRET") return std::string("s3cret-from-env");
+  return std::nullopt;
+}
+
+const char* kMinimal = R"({
+  "nodes": [
+    {"name": "pg1", "host": "10.0.0.1"},
+    {"name": "pg2", "host": "10.0.0.2"}
+  ]
+})";
+
+LoadResult parse(const std::string& text) { return parseConfig(text, fakeEnv); }
+
+bool hasError(const LoadResult& r, const std::string& fragment) {
+  for (const auto& e : r.errors)
+    if (e.find(fragment) != std::string::npos) return true;
+  return false;
+}
+
+std::string allErrors(const LoadResult& r) {
+  std::string s;
+  for (const auto& e : r.errors) s += e + "\n";
+  return s;
+}
+
+TEST(Config, MinimalConfigGetsSaneDefaults) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  const auto& c = *r.config;
+  ASSERT_EQ(c.nodes.size(), 2u);
+  EXPECT_EQ(c.nodes[0].port, 5432);
+  EXPECT_EQ(c.nodes[0].dbname, "postgres");
+  EXPECT_EQ(c.probe.interval, 1000ms);
+  EXPECT_EQ(c.probe.connect_timeout, 1000ms);
+  EXPECT_EQ(c.failover.confirmed_down_timeout, 3000ms);
+  EXPECT_EQ(c.failover.unresponsive_timeout, 10000ms);
+  EXPECT_EQ(c.failover.max_lag_bytes, 16u * 1024 * 1024);
+  EXPECT_EQ(c.http.port, 8008);
+  EXPECT_TRUE(c.probe.heartbeat);
+}
+
+TEST(Config, ReadsEveryKey) {
+  auto r = parse(R"({
+    "cluster_name": "prod",
+    "nodes": [
+      {"name": "a", "host": "h1", "port": 6432, "dbname": "app", "user": "ha", "sslmode": "require",
+       "password_env": "PG_SECRET"},
+      {"name": "b", "host": "h2", "port": 6433}
+    ],
+    "probe": {"interval_ms": 500, "connect_timeout_ms": 700, "query_timeout_ms": 800,
+              "heartbeat": false, "heartbeat_table": "ha.beat"},
+    "failover": {"confirmed_down_timeout_ms": 2000, "unresponsive_timeout_ms": 8000,
+                 "starting_up_grace_ms": 20000, "replica_silence_ms": 4000,
+                 "max_lag_bytes": "1MB", "promote_timeout_ms": 5000, "promote_attempts": 2},
+    "http": {"listen_address": "127.0.0.1", "port": 9000},
+    "log": {"format": "json", "level": "debug"}
+  })");
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  const auto& c = *r.config;
+  EXPECT_EQ(c.cluster_name, "prod");
+  EXPECT_EQ(c.nodes[0].password.revealForUse(), "s3cret-from-env");
+  EXPECT_EQ(c.nodes[0].sslmode, "require");
+  EXPECT_EQ(c.probe.query_timeout, 800ms);
+  EXPECT_FALSE(c.probe.heartbeat);
+  EXPECT_EQ(c.probe.heartbeat_table, "ha.beat");
+  EXPECT_EQ(c.failover.max_lag_bytes, 1024u * 1024);
+  EXPECT_EQ(c.failover.promote_attempts, 2);
+  EXPECT_EQ(c.http.port, 9000);
+  EXPECT_EQ(c.log.format, LogFormat::kJson);
+}
+
+TEST(Config, InvalidJsonIsReportedWithPosition) {
+  auto r = parse("{\"nodes\": [");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(hasError(r, "invalid JSON")) << allErrors(r);
+}
+
+TEST(Config, EveryOffendingKeyIsNamedAtOnce) {
+  auto r = parse(R"({
+    "nodes": [
+      {"name": "pg1", "host": "h1", "port": "5432", "colour": "red"},
+      {"name": "pg1", "host": "h2", "port": 70000}
+    ],
+    "probe": {"interval_ms": 0, "connect_timeout_ms": -5, "heartbeat": "yes"},
+    "failover": {"unresponsive_timeout_ms": 1.5, "max_lag_bytes": "lots"},
+    "http": {"port": -1},
+    "log": {"format": "xml"},
+    "extra": 1
+  })");
+  EXPECT_FALSE(r.ok());
+  for (const char* key :
+       {"nodes[0].port: must be an integer", "nodes[0].colour: unknown key",
+        "nodes[1].name: duplicate node name 'pg1'", "nodes[1].port: must be between 1 and 65535",
+        "probe.interval_ms: must be a positive duration", "probe.connect_timeout_ms",
+        "probe.heartbeat: must be true or false", "failover.unresponsive_timeout_ms",
+        "failover.max_lag_bytes", "http.port", "log.format", "extra: unknown key"}) {
+    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << allErrors(r);
+  }
+}
+
+TEST(Config, SingleNodeIsRejected) {
+  auto r = parse(R"({"nodes": [{"name": "pg1", "host": "h1"}]})");
+  EXPECT_TRUE(hasError(r, "nodes: needs at least two nodes")) << allErrors(r);
+}
+
+TEST(Config, MissingNodesAndWrongTypesAreNamed) {
+  EXPECT_TRUE(hasError(parse("{}"), "nodes: is required"));
+  EXPECT_TRUE(hasError(parse(R"({"nodes": {}})"), "nodes: must be a list"));
+  EXPECT_TRUE(hasError(parse(R"({"nodes": [1, 2]})"), "nodes[0]: must be an object"));
+  EXPECT_TRUE(hasError(parse(R"({"nodes": [{"name": "a"}, {"host": "h"}]})"), "nodes[0].host: is required"));
+  EXPECT_TRUE(hasError(parse(R"({"nodes": [{"name": "a"}, {"host": "h"}]})"), "nodes[1].name: is required"));
+  EXPECT_TRUE(hasError(parse("[]"), "must be a JSON object"));
+  EXPECT_TRUE(hasError(parse(R"({"probe": 3, "nodes": []})"), "probe: must be an object"));
+}
+
+TEST(Config, NodeNamesMustBeUrlSafe) {
+  auto r = parse(R"({"nodes": [{"name": "pg 1/x", "host": "h1"}, {"name": "b", "host": "h2"}]})");
+  EXPECT_TRUE(hasError(r, "nodes[0].name: must be 1-63 characters")) << allErrors(r);
+}
+
+TEST(Config, DuplicateAddressesAreRejected) {
+  auto r = parse(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h1"}]})");
+  EXPECT_TRUE(hasError(r, "duplicate address h1:5432")) << allErrors(r);
+}
+
+TEST(Config, PasswordSourcesAreExclusiveAndMustResolve) {
+  auto r = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "password_env": "PG_SECRET", "password_file": "/x"},
+    {"name": "b", "host": "h2", "password_env": "NOT_SET"}]})");
+  EXPECT_TRUE(hasError(r, "nodes[0]: password_file and password_env are exclusive")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "nodes[1].password_env: environment variable NOT_SET is not set"))
+      << allErrors(r);
+  auto missing = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "password_file": "/nonexistent/pw"},
+    {"name": "b", "host": "h2"}]})");
+  EXPECT_TRUE(hasError(missing, "nodes[0].password_file: cannot read password file /nonexistent/pw"));
+}
+
+TEST(Config, PasswordFileIsReadAndNeverDescribed) {
+  char path[] = "/tmp/pgfailover-pw-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string secret = "very-secret-password";
+  ASSERT_EQ(write(fd, (secret + "\n").data(), secret.size() + 1), static_cast<ssize_t>(secret.size() + 1));
+  close(fd);
+  auto r = parse(std::string(R"({"nodes": [{"name": "a", "host": "h1", "password_file": ")") +
+                 path + R"("}, {"name": "b", "host": "h2", "password_env": "PG_SECRET"}]})");
+  std::remove(path);
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  EXPECT_EQ(r.config->nodes[0].password.revealForUse(), secret);
+  const std::string described = describeConfig(*r.config);
+  EXPECT_EQ(described.find(secret), std::string::npos);
+  EXPECT_EQ(described.find("s3cret-from-env"), std::string::npos);
+  EXPECT_NE(described.find("<redacted>"), std::string::npos);
+  EXPECT_NE(described.find("\"confirmed_down_timeout_ms\": 3000"), std::string::npos) << described;
+}
+
+TEST(Config, MissingFileIsAClearError) {
+  auto r = loadConfigFile("/nonexistent/pgfailover.json");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(hasError(r, "cannot read configuration file /nonexistent/pgfailover.json"));
+}
+
+TEST(Config, DescribedConfigParsesBackToTheSameValues) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok());
+  // The description is the effective config; minus the redacted password field it is valid input.
+  auto described = nlohmann::json::parse(describeConfig(*r.config));
+  for (auto& node : described["nodes"]) node.erase("password");
+  auto again = parse(described.dump());
+  ASSERT_TRUE(again.ok()) << allErrors(again);
+  EXPECT_EQ(describeConfig(*again.config), describeConfig(*r.config));
+}
+
+TEST(Config, EveryKeyIsDocumented) {
+  std::ifstream file(std::string(PGFAILOVER_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(file.good());
+  std::stringstream doc;
+  doc << file.rdbuf();
+  for (const auto& key : knownKeys())
+    EXPECT_NE(doc.str().find("`" + key + "`"), std::string::npos) << key << " is not documented";
+}
+
+}  // namespace
+}  // namespace pgfailover::config
