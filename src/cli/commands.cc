@@ -1,18 +1,199 @@
 #include "cli/commands.h"
 
-#include <iostream>
+#include <pthread.h>
+#include <signal.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/status_command.h"
+#include "common/log.h"
+#include "config/config.h"
 #include "core/decide.h"
+#include "http/http_server.h"
+#include "http/snapshot_store.h"
+#include "metrics/metrics.h"
+#include "runtime/tick_loop.h"
 
 namespace pgfailover::cli {
 
-int runMain(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "print-states") {
-    std::cout << core::renderStateMachineDoc();
-    return 0;
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+const char* kUsage = R"(pgfailover - PostgreSQL failover for a primary and its streaming replica
+
+Usage:
+  pgfailover run --config FILE [--log-format text|json]
+      Probe the nodes, fail over when the primary is really gone, serve the HTTP API.
+  pgfailover check-config --config FILE
+      Validate FILE and print the effective configuration (secrets redacted).
+  pgfailover status [--url URL] [--json]
+      Show the cluster as pgfailover sees it (default URL http://127.0.0.1:8008).
+  pgfailover print-states
+      Print the state machine (docs/state-machine.md) generated from the decision table.
+  pgfailover --version | --help
+
+Exit status: 0 success, 1 runtime failure, 2 bad usage or configuration.
+)";
+
+struct Options {
+  std::string config_path;
+  std::string log_format;
+};
+
+// Parses `--config FILE` and `--log-format F`; anything else is a usage error.
+bool parseRunOptions(const std::vector<std::string>& args, Options& options,
+                     bool allow_log_format) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= args.size()) {
+        std::cerr << "pgfailover: " << arg << " needs a value\n";
+        return false;
+      }
+      out = args[++i];
+      return true;
+    };
+    if (arg == "--config" || arg == "-c") {
+      if (!value(options.config_path)) return false;
+    } else if (arg.rfind("--config=", 0) == 0) {
+      options.config_path = arg.substr(9);
+    } else if (allow_log_format && arg == "--log-format") {
+      if (!value(options.log_format)) return false;
+    } else if (allow_log_format && arg.rfind("--log-format=", 0) == 0) {
+      options.log_format = arg.substr(13);
+    } else {
+      std::cerr << "pgfailover: unknown argument '" << arg << "'\n\n" << kUsage;
+      return false;
+    }
   }
-  std::cerr << "pgfailover: not implemented yet\n";
-  return 2;
+  if (options.config_path.empty()) {
+    std::cerr << "pgfailover: --config FILE is required\n";
+    return false;
+  }
+  if (!options.log_format.empty() && options.log_format != "text" && options.log_format != "json") {
+    std::cerr << "pgfailover: --log-format must be text or json\n";
+    return false;
+  }
+  return true;
+}
+
+std::optional<config::Config> loadOrReport(const std::string& path) {
+  auto result = config::loadConfigFile(path);
+  if (!result.ok()) {
+    std::cerr << "pgfailover: invalid configuration " << path << ":\n";
+    for (const auto& error : result.errors) std::cerr << "  " << error << "\n";
+    return std::nullopt;
+  }
+  return std::move(result.config);
+}
+
+int checkConfig(const std::vector<std::string>& args) {
+  Options options;
+  if (!parseRunOptions(args, options, false)) return kExitUsage;
+  auto config = loadOrReport(options.config_path);
+  if (!config) return kExitUsage;
+  std::cout << config::describeConfig(*config) << "\n";
+  return kExitOk;
+}
+
+int run(const std::vector<std::string>& args) {
+  Options options;
+  if (!parseRunOptions(args, options, true)) return kExitUsage;
+  auto loaded = loadOrReport(options.config_path);
+  if (!loaded) return kExitUsage;
+  const config::Config config = std::move(*loaded);
+  const bool json_logs = options.log_format.empty() ? config.log.format == config::LogFormat::kJson
+                                                    : options.log_format == "json";
+  Logger log(std::cerr, json_logs, Logger::parseLevel(config.log.level));
+
+  // Signals are taken by one thread with sigwait, so no handler runs inside libpq or httplib.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A peer closing a socket mid-write must not kill the daemon.
+  signal(SIGPIPE, SIG_IGN);
+
+  http::SnapshotStore snapshots;
+  metrics::Metrics metrics;
+  auto server_options = http::serverOptionsFromConfig(config);
+  http::HttpServer server(server_options, snapshots, &metrics);
+  if (Status status = server.start(); !status.isOk()) {
+    log.error("http_failed", status.message());
+    return kExitFailure;
+  }
+  log.info("started",
+           "pgfailover " PGFAILOVER_VERSION " watching " + std::to_string(config.nodes.size()) +
+               " nodes",
+           {{"cluster", config.cluster_name},
+            {"http", config.http.listen_address + ":" + std::to_string(server.boundPort())}});
+
+  runtime::TickLoop loop(config, snapshots, metrics, log);
+  std::promise<void> loop_done;
+  auto loop_finished = loop_done.get_future();
+  std::thread loop_thread([&] {
+    loop.run();
+    loop_done.set_value();
+  });
+
+  int received = 0;
+  sigwait(&signals, &received);
+  log.info("stopping", std::string("received ") + (received == SIGTERM ? "SIGTERM" : "SIGINT"));
+  loop.requestStop();
+  server.stop();
+  // A tick may be waiting on a hung node's deadline or a promotion; nothing it holds needs
+  // saving, so stop promptly rather than wait it out.
+  if (loop_finished.wait_for(std::chrono::milliseconds(800)) == std::future_status::ready) {
+    loop_thread.join();
+    log.info("stopped", "clean shutdown");
+    return kExitOk;
+  }
+  log.info("stopped", "shutdown while a tick was in flight");
+  std::cerr.flush();
+  std::_Exit(kExitOk);
+}
+
+}  // namespace
+
+int runMain(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  const std::string command = args.front();
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  if (command == "--version" || command == "version") {
+    std::cout << "pgfailover " << PGFAILOVER_VERSION << "\n";
+    return kExitOk;
+  }
+  if (command == "run") return run(rest);
+  if (command == "check-config") return checkConfig(rest);
+  if (command == "status") return statusCommandMain(rest, std::cout, std::cerr);
+  if (command == "print-states") {
+    if (!rest.empty()) {
+      std::cerr << "pgfailover: print-states takes no arguments\n";
+      return kExitUsage;
+    }
+    std::cout << core::renderStateMachineDoc();
+    return kExitOk;
+  }
+  std::cerr << "pgfailover: unknown command '" << command << "'\n\n" << kUsage;
+  return kExitUsage;
 }
 
 }  // namespace pgfailover::cli

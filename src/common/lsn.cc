@@ -40,12 +40,18 @@ std::optional<std::uint64_t> parseByteSize(std::string_view text) {
   std::from_chars(text.data(), text.data() + digits, number);
   std::string_view unit = text.substr(digits);
   std::uint64_t multiplier = 0;
-  if (unit.empty() || unit == "B") multiplier = 1;
-  else if (unit == "kB" || unit == "KB") multiplier = 1024ull;
-  else if (unit == "MB") multiplier = 1024ull * 1024;
-  else if (unit == "GB") multiplier = 1024ull * 1024 * 1024;
-  else if (unit == "TB") multiplier = 1024ull * 1024 * 1024 * 1024;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    multiplier = 1;
+  else if (unit == "kB" || unit == "KB")
+    multiplier = 1024ull;
+  else if (unit == "MB")
+    multiplier = 1024ull * 1024;
+  else if (unit == "GB")
+    multiplier = 1024ull * 1024 * 1024;
+  else if (unit == "TB")
+    multiplier = 1024ull * 1024 * 1024 * 1024;
+  else
+    return std::nullopt;
   if (number > UINT64_MAX / multiplier) return std::nullopt;
   return number * multiplier;
 }

@@ -18,7 +18,9 @@ struct Now {
   WallTime wall;
 };
 
-inline double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+inline double seconds(Millis d) {
+  return static_cast<double>(d.count()) / 1000.0;
+}
 
 inline Millis elapsed(SteadyTime since, SteadyTime until) {
   return std::chrono::duration_cast<Millis>(until - since);

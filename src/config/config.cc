@@ -2,11 +2,10 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "common/lsn.h"
 
@@ -45,8 +44,7 @@ class Reader {
     if (required && out.empty()) error(join(prefix, key), "must not be empty");
   }
 
-  void readBool(const json& object, const std::string& prefix, const std::string& key,
-                bool& out) {
+  void readBool(const json& object, const std::string& prefix, const std::string& key, bool& out) {
     auto it = object.find(key);
     if (it == object.end()) return;
     if (!it->is_boolean()) return error(join(prefix, key), "must be true or false");
@@ -57,8 +55,7 @@ class Reader {
                long min, long max) {
     auto it = object.find(key);
     if (it == object.end()) return;
-    if (!it->is_number_integer())
-      return error(join(prefix, key), "must be an integer");
+    if (!it->is_number_integer()) return error(join(prefix, key), "must be an integer");
     long value = it->get<long>();
     if (value < min || value > max)
       return error(join(prefix, key), "must be between " + std::to_string(min) + " and " +
@@ -75,8 +72,8 @@ class Reader {
       return error(join(prefix, key), "must be an integer number of milliseconds");
     long long value = it->get<long long>();
     if (value <= 0)
-      return error(join(prefix, key), "must be a positive duration in milliseconds, got " +
-                                          std::to_string(value));
+      return error(join(prefix, key),
+                   "must be a positive duration in milliseconds, got " + std::to_string(value));
     if (value > 24LL * 3600 * 1000) return error(join(prefix, key), "must be at most 1 day");
     out = Millis{value};
   }
@@ -123,10 +120,10 @@ class Reader {
   std::vector<std::string>& errors_;
 };
 
-const std::set<std::string> kTopKeys = {"cluster_name", "nodes", "probe", "failover", "http",
-                                        "log"};
-const std::set<std::string> kNodeKeys = {"name",          "host",         "port",   "dbname", "user",
-                                         "password_file", "password_env", "sslmode"};
+const std::set<std::string> kTopKeys = {"cluster_name", "nodes", "probe",
+                                        "failover",     "http",  "log"};
+const std::set<std::string> kNodeKeys = {"name", "host",          "port",         "dbname",
+                                         "user", "password_file", "password_env", "sslmode"};
 const std::set<std::string> kProbeKeys = {"interval_ms", "connect_timeout_ms", "query_timeout_ms",
                                           "heartbeat", "heartbeat_table"};
 const std::set<std::string> kFailoverKeys = {
@@ -173,8 +170,9 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
   static const std::set<std::string> kSslModes = {"disable", "allow",     "prefer",
                                                   "require", "verify-ca", "verify-full"};
   if (!kSslModes.count(node.sslmode))
-    r.error(prefix + ".sslmode", "must be one of disable, allow, prefer, require, verify-ca, "
-                                 "verify-full");
+    r.error(prefix + ".sslmode",
+            "must be one of disable, allow, prefer, require, verify-ca, "
+            "verify-full");
   const auto& creds = node.credentials;
   if (!creds.password_file.empty() && !creds.password_env.empty()) {
     r.error(prefix, "password_file and password_env are exclusive; set one");
@@ -187,8 +185,8 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
   } else if (!creds.password_env.empty()) {
     auto password = environment(creds.password_env);
     if (!password || password->empty())
-      r.error(prefix + ".password_env", "environment variable " + creds.password_env +
-                                            " is not set or empty");
+      r.error(prefix + ".password_env",
+              "environment variable " + creds.password_env + " is not set or empty");
     else
       node.password = Secret(*password);
   }
@@ -229,7 +227,8 @@ LoadResult parseConfig(
   } else if (!nodes->is_array()) {
     r.error("nodes", "must be a list");
   } else {
-    for (std::size_t i = 0; i < nodes->size(); ++i) readNode(r, (*nodes)[i], i, config, environment);
+    for (std::size_t i = 0; i < nodes->size(); ++i)
+      readNode(r, (*nodes)[i], i, config, environment);
     if (nodes->size() < 2)
       r.error("nodes", "needs at least two nodes (a primary and a replica), got " +
                            std::to_string(nodes->size()));
@@ -267,14 +266,14 @@ LoadResult parseConfig(
     r.readMillis(*failover, "failover", "promote_timeout_ms", f.promote_timeout);
     r.readInt(*failover, "failover", "promote_attempts", f.promote_attempts, 1, 100);
     if (f.promote_timeout < Millis{1000})
-      r.error("failover.promote_timeout_ms", "must be at least 1000 (pg_promote waits whole seconds)");
+      r.error("failover.promote_timeout_ms",
+              "must be at least 1000 (pg_promote waits whole seconds)");
   }
   if (const json* http = r.section(root, "http")) {
     r.rejectUnknown(*http, "http", kHttpKeys);
     r.readString(*http, "http", "listen_address", config.http.listen_address);
     r.readInt(*http, "http", "port", config.http.port, 0, 65535);
-    if (config.http.listen_address.empty())
-      r.error("http.listen_address", "must not be empty");
+    if (config.http.listen_address.empty()) r.error("http.listen_address", "must not be empty");
   }
   if (const json* log = r.section(root, "log")) {
     r.rejectUnknown(*log, "log", kLogKeys);
@@ -312,7 +311,7 @@ LoadResult loadConfigFile(const std::string& path) {
 std::string describeConfig(const Config& config) {
   json nodes = json::array();
   for (const auto& n : config.nodes) {
-    json node = {{"name", n.name}, {"host", n.host},     {"port", n.port},
+    json node = {{"name", n.name},     {"host", n.host}, {"port", n.port},
                  {"dbname", n.dbname}, {"user", n.user}, {"sslmode", n.sslmode}};
     if (!n.credentials.password_file.empty()) node["password_file"] = n.credentials.password_file;
     if (!n.credentials.password_env.empty()) node["password_env"] = n.credentials.password_env;

@@ -88,8 +88,9 @@ struct LoadResult {
 
 // Parses JSON text. `environment` resolves password_env (a function so tests need no real
 // environment); password files are read from disk.
-LoadResult parseConfig(const std::string& json_text,
-                       const std::function<std::optional<std::string>(const std::string&)>& environment);
+LoadResult parseConfig(
+    const std::string& json_text,
+    const std::function<std::optional<std::string>(const std::string&)>& environment);
 LoadResult loadConfigFile(const std::string& path);
 
 // The effective configuration as JSON text, with every secret replaced by "<redacted>".

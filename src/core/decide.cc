@@ -27,7 +27,9 @@ std::string formatBytes(std::uint64_t bytes) {
   return buffer;
 }
 
-std::string quoted(const std::string& name) { return "'" + name + "'"; }
+std::string quoted(const std::string& name) {
+  return "'" + name + "'";
+}
 
 // Why a node is not usable, in a few words, for reasons and vetoes.
 std::string describeProblem(const NodeObservation& node) {
@@ -70,17 +72,23 @@ bool stillHearsPrimary(const Policy& policy, const NodeObservation& candidate) {
 
 TimeoutKind timeoutKindFor(const NodeObservation& primary) {
   switch (primary.failure) {
-    case ProbeFailure::kRefused: return TimeoutKind::kConfirmedDown;
-    case ProbeFailure::kStartingUp: return TimeoutKind::kStartingUp;
-    default: return TimeoutKind::kUnresponsive;
+    case ProbeFailure::kRefused:
+      return TimeoutKind::kConfirmedDown;
+    case ProbeFailure::kStartingUp:
+      return TimeoutKind::kStartingUp;
+    default:
+      return TimeoutKind::kUnresponsive;
   }
 }
 
 Millis timeoutFor(const Policy& policy, TimeoutKind kind) {
   switch (kind) {
-    case TimeoutKind::kConfirmedDown: return policy.confirmed_down_timeout;
-    case TimeoutKind::kStartingUp: return policy.starting_up_grace;
-    case TimeoutKind::kUnresponsive: return policy.unresponsive_timeout;
+    case TimeoutKind::kConfirmedDown:
+      return policy.confirmed_down_timeout;
+    case TimeoutKind::kStartingUp:
+      return policy.starting_up_grace;
+    case TimeoutKind::kUnresponsive:
+      return policy.unresponsive_timeout;
   }
   return policy.unresponsive_timeout;
 }
@@ -154,7 +162,8 @@ void chooseCandidate(Facts& f) {
   bool any_reachable = false;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (i == *f.primary || !nodes[i].reachable || !nodes[i].in_recovery) continue;
-    if (!f.candidate || nodes[i].position().value_or(0) > nodes[*f.candidate].position().value_or(0))
+    if (!f.candidate ||
+        nodes[i].position().value_or(0) > nodes[*f.candidate].position().value_or(0))
       f.candidate = i;
   }
   for (std::size_t i = 0; i < nodes.size(); ++i)
@@ -165,7 +174,9 @@ void chooseCandidate(Facts& f) {
       f.veto = VetoReason::kReplicaUnreachable;
       std::string detail;
       for (std::size_t i = 0; i < nodes.size(); ++i)
-        if (i != *f.primary) detail += (detail.empty() ? "" : "; ") + f.nameOf(i) + " is unreachable (" + describeProblem(nodes[i]) + ")";
+        if (i != *f.primary)
+          detail += (detail.empty() ? "" : "; ") + f.nameOf(i) + " is unreachable (" +
+                    describeProblem(nodes[i]) + ")";
       f.veto_detail = detail;
     } else {
       f.veto = VetoReason::kReplicaNotInRecovery;
@@ -194,8 +205,8 @@ void chooseCandidate(Facts& f) {
                     formatBytes(policy.max_lag_bytes) + ")";
   } else if (f.memory->promote_attempts >= policy.promote_attempts) {
     f.veto = VetoReason::kPromoteAttemptsExhausted;
-    f.veto_detail = "promotion of " + name + " failed " +
-                    std::to_string(f.memory->promote_attempts) + " times";
+    f.veto_detail =
+        "promotion of " + name + " failed " + std::to_string(f.memory->promote_attempts) + " times";
   }
 }
 
@@ -234,9 +245,15 @@ void assessReplicas(Facts& f) {
 
 // ---- conditions (one per row) ----
 
-bool isSplitBrain(const Facts& f) { return f.split_brain; }
-bool notAllProbed(const Facts& f) { return !f.all_probed; }
-bool promotionConfirmed(const Facts& f) { return f.promotion_confirmed; }
+bool isSplitBrain(const Facts& f) {
+  return f.split_brain;
+}
+bool notAllProbed(const Facts& f) {
+  return !f.all_probed;
+}
+bool promotionConfirmed(const Facts& f) {
+  return f.promotion_confirmed;
+}
 bool promotionFailedPrimaryBack(const Facts& f) {
   return !f.promotion_confirmed && f.primary_ok && f.promotion_overdue;
 }
@@ -244,15 +261,33 @@ bool promotionRetry(const Facts& f) {
   return !f.promotion_confirmed && f.promotion_overdue &&
          f.memory->promote_attempts < f.policy->promote_attempts && !f.veto;
 }
-bool promotionOverdue(const Facts& f) { return !f.promotion_confirmed && f.promotion_overdue; }
-bool always(const Facts&) { return true; }
-bool hasStaleWritable(const Facts& f) { return !f.stale_writable.empty(); }
-bool noPrimary(const Facts& f) { return !f.primary.has_value(); }
-bool primaryOkReplicaOk(const Facts& f) { return f.primary_ok && f.replica_healthy; }
-bool primaryOkReplicaNotOk(const Facts& f) { return f.primary_ok && !f.replica_healthy; }
-bool failingWithinTimeout(const Facts& f) { return !f.primary_ok && !f.timeout_elapsed; }
-bool timeoutElapsedVetoed(const Facts& f) { return f.timeout_elapsed && f.veto.has_value(); }
-bool timeoutElapsedClear(const Facts& f) { return f.timeout_elapsed && !f.veto; }
+bool promotionOverdue(const Facts& f) {
+  return !f.promotion_confirmed && f.promotion_overdue;
+}
+bool always(const Facts&) {
+  return true;
+}
+bool hasStaleWritable(const Facts& f) {
+  return !f.stale_writable.empty();
+}
+bool noPrimary(const Facts& f) {
+  return !f.primary.has_value();
+}
+bool primaryOkReplicaOk(const Facts& f) {
+  return f.primary_ok && f.replica_healthy;
+}
+bool primaryOkReplicaNotOk(const Facts& f) {
+  return f.primary_ok && !f.replica_healthy;
+}
+bool failingWithinTimeout(const Facts& f) {
+  return !f.primary_ok && !f.timeout_elapsed;
+}
+bool timeoutElapsedVetoed(const Facts& f) {
+  return f.timeout_elapsed && f.veto.has_value();
+}
+bool timeoutElapsedClear(const Facts& f) {
+  return f.timeout_elapsed && !f.veto;
+}
 
 // ---- effects ----
 
@@ -272,8 +307,8 @@ void completeFailover(const Facts& f, Decision& d) {
   record.completed_at = f.now.wall;
   record.from = f.memory->primary ? f.nameOf(*f.memory->primary) : "";
   record.to = f.nameOf(to);
-  record.duration = f.memory->failing_since ? elapsed(*f.memory->failing_since, f.now.steady)
-                                            : Millis{0};
+  record.duration =
+      f.memory->failing_since ? elapsed(*f.memory->failing_since, f.now.steady) : Millis{0};
   record.reason = f.memory->last_failover_reason;
   d.next.last_failover = record;
   d.next.failovers = f.memory->failovers + 1;
@@ -339,15 +374,17 @@ std::string explainSplitBrain(const Facts& f) {
          (f.memory->primary ? f.nameOf(*f.memory->primary) : std::string("?")) +
          ", which is not writable; refusing to choose";
 }
-std::string explainWaiting(const Facts&) { return "waiting for the first probe of every node"; }
+std::string explainWaiting(const Facts&) {
+  return "waiting for the first probe of every node";
+}
 std::string explainConfirmed(const Facts& f) {
-  return "replica " + f.nameOf(*f.memory->promoting) + " was promoted and accepts writes on timeline " +
+  return "replica " + f.nameOf(*f.memory->promoting) +
+         " was promoted and accepts writes on timeline " +
          std::to_string(f.node(*f.memory->promoting).timeline) + "; failover complete";
 }
 std::string explainAbandoned(const Facts& f) {
-  return "promotion of " + f.nameOf(*f.memory->promoting) +
-         " was not confirmed and primary " + f.nameOf(*f.primary) +
-         " is healthy again; keeping it";
+  return "promotion of " + f.nameOf(*f.memory->promoting) + " was not confirmed and primary " +
+         f.nameOf(*f.primary) + " is healthy again; keeping it";
 }
 std::string explainRetry(const Facts& f) {
   return "promotion of " + f.nameOf(*f.memory->promoting) + " not confirmed after " +
@@ -375,9 +412,9 @@ std::string explainNoPrimary(const Facts& f) {
   std::string text = "no node accepts writes and no primary is known";
   for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
     text += "; " + f.nameOf(i) + ": " +
-            (f.node(i).reachable ? (f.node(i).in_recovery ? std::string("replica")
-                                                          : describeProblem(f.node(i)))
-                                 : describeProblem(f.node(i)));
+            (f.node(i).reachable
+                 ? (f.node(i).in_recovery ? std::string("replica") : describeProblem(f.node(i)))
+                 : describeProblem(f.node(i)));
   return text;
 }
 std::string explainHealthy(const Facts& f) {
@@ -430,8 +467,8 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
   f.policy = &policy;
   f.now = now;
   const auto& nodes = view.nodes;
-  f.all_probed = !nodes.empty() && std::all_of(nodes.begin(), nodes.end(),
-                                               [](const auto& n) { return n.probed; });
+  f.all_probed = !nodes.empty() &&
+                 std::all_of(nodes.begin(), nodes.end(), [](const auto& n) { return n.probed; });
   for (std::size_t i = 0; i < nodes.size(); ++i)
     if (nodes[i].writable()) f.writable.push_back(i);
 
@@ -463,85 +500,151 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
 
 const std::vector<Transition>& transitionTable() {
   static const std::vector<Transition> table = {
-      {"split-brain", {}, S::kSplitBrain,
+      {"split-brain",
+       {},
+       S::kSplitBrain,
        "two writable nodes on the same newest timeline, or a writable node on the remembered "
        "primary's timeline while that primary is not writable",
        "none; alert (split-brain gauge)",
        "Nothing tells which history is right: fencing the wrong node loses data and promoting "
        "makes it worse, so an operator decides.",
-       isSplitBrain, nullptr, explainSplitBrain},
-      {"wait-for-first-probe", {S::kInitializing}, S::kInitializing,
-       "some node has not been probed yet", "none",
-       "A decision needs a full view; /readyz stays 503 until then.", notAllProbed, nullptr,
+       isSplitBrain,
+       nullptr,
+       explainSplitBrain},
+      {"wait-for-first-probe",
+       {S::kInitializing},
+       S::kInitializing,
+       "some node has not been probed yet",
+       "none",
+       "A decision needs a full view; /readyz stays 503 until then.",
+       notAllProbed,
+       nullptr,
        explainWaiting},
-      {"promotion-confirmed", {S::kPromoting}, S::kDegraded,
-       "the promoted replica is seen writable", "record the failover",
+      {"promotion-confirmed",
+       {S::kPromoting},
+       S::kDegraded,
+       "the promoted replica is seen writable",
+       "record the failover",
        "Promotion is confirmed by observation, never assumed; the old primary is gone or must "
        "be fenced, so the cluster is degraded until a replica streams again.",
-       promotionConfirmed, completeFailover, explainConfirmed},
-      {"promotion-abandoned", {S::kPromoting}, S::kDegraded,
+       promotionConfirmed,
+       completeFailover,
+       explainConfirmed},
+      {"promotion-abandoned",
+       {S::kPromoting},
+       S::kDegraded,
        "promotion not confirmed by its deadline and the old primary commits again",
        "count a failed failover",
        "Keeping a primary that works beats a promotion that did not happen; a late promotion "
        "shows up as a newer timeline and the old primary gets fenced.",
-       promotionFailedPrimaryBack, abandonPromotion, explainAbandoned},
-      {"promotion-retry", {S::kPromoting}, S::kPromoting,
+       promotionFailedPrimaryBack,
+       abandonPromotion,
+       explainAbandoned},
+      {"promotion-retry",
+       {S::kPromoting},
+       S::kPromoting,
        "promotion not confirmed by its deadline, attempts remain, no veto",
        "promote again",
-       "pg_promote can time out on a busy replica; asking again is harmless.", promotionRetry,
-       issuePromote, explainRetry},
-      {"promotion-gave-up", {S::kPromoting}, S::kFailoverVetoed,
+       "pg_promote can time out on a busy replica; asking again is harmless.",
+       promotionRetry,
+       issuePromote,
+       explainRetry},
+      {"promotion-gave-up",
+       {S::kPromoting},
+       S::kFailoverVetoed,
        "promotion not confirmed by its deadline and no attempt or candidate remains",
        "count a failed failover; veto",
        "Retrying forever hides a broken replica; the veto and the metric call an operator.",
-       promotionOverdue, giveUpPromotion, explainGiveUp},
-      {"promotion-pending", {S::kPromoting}, S::kPromoting,
-       "promotion not yet confirmed, deadline not passed", "none",
-       "Promotion takes a moment (end-of-recovery checkpoint).", always, nullptr, explainPending},
-      {"fence-stale-writable", {}, S::kFencingRequired,
+       promotionOverdue,
+       giveUpPromotion,
+       explainGiveUp},
+      {"promotion-pending",
+       {S::kPromoting},
+       S::kPromoting,
+       "promotion not yet confirmed, deadline not passed",
+       "none",
+       "Promotion takes a moment (end-of-recovery checkpoint).",
+       always,
+       nullptr,
+       explainPending},
+      {"fence-stale-writable",
+       {},
+       S::kFencingRequired,
        "a node other than the primary accepts writes on an older timeline",
        "fence that node (every tick until it holds)",
        "The node on the newer timeline is the primary; a writable old primary must never take "
        "writes that the new history will throw away.",
-       hasStaleWritable, fenceStale, explainFence},
-      {"no-primary", {}, S::kNoPrimary,
-       "no writable node and no primary known or inferable", "none",
+       hasStaleWritable,
+       fenceStale,
+       explainFence},
+      {"no-primary",
+       {},
+       S::kNoPrimary,
+       "no writable node and no primary known or inferable",
+       "none",
        "Promoting a replica with no known primary could pick a stale node; an operator "
        "decides (POST /failover).",
-       noPrimary, nullptr, explainNoPrimary},
-      {"primary-and-replica-healthy", {}, S::kHealthy,
+       noPrimary,
+       nullptr,
+       explainNoPrimary},
+      {"primary-and-replica-healthy",
+       {},
+       S::kHealthy,
        "the primary commits and a replica streams from it within the lag limit",
-       "clear any failure timer and veto", "The guarantee the cluster exists for.",
-       primaryOkReplicaOk, clearFailure, explainHealthy},
-      {"primary-healthy-replica-not", {}, S::kDegraded,
+       "clear any failure timer and veto",
+       "The guarantee the cluster exists for.",
+       primaryOkReplicaOk,
+       clearFailure,
+       explainHealthy},
+      {"primary-healthy-replica-not",
+       {},
+       S::kDegraded,
        "the primary commits but no replica streams within the lag limit",
        "clear any failure timer and veto",
-       "Writes work, but a failover now would have no safe target.", primaryOkReplicaNotOk,
-       clearFailure, explainDegraded},
-      {"primary-failing", {}, S::kPrimaryFailing,
+       "Writes work, but a failover now would have no safe target.",
+       primaryOkReplicaNotOk,
+       clearFailure,
+       explainDegraded},
+      {"primary-failing",
+       {},
+       S::kPrimaryFailing,
        "the primary's probe or heartbeat fails and the applicable timeout has not run out",
        "keep the timer running",
        "One lost probe is never enough: the timer runs while every probe fails, and the "
        "timeout depends on the evidence (refused 3 s, silent 10 s, starting up 30 s).",
-       failingWithinTimeout, nullptr, explainFailing},
-      {"failover-vetoed", {}, S::kFailoverVetoed,
+       failingWithinTimeout,
+       nullptr,
+       explainFailing},
+      {"failover-vetoed",
+       {},
+       S::kFailoverVetoed,
        "the timeout ran out but the replica is unreachable, not a replica, of another "
        "cluster, still hears the primary, lags too much, or promotion kept failing",
        "count the veto once; re-check every tick",
        "pgfailover's own view is not enough: the replica must confirm it lost the primary "
        "too, which is what prevents a failover when only pgfailover's link broke.",
-       timeoutElapsedVetoed, recordVeto, explainVetoed},
-      {"promote-replica", {S::kPrimaryFailing, S::kFailoverVetoed}, S::kPromoting,
+       timeoutElapsedVetoed,
+       recordVeto,
+       explainVetoed},
+      {"promote-replica",
+       {S::kPrimaryFailing, S::kFailoverVetoed},
+       S::kPromoting,
        "the timeout ran out, and the replica is reachable, in recovery, of the same cluster, "
        "lost the primary too, and is within the lag limit",
        "promote the replica (pg_promote)",
-       "Every condition a careful DBA checks before promoting holds.", timeoutElapsedClear,
-       issuePromote, explainPromote},
-      {"timeout-ran-out-elsewhere", {}, S::kPrimaryFailing,
+       "Every condition a careful DBA checks before promoting holds.",
+       timeoutElapsedClear,
+       issuePromote,
+       explainPromote},
+      {"timeout-ran-out-elsewhere",
+       {},
+       S::kPrimaryFailing,
        "the timeout ran out while in another state (for example after fencing)",
        "none; the next tick may promote",
        "Every promotion is preceded by a tick that reports the failing primary.",
-       timeoutElapsedClear, nullptr, explainPassThrough},
+       timeoutElapsedClear,
+       nullptr,
+       explainPassThrough},
   };
   return table;
 }
@@ -555,9 +658,10 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   if (!f.split_brain) d.next.primary = f.primary;
   d.next.failing_since = f.failing_since;
   if (f.failing_since) {
-    d.next.failing_since_wall = (memory.failing_since == f.failing_since && memory.failing_since_wall)
-                                    ? *memory.failing_since_wall
-                                    : now.wall;
+    d.next.failing_since_wall =
+        (memory.failing_since == f.failing_since && memory.failing_since_wall)
+            ? *memory.failing_since_wall
+            : now.wall;
   } else {
     d.next.failing_since_wall.reset();
   }
@@ -567,8 +671,10 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
       if (primary.current_lsn) d.next.last_primary_position = primary.current_lsn;
       d.next.last_primary_timeline = primary.timeline;
       d.next.last_primary_system_identifier = primary.system_identifier;
-      if (primary.heartbeat_written && primary.heartbeat_unix_seconds)
+      if (primary.heartbeat_written && primary.heartbeat_unix_seconds) {
+        d.next.previous_primary_heartbeat = memory.last_primary_heartbeat;
         d.next.last_primary_heartbeat = primary.heartbeat_unix_seconds;
+      }
     }
   }
 
@@ -611,7 +717,8 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
   if (m.failing_since && m.primary && m.primary < view.nodes.size() &&
       (m.state == S::kPrimaryFailing || m.state == S::kFailoverVetoed)) {
     const auto kind = timeoutKindFor(view.nodes[*m.primary]);
-    s.timeout = RunningTimeout{kind, timeoutFor(policy, kind), elapsed(*m.failing_since, now.steady)};
+    s.timeout =
+        RunningTimeout{kind, timeoutFor(policy, kind), elapsed(*m.failing_since, now.steady)};
   }
 
   std::optional<Lsn> primary_position = m.last_primary_position;
@@ -633,8 +740,10 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
     } else if (obs.reachable && obs.in_recovery) {
       n.role = NodeRole::kReplica;
       n.lag_bytes = lagBehind(primary_position, obs.position());
-      if (m.last_primary_heartbeat && obs.heartbeat_unix_seconds)
-        n.lag_seconds = std::max(0.0, *m.last_primary_heartbeat - *obs.heartbeat_unix_seconds);
+      const auto& reference =
+          m.previous_primary_heartbeat ? m.previous_primary_heartbeat : m.last_primary_heartbeat;
+      if (reference && obs.heartbeat_unix_seconds)
+        n.lag_seconds = std::max(0.0, *reference - *obs.heartbeat_unix_seconds);
     } else if (obs.writable() && m.state != S::kSplitBrain && primary_timeline &&
                obs.timeline < *primary_timeline) {
       n.role = NodeRole::kNeedsFencing;

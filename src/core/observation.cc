@@ -6,12 +6,18 @@ namespace pgfailover::core {
 
 const char* toString(ProbeFailure failure) {
   switch (failure) {
-    case ProbeFailure::kNone: return "none";
-    case ProbeFailure::kRefused: return "refused";
-    case ProbeFailure::kTimeout: return "timeout";
-    case ProbeFailure::kStartingUp: return "starting_up";
-    case ProbeFailure::kRejected: return "rejected";
-    case ProbeFailure::kCannotCommit: return "cannot_commit";
+    case ProbeFailure::kNone:
+      return "none";
+    case ProbeFailure::kRefused:
+      return "refused";
+    case ProbeFailure::kTimeout:
+      return "timeout";
+    case ProbeFailure::kStartingUp:
+      return "starting_up";
+    case ProbeFailure::kRejected:
+      return "rejected";
+    case ProbeFailure::kCannotCommit:
+      return "cannot_commit";
   }
   return "unknown";
 }

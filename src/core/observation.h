@@ -72,10 +72,10 @@ struct NodeObservation {
   bool read_only = false;  // default_transaction_read_only = on (a fenced primary)
   std::uint64_t system_identifier = 0;
   std::uint32_t timeline = 0;
-  std::optional<Lsn> current_lsn;  // primary: pg_current_wal_lsn()
-  std::optional<Lsn> receive_lsn;  // replica: pg_last_wal_receive_lsn()
-  std::optional<Lsn> replay_lsn;   // replica: pg_last_wal_replay_lsn()
-  std::optional<WalReceiver> wal_receiver;  // replica only
+  std::optional<Lsn> current_lsn;            // primary: pg_current_wal_lsn()
+  std::optional<Lsn> receive_lsn;            // replica: pg_last_wal_receive_lsn()
+  std::optional<Lsn> replay_lsn;             // replica: pg_last_wal_replay_lsn()
+  std::optional<WalReceiver> wal_receiver;   // replica only
   std::vector<ReplicationPeer> replication;  // primary only
   // The replica's wal_receiver_timeout, which bounds how stale its last message can be on a
   // healthy link.

@@ -4,55 +4,80 @@ namespace pgfailover::core {
 
 const char* toString(ClusterState state) {
   switch (state) {
-    case ClusterState::kInitializing: return "initializing";
-    case ClusterState::kHealthy: return "healthy";
-    case ClusterState::kDegraded: return "degraded";
-    case ClusterState::kPrimaryFailing: return "primary_failing";
-    case ClusterState::kFailoverVetoed: return "failover_vetoed";
-    case ClusterState::kPromoting: return "promoting";
-    case ClusterState::kFencingRequired: return "fencing_required";
-    case ClusterState::kNoPrimary: return "no_primary";
-    case ClusterState::kSplitBrain: return "split_brain";
+    case ClusterState::kInitializing:
+      return "initializing";
+    case ClusterState::kHealthy:
+      return "healthy";
+    case ClusterState::kDegraded:
+      return "degraded";
+    case ClusterState::kPrimaryFailing:
+      return "primary_failing";
+    case ClusterState::kFailoverVetoed:
+      return "failover_vetoed";
+    case ClusterState::kPromoting:
+      return "promoting";
+    case ClusterState::kFencingRequired:
+      return "fencing_required";
+    case ClusterState::kNoPrimary:
+      return "no_primary";
+    case ClusterState::kSplitBrain:
+      return "split_brain";
   }
   return "unknown";
 }
 
 const char* toString(NodeRole role) {
   switch (role) {
-    case NodeRole::kPrimary: return "primary";
-    case NodeRole::kReplica: return "replica";
-    case NodeRole::kUnknown: return "unknown";
-    case NodeRole::kNeedsFencing: return "needs-fencing";
-    case NodeRole::kFenced: return "fenced";
+    case NodeRole::kPrimary:
+      return "primary";
+    case NodeRole::kReplica:
+      return "replica";
+    case NodeRole::kUnknown:
+      return "unknown";
+    case NodeRole::kNeedsFencing:
+      return "needs-fencing";
+    case NodeRole::kFenced:
+      return "fenced";
   }
   return "unknown";
 }
 
 const char* toString(TimeoutKind kind) {
   switch (kind) {
-    case TimeoutKind::kConfirmedDown: return "confirmed_down";
-    case TimeoutKind::kUnresponsive: return "unresponsive";
-    case TimeoutKind::kStartingUp: return "starting_up";
+    case TimeoutKind::kConfirmedDown:
+      return "confirmed_down";
+    case TimeoutKind::kUnresponsive:
+      return "unresponsive";
+    case TimeoutKind::kStartingUp:
+      return "starting_up";
   }
   return "unknown";
 }
 
 const char* toString(VetoReason reason) {
   switch (reason) {
-    case VetoReason::kReplicaUnreachable: return "replica_unreachable";
-    case VetoReason::kReplicaNotInRecovery: return "replica_not_in_recovery";
-    case VetoReason::kSystemIdentifierMismatch: return "system_identifier_mismatch";
-    case VetoReason::kReplicaStillStreaming: return "replica_still_streaming";
-    case VetoReason::kReplicaLagging: return "replica_lagging";
-    case VetoReason::kPromoteAttemptsExhausted: return "promote_attempts_exhausted";
+    case VetoReason::kReplicaUnreachable:
+      return "replica_unreachable";
+    case VetoReason::kReplicaNotInRecovery:
+      return "replica_not_in_recovery";
+    case VetoReason::kSystemIdentifierMismatch:
+      return "system_identifier_mismatch";
+    case VetoReason::kReplicaStillStreaming:
+      return "replica_still_streaming";
+    case VetoReason::kReplicaLagging:
+      return "replica_lagging";
+    case VetoReason::kPromoteAttemptsExhausted:
+      return "promote_attempts_exhausted";
   }
   return "unknown";
 }
 
 const char* toString(ActionKind kind) {
   switch (kind) {
-    case ActionKind::kPromote: return "promote";
-    case ActionKind::kFence: return "fence";
+    case ActionKind::kPromote:
+      return "promote";
+    case ActionKind::kFence:
+      return "fence";
   }
   return "unknown";
 }

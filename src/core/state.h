@@ -15,20 +15,20 @@
 namespace pgfailover::core {
 
 enum class ClusterState {
-  kInitializing,    // not every node has been probed yet
-  kHealthy,         // primary commits; replica streams from it within the lag limit
-  kDegraded,        // primary commits; the replica is missing, not streaming or lagging
-  kPrimaryFailing,  // the primary's probes fail; a failover timeout is running
-  kFailoverVetoed,  // the timeout ran out but a safety condition forbids promotion
-  kPromoting,       // pg_promote was sent to the replica; waiting to see it writable
-  kFencingRequired, // a node other than the primary is writable (older timeline)
-  kNoPrimary,       // no node can be primary: none writable and no safe candidate
-  kSplitBrain,      // two writable nodes and nothing tells which one is right
+  kInitializing,     // not every node has been probed yet
+  kHealthy,          // primary commits; replica streams from it within the lag limit
+  kDegraded,         // primary commits; the replica is missing, not streaming or lagging
+  kPrimaryFailing,   // the primary's probes fail; a failover timeout is running
+  kFailoverVetoed,   // the timeout ran out but a safety condition forbids promotion
+  kPromoting,        // pg_promote was sent to the replica; waiting to see it writable
+  kFencingRequired,  // a node other than the primary is writable (older timeline)
+  kNoPrimary,        // no node can be primary: none writable and no safe candidate
+  kSplitBrain,       // two writable nodes and nothing tells which one is right
 };
 inline constexpr ClusterState kAllStates[] = {
-    ClusterState::kInitializing,    ClusterState::kHealthy,    ClusterState::kDegraded,
+    ClusterState::kInitializing,    ClusterState::kHealthy,        ClusterState::kDegraded,
     ClusterState::kPrimaryFailing,  ClusterState::kFailoverVetoed, ClusterState::kPromoting,
-    ClusterState::kFencingRequired, ClusterState::kNoPrimary,  ClusterState::kSplitBrain};
+    ClusterState::kFencingRequired, ClusterState::kNoPrimary,      ClusterState::kSplitBrain};
 const char* toString(ClusterState state);
 
 // kFenced: not in recovery but read-only (fenced by SQL); kNeedsFencing: writable on an older
@@ -93,6 +93,9 @@ struct Memory {
   std::uint32_t last_primary_timeline = 0;
   std::uint64_t last_primary_system_identifier = 0;
   std::optional<double> last_primary_heartbeat;  // primary's clock, unix seconds
+  // The heartbeat written one tick earlier: replicas are probed while this tick's is being
+  // written, so lag is measured against the one they had a whole interval to replay.
+  std::optional<double> previous_primary_heartbeat;
   std::optional<VetoReason> veto;
 
   // An issued promotion.

@@ -4,10 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace pgfailover::config {
@@ -27,7 +26,9 @@ const char* kMinimal = R"({
   ]
 })";
 
-LoadResult parse(const std::string& text) { return parseConfig(text, fakeEnv); }
+LoadResult parse(const std::string& text) {
+  return parseConfig(text, fakeEnv);
+}
 
 bool hasError(const LoadResult& r, const std::string& fragment) {
   for (const auto& e : r.errors)
@@ -125,8 +126,10 @@ TEST(Config, MissingNodesAndWrongTypesAreNamed) {
   EXPECT_TRUE(hasError(parse("{}"), "nodes: is required"));
   EXPECT_TRUE(hasError(parse(R"({"nodes": {}})"), "nodes: must be a list"));
   EXPECT_TRUE(hasError(parse(R"({"nodes": [1, 2]})"), "nodes[0]: must be an object"));
-  EXPECT_TRUE(hasError(parse(R"({"nodes": [{"name": "a"}, {"host": "h"}]})"), "nodes[0].host: is required"));
-  EXPECT_TRUE(hasError(parse(R"({"nodes": [{"name": "a"}, {"host": "h"}]})"), "nodes[1].name: is required"));
+  EXPECT_TRUE(hasError(parse(R"({"nodes": [{"name": "a"}, {"host": "h"}]})"),
+                       "nodes[0].host: is required"));
+  EXPECT_TRUE(hasError(parse(R"({"nodes": [{"name": "a"}, {"host": "h"}]})"),
+                       "nodes[1].name: is required"));
   EXPECT_TRUE(hasError(parse("[]"), "must be a JSON object"));
   EXPECT_TRUE(hasError(parse(R"({"probe": 3, "nodes": []})"), "probe: must be an object"));
 }
@@ -145,13 +148,15 @@ TEST(Config, PasswordSourcesAreExclusiveAndMustResolve) {
   auto r = parse(R"({"nodes": [
     {"name": "a", "host": "h1", "password_env": "PG_SECRET", "password_file": "/x"},
     {"name": "b", "host": "h2", "password_env": "NOT_SET"}]})");
-  EXPECT_TRUE(hasError(r, "nodes[0]: password_file and password_env are exclusive")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "nodes[0]: password_file and password_env are exclusive"))
+      << allErrors(r);
   EXPECT_TRUE(hasError(r, "nodes[1].password_env: environment variable NOT_SET is not set"))
       << allErrors(r);
   auto missing = parse(R"({"nodes": [
     {"name": "a", "host": "h1", "password_file": "/nonexistent/pw"},
     {"name": "b", "host": "h2"}]})");
-  EXPECT_TRUE(hasError(missing, "nodes[0].password_file: cannot read password file /nonexistent/pw"));
+  EXPECT_TRUE(
+      hasError(missing, "nodes[0].password_file: cannot read password file /nonexistent/pw"));
 }
 
 TEST(Config, PasswordFileIsReadAndNeverDescribed) {
@@ -159,7 +164,8 @@ TEST(Config, PasswordFileIsReadAndNeverDescribed) {
   int fd = mkstemp(path);
   ASSERT_GE(fd, 0);
   const std::string secret = "very-secret-password";
-  ASSERT_EQ(write(fd, (secret + "\n").data(), secret.size() + 1), static_cast<ssize_t>(secret.size() + 1));
+  ASSERT_EQ(write(fd, (secret + "\n").data(), secret.size() + 1),
+            static_cast<ssize_t>(secret.size() + 1));
   close(fd);
   auto r = parse(std::string(R"({"nodes": [{"name": "a", "host": "h1", "password_file": ")") +
                  path + R"("}, {"name": "b", "host": "h2", "password_env": "PG_SECRET"}]})");

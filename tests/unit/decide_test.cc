@@ -439,14 +439,34 @@ TEST(Decide, SnapshotReportsRunningTimeoutAndLag) {
   EXPECT_EQ(snapshot.tick, 7u);
 }
 
+TEST(Decide, LagInSecondsComparesWithTheHeartbeatReplicasCouldHaveReplayed) {
+  Story story;
+  auto primary = primaryNode("pg1");
+  auto replica = replicaNode("pg2");
+  // Each tick the primary writes t; the replica, probed meanwhile, shows t - 1 s: no real lag.
+  Decision d;
+  for (int t = 1; t <= 3; ++t) {
+    primary.heartbeat_unix_seconds = 1000.0 + t;
+    replica.heartbeat_unix_seconds = 1000.0 + t - 1;
+    d = story.tick({primary, replica});
+  }
+  auto snapshot = buildSnapshot(d, ClusterView{{primary, replica}}, story.now(), story.policy(), 3);
+  ASSERT_TRUE(snapshot.nodes[1].lag_seconds.has_value());
+  EXPECT_DOUBLE_EQ(*snapshot.nodes[1].lag_seconds, 0.0);
+  // A replica stuck 5 s back shows 4 s of lag against the heartbeat it should have had.
+  replica.heartbeat_unix_seconds = 998.0;
+  snapshot = buildSnapshot(d, ClusterView{{primary, replica}}, story.now(), story.policy(), 3);
+  EXPECT_DOUBLE_EQ(*snapshot.nodes[1].lag_seconds, 4.0);
+}
+
 // The table itself: every state can be left, every row is reachable by id, every action kind
 // appears in some row's effect, and the document is generated from it.
 TEST(TransitionTable, EveryStateHasAWayOut) {
   for (auto state : kAllStates) {
     bool has_exit = false;
     for (const auto& row : transitionTable()) {
-      bool applies = row.from.empty() ||
-                     std::find(row.from.begin(), row.from.end(), state) != row.from.end();
+      bool applies =
+          row.from.empty() || std::find(row.from.begin(), row.from.end(), state) != row.from.end();
       if (applies && row.to != state) has_exit = true;
     }
     EXPECT_TRUE(has_exit) << toString(state);

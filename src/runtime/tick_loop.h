@@ -1,0 +1,84 @@
+// The daemon's loop: once per interval, observe every node (concurrently, each probe bounded by
+// its deadline), decide (pure), act (promote / fence, each bounded), publish (snapshot for the
+// HTTP API, metrics, log lines on change). The loop owns the decision's memory.
+//
+// Deliberately not here: the decision itself (src/core), SQL (src/pg), HTTP (src/http). The
+// loop never reads a clock inside decide(): it reads one Now per tick and passes it in.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "core/decide.h"
+#include "http/snapshot_store.h"
+#include "metrics/metrics.h"
+#include "pg/node_prober.h"
+
+namespace pgfailover::runtime {
+
+core::Policy policyFromConfig(const config::Config& config);
+
+// Runs an action against a node; the loop's only side effects on the cluster go through it, so
+// a test can see every action that was taken.
+class ActionExecutor {
+ public:
+  virtual ~ActionExecutor() = default;
+  virtual Status execute(const core::Action& action) = 0;
+};
+
+// Executes actions with the node probers (libpq): promote with pg_promote, fence read-only.
+class SqlActionExecutor : public ActionExecutor {
+ public:
+  SqlActionExecutor(std::vector<pg::NodeProber*> probers, Millis promote_timeout)
+      : probers_(std::move(probers)), promote_timeout_(promote_timeout) {}
+  Status execute(const core::Action& action) override;
+
+ private:
+  std::vector<pg::NodeProber*> probers_;
+  Millis promote_timeout_;
+};
+
+class TickLoop {
+ public:
+  TickLoop(const config::Config& config, http::SnapshotStore& snapshots, metrics::Metrics& metrics,
+           Logger& log);
+  ~TickLoop();
+
+  // Ticks until requestStop(); returns within a tick's work after it.
+  void run();
+  // One tick: observe, decide, act, publish. `scheduled` is when the tick was due; the decision
+  // measures time on that schedule so tick-to-tick jitter never delays a timeout by a tick.
+  void tickOnce(SteadyTime scheduled);
+  void tickOnce() { tickOnce(std::chrono::steady_clock::now()); }
+  void requestStop();
+
+  const core::Memory& memory() const { return memory_; }
+
+ private:
+  core::ClusterView observe();
+  void logChanges(const core::Decision& decision, const core::ClusterView& view);
+
+  const config::Config& config_;
+  core::Policy policy_;
+  http::SnapshotStore& snapshots_;
+  metrics::Metrics& metrics_;
+  Logger& log_;
+  std::vector<std::unique_ptr<pg::NodeProber>> probers_;
+  std::unique_ptr<ActionExecutor> executor_;
+
+  core::Memory memory_;
+  std::shared_ptr<const core::Snapshot> last_snapshot_;
+  std::uint64_t tick_ = 0;
+  std::string last_rule_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace pgfailover::runtime
