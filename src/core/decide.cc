@@ -210,37 +210,194 @@ void chooseCandidate(Facts& f) {
   }
 }
 
+// Why node i is not a healthy replica of the primary, or nullopt when it is.
+std::optional<std::string> replicaProblem(const Facts& f, std::size_t i) {
+  const auto& primary = f.node(*f.primary);
+  const auto& node = f.node(i);
+  if (!node.reachable)
+    return "replica " + f.nameOf(i) + " is unreachable (" + describeProblem(node) + ")";
+  if (!node.in_recovery)
+    return "node " + f.nameOf(i) + " is not in recovery (" + describeProblem(node) + ")";
+  if (!node.streaming())
+    return "replica " + f.nameOf(i) + " is not streaming (" + describeReceiver(node) + ")";
+  if (node.wal_receiver->received_timeline != 0 && primary.timeline != 0 &&
+      node.wal_receiver->received_timeline != primary.timeline)
+    return "replica " + f.nameOf(i) + " streams timeline " +
+           std::to_string(node.wal_receiver->received_timeline) + ", the primary is on " +
+           std::to_string(primary.timeline);
+  if (auto lag = lagBehind(primary.current_lsn, node.position());
+      lag && *lag > f.policy->max_lag_bytes)
+    return "replica " + f.nameOf(i) + " lags " + formatBytes(*lag) + " (limit " +
+           formatBytes(f.policy->max_lag_bytes) + ")";
+  return std::nullopt;
+}
+
 void assessReplicas(Facts& f) {
   if (!f.primary) return;
-  const auto& nodes = f.view->nodes;
-  const auto& primary = nodes[*f.primary];
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
     if (i == *f.primary) continue;
-    const auto& node = nodes[i];
-    std::string problem;
-    if (!node.reachable) {
-      problem = "replica " + f.nameOf(i) + " is unreachable (" + describeProblem(node) + ")";
-    } else if (!node.in_recovery) {
-      problem = "node " + f.nameOf(i) + " is not in recovery";
-    } else if (!node.streaming()) {
-      problem = "replica " + f.nameOf(i) + " is not streaming (" + describeReceiver(node) + ")";
-    } else if (node.wal_receiver->received_timeline != 0 && primary.timeline != 0 &&
-               node.wal_receiver->received_timeline != primary.timeline) {
-      problem = "replica " + f.nameOf(i) + " streams timeline " +
-                std::to_string(node.wal_receiver->received_timeline) + ", the primary is on " +
-                std::to_string(primary.timeline);
-    } else if (auto lag = lagBehind(primary.current_lsn, node.position());
-               lag && *lag > f.policy->max_lag_bytes) {
-      problem = "replica " + f.nameOf(i) + " lags " + formatBytes(*lag) + " (limit " +
-                formatBytes(f.policy->max_lag_bytes) + ")";
-    } else {
+    auto problem = replicaProblem(f, i);
+    if (!problem) {
+      f.healthy_replica[i] = true;
       f.replica_healthy = true;
-      f.replica_problem.clear();
+    } else if (f.replica_problem.empty()) {
+      f.replica_problem = *problem;
+    }
+  }
+  if (f.replica_healthy) f.replica_problem.clear();
+  if (!f.replica_healthy && f.replica_problem.empty()) f.replica_problem = "no replica is configured";
+}
+
+// Which node, if any, must be rejoined now: a non-primary that is not in recovery (fenced or an
+// old primary), or one that has not been a healthy replica for the grace period. Only while the
+// primary is healthy, only where a host executor exists, one operation at a time per node, and
+// not again right after an operation on it finished (it needs a moment to start streaming).
+void chooseRejoin(Facts& f) {
+  const auto& policy = *f.policy;
+  if (!policy.rejoin || !f.primary_ok) return;
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
+    if (i == *f.primary || f.healthy_replica[i]) continue;
+    const NodeOperation* op = f.view->operation(i);
+    if (!op || !op->available) continue;
+    if (op->running) {
+      f.operations_note += "; rejoin of " + f.nameOf(i) + " running (" + op->step + ")";
+      continue;
+    }
+    if (op->finished > 0) {
+      const Millis since = elapsed(op->last_finished_at, f.now.steady);
+      const Millis wait = op->last_succeeded ? policy.rejoin_grace : policy.rejoin_retry_interval;
+      if (since < wait) {
+        f.operations_note += "; last rejoin of " + f.nameOf(i) +
+                             (op->last_succeeded ? " succeeded " : " failed (" + op->last_error + ") ") +
+                             formatSeconds(since) + " ago";
+        continue;
+      }
+    }
+    const auto& node = f.node(i);
+    if (node.reachable && !node.in_recovery) {
+      f.rejoin = i;
+      f.rejoin_why = f.nameOf(i) + " is not in recovery (" + describeProblem(node) + ")";
       return;
     }
-    if (f.replica_problem.empty()) f.replica_problem = problem;
+    if (f.unhealthy_since[i] && elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.rejoin_grace) {
+      f.rejoin = i;
+      f.rejoin_why = replicaProblem(f, i).value_or(f.nameOf(i) + " is not a healthy replica") +
+                     " for " + formatSeconds(elapsed(*f.unhealthy_since[i], f.now.steady));
+      return;
+    }
   }
-  if (f.replica_problem.empty()) f.replica_problem = "no replica is configured";
+}
+
+void judgeSwitchover(Facts& f) {
+  const auto& m = *f.memory;
+  if (!m.switchover || m.state != ClusterState::kSwitchingOver) return;
+  const auto& sw = *m.switchover;
+  const auto& target = f.node(sw.to);
+  const auto& old = f.node(sw.from);
+  if (!target.reachable || !target.in_recovery) {
+    f.switchover_failed = true;
+    f.switchover_problem = "target " + f.nameOf(sw.to) + " is no longer a reachable replica";
+  } else if (!old.reachable) {
+    f.switchover_failed = true;
+    f.switchover_problem = "primary " + f.nameOf(sw.from) + " became unreachable (" +
+                           describeProblem(old) + "); its last position cannot be confirmed";
+  } else if (!old.in_recovery && !old.writable() && old.current_lsn && target.replay_lsn &&
+             *target.replay_lsn >= *old.current_lsn) {
+    f.switchover_caught_up = true;
+  } else if (elapsed(sw.started_at, f.now.steady) >= f.policy->switchover_timeout) {
+    f.switchover_failed = true;
+    f.switchover_problem = "target " + f.nameOf(sw.to) + " did not catch up within " +
+                           formatSeconds(f.policy->switchover_timeout) + " (replayed " +
+                           (target.replay_lsn ? formatLsn(*target.replay_lsn) : std::string("?")) +
+                           ", primary at " +
+                           (old.current_lsn ? formatLsn(*old.current_lsn) : std::string("?")) + ")";
+  }
+}
+
+std::optional<std::size_t> bestHealthyReplica(const Facts& f) {
+  std::optional<std::size_t> best;
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
+    if (f.healthy_replica[i] &&
+        (!best || f.node(i).position().value_or(0) > f.node(*best).position().value_or(0)))
+      best = i;
+  return best;
+}
+
+void judgeRequest(Facts& f) {
+  if (!f.view->request) return;
+  const auto& request = *f.view->request;
+  const auto state = f.memory->state;
+  if (state == ClusterState::kPromoting || state == ClusterState::kSwitchingOver) {
+    f.request_refusal = "a promotion or switchover is already in progress";
+    return;
+  }
+  if (f.split_brain || !f.primary) {
+    f.request_refusal = std::string("the cluster is ") + toString(state) +
+                        "; no primary is known to move away from";
+    return;
+  }
+  if (request.target && *request.target >= f.view->nodes.size()) {
+    f.request_refusal = "unknown target node";
+    return;
+  }
+  if (request.target && *request.target == *f.primary) {
+    f.request_refusal = f.nameOf(*f.primary) + " is already the primary";
+    return;
+  }
+  if (request.kind == RequestKind::kSwitchover) {
+    if (!f.primary_ok) {
+      f.request_refusal = "primary " + f.nameOf(*f.primary) +
+                          " is not healthy; a switchover needs a working primary (use failover)";
+      return;
+    }
+    auto target = request.target ? request.target : bestHealthyReplica(f);
+    if (!target) {
+      f.request_refusal = "no replica streams within the lag limit: " + f.replica_problem;
+      return;
+    }
+    if (!f.healthy_replica[*target]) {
+      f.request_refusal = replicaProblem(f, *target).value_or("target is not a healthy replica");
+      return;
+    }
+    f.request_target = target;
+    f.switchover_requested = true;
+    return;
+  }
+  // Failover: promote now, without waiting for a timeout or the replica's confirmation.
+  if (f.primary_ok && !request.force) {
+    f.request_refusal = "primary " + f.nameOf(*f.primary) +
+                        " is healthy; use a switchover, or force the failover";
+    return;
+  }
+  auto target = request.target ? request.target : f.candidate;
+  if (!target) {
+    for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
+      if (i != *f.primary && f.node(i).reachable && f.node(i).in_recovery) target = i;
+  }
+  if (!target || !f.node(*target).reachable || !f.node(*target).in_recovery) {
+    f.request_refusal = "no reachable replica in recovery to promote";
+    return;
+  }
+  const auto known_id = f.memory->last_primary_system_identifier;
+  if (known_id != 0 && f.node(*target).system_identifier != known_id) {
+    f.request_refusal = f.nameOf(*target) + " belongs to another cluster (system identifier)";
+    return;
+  }
+  f.request_target = target;
+  f.failover_requested = true;
+}
+
+void judgeFailback(Facts& f) {
+  const auto& policy = *f.policy;
+  if (!policy.failback || !policy.preferred || !f.primary_ok) return;
+  const std::size_t preferred = *policy.preferred;
+  if (preferred == *f.primary || preferred >= f.view->nodes.size()) return;
+  if (f.memory->state != ClusterState::kHealthy || !f.healthy_replica[preferred]) return;
+  const auto& primary = f.node(*f.primary);
+  const auto lag = lagBehind(primary.current_lsn, f.node(preferred).position());
+  if (!lag || *lag > 0) return;
+  if (elapsed(f.memory->state_since, f.now.steady) < policy.failback_delay) return;
+  f.failback_due = true;
 }
 
 // ---- conditions (one per row) ----
@@ -285,49 +442,140 @@ bool failingWithinTimeout(const Facts& f) {
 bool timeoutElapsedVetoed(const Facts& f) {
   return f.timeout_elapsed && f.veto.has_value();
 }
+bool switchoverCaughtUp(const Facts& f) {
+  return f.switchover_caught_up;
+}
+bool switchoverFailed(const Facts& f) {
+  return f.switchover_failed;
+}
+bool operatorFailover(const Facts& f) {
+  return f.failover_requested;
+}
+bool operatorSwitchover(const Facts& f) {
+  return f.switchover_requested;
+}
+bool failbackDue(const Facts& f) {
+  return f.failback_due;
+}
+bool rejoinDue(const Facts& f) {
+  return f.primary_ok && f.rejoin.has_value();
+}
 bool timeoutElapsedClear(const Facts& f) {
   return f.timeout_elapsed && !f.veto;
 }
 
 // ---- effects ----
 
-void issuePromote(const Facts& f, Decision& d) {
-  d.actions.push_back(Action{ActionKind::kPromote, *f.candidate,
-                             "pg_promote(wait => true) on " + f.nameOf(*f.candidate)});
-  d.next.promoting = f.candidate;
+void promoteNode(const Facts& f, Decision& d, std::size_t node, const std::string& why) {
+  d.actions.push_back(Action{ActionKind::kPromote, node, why});
+  d.next.promoting = node;
   d.next.promote_issued_at = f.now.steady;
   d.next.promote_attempts = f.memory->promote_attempts + 1;
   d.next.veto.reset();
 }
 
+void issuePromote(const Facts& f, Decision& d) {
+  const std::size_t node = f.memory->promoting ? *f.memory->promoting : *f.candidate;
+  promoteNode(f, d, node, "pg_promote(wait => true) on " + f.nameOf(node));
+}
+
+void fenceNode(Decision& d, std::size_t node, const std::string& why) {
+  d.actions.push_back(Action{ActionKind::kFence, node, why});
+}
+
+// After a promotion the new primary gets a slot for every other node at once, so a rejoining
+// node never waits for one.
+void createSlotsFor(const Facts& f, Decision& d, std::size_t primary) {
+  if (!f.policy->slots) return;
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
+    if (i == primary || i >= f.policy->slot_names.size()) continue;
+    Action a{ActionKind::kCreateSlot, primary, "slot for " + f.nameOf(i) + " on the new primary"};
+    a.argument = f.policy->slot_names[i];
+    d.actions.push_back(a);
+  }
+}
+
+// Keeps one physical slot per replica on a healthy primary; drops the slot of a node that has
+// been unreachable for slot_drop_after so retained WAL cannot fill the disk.
+void maintainSlots(const Facts& f, Decision& d) {
+  const auto& policy = *f.policy;
+  if (!policy.slots || !f.primary_ok) return;
+  const auto& primary = f.node(*f.primary);
+  if (!primary.slots_observed) return;
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
+    if (i == *f.primary || i >= policy.slot_names.size()) continue;
+    const std::string& name = policy.slot_names[i];
+    const ReplicationSlot* slot = nullptr;
+    for (const auto& s : primary.slots)
+      if (s.name == name) slot = &s;
+    const bool gone_too_long = !f.node(i).reachable && f.unhealthy_since[i] &&
+                               elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.slot_drop_after;
+    if (!slot && !gone_too_long) {
+      Action a{ActionKind::kCreateSlot, *f.primary, "slot for " + f.nameOf(i)};
+      a.argument = name;
+      d.actions.push_back(a);
+    } else if (slot && !slot->active && gone_too_long) {
+      Action a{ActionKind::kDropSlot, *f.primary,
+               f.nameOf(i) + " has been unreachable for " +
+                   formatSeconds(elapsed(*f.unhealthy_since[i], f.now.steady)) +
+                   "; dropping its slot so retained WAL cannot fill the disk"};
+      a.argument = name;
+      d.actions.push_back(a);
+      d.events.push_back(Event{"slot_dropped", f.node(i).name, "", "", "succeeded", a.detail, {}});
+    }
+  }
+}
+
 void completeFailover(const Facts& f, Decision& d) {
   const std::size_t to = *f.memory->promoting;
-  FailoverRecord record;
-  record.started_at = f.memory->failing_since_wall.value_or(f.now.wall);
-  record.completed_at = f.now.wall;
-  record.from = f.memory->primary ? f.nameOf(*f.memory->primary) : "";
-  record.to = f.nameOf(to);
-  record.duration =
-      f.memory->failing_since ? elapsed(*f.memory->failing_since, f.now.steady) : Millis{0};
-  record.reason = f.memory->last_failover_reason;
-  d.next.last_failover = record;
-  d.next.failovers = f.memory->failovers + 1;
+  const std::string from = f.memory->primary ? f.nameOf(*f.memory->primary) : "";
+  if (f.memory->switchover) {
+    const auto& sw = *f.memory->switchover;
+    d.events.push_back(Event{"switchover", f.node(to).name, f.node(sw.from).name, f.node(to).name,
+                             "succeeded", "planned switchover",
+                             elapsed(sw.started_at, f.now.steady)});
+    d.switchover_completed = true;
+    d.next.switchover.reset();
+  } else {
+    FailoverRecord record;
+    record.started_at = f.memory->failing_since_wall.value_or(f.now.wall);
+    record.completed_at = f.now.wall;
+    record.from = from;
+    record.to = f.nameOf(to);
+    record.duration =
+        f.memory->failing_since ? elapsed(*f.memory->failing_since, f.now.steady) : Millis{0};
+    record.reason = f.memory->last_failover_reason;
+    d.next.last_failover = record;
+    d.next.failovers = f.memory->failovers + 1;
+    d.failover_completed = true;
+    d.events.push_back(Event{"failover", f.node(to).name,
+                             f.memory->primary ? f.node(*f.memory->primary).name : "",
+                             f.node(to).name, "succeeded", record.reason, record.duration});
+  }
   d.next.primary = to;
   d.next.promoting.reset();
   d.next.promote_attempts = 0;
   d.next.failing_since.reset();
   d.next.failing_since_wall.reset();
-  d.failover_completed = true;
+  createSlotsFor(f, d, to);
 }
 
-void abandonPromotion(const Facts&, Decision& d) {
+void abandonPromotion(const Facts& f, Decision& d) {
   d.next.promoting.reset();
   d.next.promote_attempts = 0;
+  d.next.switchover.reset();
   d.failover_failed = true;
+  d.events.push_back(Event{"failover", f.node(*f.memory->promoting).name, "", "", "failed",
+                           "promotion not confirmed; the old primary is healthy again", {}});
 }
 
 void giveUpPromotion(const Facts& f, Decision& d) {
+  d.events.push_back(Event{"failover", f.node(*f.memory->promoting).name, "", "", "failed",
+                           "promotion failed " + std::to_string(f.memory->promote_attempts) +
+                               " times",
+                           {}});
   d.next.promoting.reset();
+  d.next.switchover.reset();
   d.next.veto = VetoReason::kPromoteAttemptsExhausted;
   if (f.memory->veto != VetoReason::kPromoteAttemptsExhausted)
     d.new_veto = VetoReason::kPromoteAttemptsExhausted;
@@ -335,17 +583,101 @@ void giveUpPromotion(const Facts& f, Decision& d) {
 }
 
 void fenceStale(const Facts& f, Decision& d) {
-  for (auto i : f.stale_writable)
-    d.actions.push_back(Action{ActionKind::kFence, i,
-                               f.nameOf(i) + " is writable on timeline " +
-                                   std::to_string(f.node(i).timeline) + ", the primary " +
-                                   f.nameOf(*f.primary) + " is on " +
-                                   std::to_string(f.node(*f.primary).timeline)});
+  for (auto i : f.stale_writable) {
+    const std::string why = f.nameOf(i) + " is writable on timeline " +
+                            std::to_string(f.node(i).timeline) + ", the primary " +
+                            f.nameOf(*f.primary) + " is on " +
+                            std::to_string(f.node(*f.primary).timeline);
+    fenceNode(d, i, why);
+    if (f.memory->state != ClusterState::kFencingRequired)
+      d.events.push_back(Event{"fence", f.node(i).name, "", "", "started", why, {}});
+  }
 }
 
-void clearFailure(const Facts&, Decision& d) {
+void clearFailure(const Facts& f, Decision& d) {
   d.next.veto.reset();
   d.next.promote_attempts = 0;
+  maintainSlots(f, d);
+}
+
+void issueRejoin(const Facts& f, Decision& d) {
+  Action a{ActionKind::kRejoin, *f.rejoin,
+           "rejoin " + f.nameOf(*f.rejoin) + " as a replica of " + f.nameOf(*f.primary) +
+               " (pg_rewind, re-clone as fallback): " + f.rejoin_why};
+  a.peer = *f.primary;
+  d.actions.push_back(a);
+  d.events.push_back(Event{"rejoin", f.node(*f.rejoin).name, "", f.node(*f.primary).name,
+                           "started", f.rejoin_why, {}});
+  maintainSlots(f, d);
+}
+
+void startSwitchover(const Facts& f, Decision& d, std::size_t target, std::uint64_t request_id,
+                     const std::string& why) {
+  Switchover sw;
+  sw.from = *f.primary;
+  sw.to = target;
+  sw.started_at = f.now.steady;
+  sw.started_at_wall = f.now.wall;
+  sw.request_id = request_id;
+  d.next.switchover = sw;
+  fenceNode(d, *f.primary, "switchover to " + f.nameOf(target) + ": stop writes on " +
+                               f.nameOf(*f.primary) + " so the target can catch up");
+  d.events.push_back(Event{"switchover", f.node(target).name, f.node(*f.primary).name,
+                           f.node(target).name, "started", why, {}});
+}
+
+void beginOperatorSwitchover(const Facts& f, Decision& d) {
+  startSwitchover(f, d, *f.request_target, f.view->request->id, "requested by an operator");
+}
+
+void beginFailback(const Facts& f, Decision& d) {
+  startSwitchover(f, d, *f.policy->preferred, 0,
+                  "failback to the preferred node " + f.nameOf(*f.policy->preferred));
+}
+
+void promoteSwitchoverTarget(const Facts& f, Decision& d) {
+  const auto& sw = *f.memory->switchover;
+  // A fenced primary is "failing" by design during a switchover; that is not a failure timer.
+  d.next.failing_since.reset();
+  d.next.failing_since_wall.reset();
+  promoteNode(f, d, sw.to,
+              "switchover: " + f.nameOf(sw.to) + " replayed everything " + f.nameOf(sw.from) +
+                  " wrote; pg_promote(wait => true)");
+}
+
+void abortSwitchover(const Facts& f, Decision& d) {
+  const auto& sw = *f.memory->switchover;
+  Action a{ActionKind::kUnfence, sw.from,
+           "switchover aborted (" + f.switchover_problem + "): let " + f.nameOf(sw.from) +
+               " take writes again"};
+  d.actions.push_back(a);
+  d.events.push_back(Event{"switchover", f.node(sw.to).name, f.node(sw.from).name,
+                           f.node(sw.to).name, "failed", f.switchover_problem,
+                           elapsed(sw.started_at, f.now.steady)});
+  d.next.switchover.reset();
+}
+
+void keepSwitchoverFence(const Facts& f, Decision& d) {
+  const auto& sw = *f.memory->switchover;
+  if (f.node(sw.from).writable())
+    fenceNode(d, sw.from, "switchover: " + f.nameOf(sw.from) + " still accepts writes");
+}
+
+void beginOperatorFailover(const Facts& f, Decision& d) {
+  const auto& primary = f.node(*f.primary);
+  if (primary.reachable && primary.writable())
+    fenceNode(d, *f.primary, "operator failover: stop writes on " + f.nameOf(*f.primary) +
+                                 " before promoting " + f.nameOf(*f.request_target));
+  d.next.failing_since = f.failing_since.value_or(f.now.steady);
+  d.next.failing_since_wall = d.next.failing_since_wall.value_or(f.now.wall);
+  d.next.promote_attempts = 0;
+  promoteNode(f, d, *f.request_target,
+              "operator failover: pg_promote(wait => true) on " + f.nameOf(*f.request_target));
+  d.events.push_back(Event{"failover", f.node(*f.request_target).name, primary.name,
+                           f.node(*f.request_target).name, "started",
+                           std::string("requested by an operator") +
+                               (f.view->request->force ? " (forced)" : ""),
+                           {}});
 }
 
 void recordVeto(const Facts& f, Decision& d) {
@@ -422,7 +754,8 @@ std::string explainHealthy(const Facts& f) {
          std::to_string(f.node(*f.primary).timeline) + "; replicas stream within the lag limit";
 }
 std::string explainDegraded(const Facts& f) {
-  return "primary " + f.nameOf(*f.primary) + " commits, but " + f.replica_problem;
+  return "primary " + f.nameOf(*f.primary) + " commits, but " + f.replica_problem +
+         f.operations_note;
 }
 std::string explainFailing(const Facts& f) {
   std::string text = failingSentence(f) + ", " + formatSeconds(f.timeout - f.failing_for) + " left";
@@ -440,6 +773,42 @@ std::string explainPromote(const Facts& f) {
   if (auto pos = candidate.position()) text += " at " + formatLsn(*pos);
   if (f.candidate_lag_bytes) text += " (" + formatBytes(*f.candidate_lag_bytes) + " behind)";
   return text;
+}
+std::string explainSwitchoverPromote(const Facts& f) {
+  const auto& sw = *f.memory->switchover;
+  return "switchover: " + f.nameOf(sw.to) + " replayed up to " +
+         formatLsn(*f.node(sw.to).replay_lsn) + ", everything the fenced primary " +
+         f.nameOf(sw.from) + " wrote; promoting " + f.nameOf(sw.to);
+}
+std::string explainSwitchoverAbort(const Facts& f) {
+  return "switchover aborted: " + f.switchover_problem + "; unfencing " +
+         f.nameOf(f.memory->switchover->from);
+}
+std::string explainSwitchoverWait(const Facts& f) {
+  const auto& sw = *f.memory->switchover;
+  const auto& target = f.node(sw.to);
+  const auto& old = f.node(sw.from);
+  return "switchover to " + f.nameOf(sw.to) + ": waiting for it to replay " +
+         (old.current_lsn ? formatLsn(*old.current_lsn) : std::string("the primary's last WAL")) +
+         " (at " + (target.replay_lsn ? formatLsn(*target.replay_lsn) : std::string("?")) +
+         "), " + formatSeconds(f.policy->switchover_timeout - elapsed(sw.started_at, f.now.steady)) +
+         " left";
+}
+std::string explainOperatorFailover(const Facts& f) {
+  return "operator requested a failover" + std::string(f.view->request->force ? " (forced)" : "") +
+         ": promoting " + f.nameOf(*f.request_target) + " instead of " + f.nameOf(*f.primary);
+}
+std::string explainOperatorSwitchover(const Facts& f) {
+  return "operator requested a switchover to " + f.nameOf(*f.request_target) + ": fencing " +
+         f.nameOf(*f.primary) + " and waiting for the target to catch up";
+}
+std::string explainFailback(const Facts& f) {
+  return "failback: the preferred node " + f.nameOf(*f.policy->preferred) +
+         " is caught up; switching the primary role back to it";
+}
+std::string explainRejoin(const Facts& f) {
+  return "primary " + f.nameOf(*f.primary) + " commits; rejoining " + f.nameOf(*f.rejoin) +
+         ": " + f.rejoin_why;
 }
 std::string explainPassThrough(const Facts& f) {
   return failingSentence(f) + " ran out; re-checking the candidate before promoting";
@@ -471,6 +840,7 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
                  std::all_of(nodes.begin(), nodes.end(), [](const auto& n) { return n.probed; });
   for (std::size_t i = 0; i < nodes.size(); ++i)
     if (nodes[i].writable()) f.writable.push_back(i);
+  f.healthy_replica.assign(nodes.size(), false);
 
   resolvePrimary(f);
 
@@ -494,6 +864,22 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
   if (memory.promoting && *memory.promoting < nodes.size()) {
     f.promotion_confirmed = nodes[*memory.promoting].writable();
     f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout;
+  }
+
+  f.unhealthy_since.assign(nodes.size(), std::nullopt);
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if ((f.primary == i && !f.split_brain) || f.healthy_replica[i]) continue;
+    f.unhealthy_since[i] = i < memory.unhealthy_since.size() && memory.unhealthy_since[i]
+                               ? memory.unhealthy_since[i]
+                               : now.steady;
+  }
+  if (f.primary && !f.split_brain) {
+    chooseRejoin(f);
+    judgeSwitchover(f);
+    judgeRequest(f);
+    judgeFailback(f);
+  } else if (view.request) {
+    judgeRequest(f);
   }
   return f;
 }
@@ -567,6 +953,21 @@ const std::vector<Transition>& transitionTable() {
        always,
        nullptr,
        explainPending},
+      {"switchover-promote", {S::kSwitchingOver}, S::kPromoting,
+       "the fenced primary accepts no writes and the target replayed everything it wrote",
+       "promote the target",
+       "A planned switchover loses nothing: writes stopped first, and the target has every "
+       "byte of WAL the old primary produced.",
+       switchoverCaughtUp, promoteSwitchoverTarget, explainSwitchoverPromote},
+      {"switchover-aborted", {S::kSwitchingOver}, S::kDegraded,
+       "the target stopped being a reachable replica, the primary became unreachable, or the "
+       "target did not catch up within failover.switchover_timeout_ms",
+       "unfence the primary; record the failed switchover",
+       "A switchover that cannot finish safely must give the cluster its primary back.",
+       switchoverFailed, abortSwitchover, explainSwitchoverAbort},
+      {"switchover-waiting", {S::kSwitchingOver}, S::kSwitchingOver,
+       "the target is still catching up", "keep the primary fenced",
+       "Promotion waits for the last byte.", always, keepSwitchoverFence, explainSwitchoverWait},
       {"fence-stale-writable",
        {},
        S::kFencingRequired,
@@ -577,6 +978,26 @@ const std::vector<Transition>& transitionTable() {
        hasStaleWritable,
        fenceStale,
        explainFence},
+      {"operator-failover", {}, S::kPromoting,
+       "an operator asked for a failover (POST /failover) and the target is a reachable "
+       "replica of this cluster; unless forced, only when the primary is not healthy",
+       "fence the old primary if it is reachable; promote the target",
+       "The operator knows something pgfailover cannot see; the timeout and the replica's "
+       "confirmation are skipped, nothing else.",
+       operatorFailover, beginOperatorFailover, explainOperatorFailover},
+      {"operator-switchover", {}, S::kSwitchingOver,
+       "an operator asked for a switchover (POST /switchover), the primary commits and the "
+       "target streams within the lag limit",
+       "fence the primary (read-only, sessions ended)",
+       "Stop writes first, then wait for the target to replay the last byte.",
+       operatorSwitchover, beginOperatorSwitchover, explainOperatorSwitchover},
+      {"failback", {S::kHealthy}, S::kSwitchingOver,
+       "failback is on, the preferred node streams with no lag and the cluster has been "
+       "healthy for failover.failback_delay_ms",
+       "start a switchover to the preferred node",
+       "The seed's behaviour, made safe: the primary role returns through a planned "
+       "switchover, never through a second failover.",
+       failbackDue, beginFailback, explainFailback},
       {"no-primary",
        {},
        S::kNoPrimary,
@@ -587,6 +1008,13 @@ const std::vector<Transition>& transitionTable() {
        noPrimary,
        nullptr,
        explainNoPrimary},
+      {"rejoin-node", {}, S::kDegraded,
+       "the primary commits and a node with a host executor is not in recovery (fenced), or "
+       "has not been a healthy replica for failover.rejoin_grace_ms",
+       "rejoin it: stop, pg_rewind (re-clone if that fails), follow the primary, start",
+       "The cluster heals itself back to a primary and a streaming replica; one operation per "
+       "node at a time, retried after failover.rejoin_retry_interval_ms.",
+       rejoinDue, issueRejoin, explainRejoin},
       {"primary-and-replica-healthy",
        {},
        S::kHealthy,
@@ -678,6 +1106,21 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     }
   }
 
+  d.next.unhealthy_since = f.unhealthy_since;
+  // Each finished node operation is reported once.
+  d.next.operations_seen.resize(view.operations.size(), 0);
+  for (std::size_t i = 0; i < view.operations.size(); ++i) {
+    const auto& op = view.operations[i];
+    if (op.finished > d.next.operations_seen[i]) {
+      d.next.operations_seen[i] = op.finished;
+      d.events.push_back(Event{"rejoin", view.nodes[i].name, "", "",
+                               op.last_succeeded ? "succeeded" : "failed",
+                               op.last_succeeded ? "rejoined by " + op.last_method
+                                                 : op.last_error,
+                               {}});
+    }
+  }
+
   for (const auto& row : transitionTable()) {
     if (!row.from.empty() &&
         std::find(row.from.begin(), row.from.end(), memory.state) == row.from.end())
@@ -690,6 +1133,19 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     if (row.effect) row.effect(f, d);
     d.next.state = row.to;
     break;
+  }
+  if (view.request) {
+    const bool carried_out = d.rule == "operator-failover" || d.rule == "operator-switchover";
+    if (!carried_out) {
+      d.request_refused = !f.request_refusal.empty()
+                              ? f.request_refusal
+                              : std::string("the cluster is ") + toString(memory.state) +
+                                    " and cannot carry it out now: " + d.reason;
+      d.events.push_back(Event{"request", "", "", "", "refused",
+                               std::string(toString(view.request->kind)) + " refused: " +
+                                   *d.request_refused,
+                               {}});
+    }
   }
   if (d.next.state != memory.state || memory.state_since == SteadyTime{})
     d.next.state_since = now.steady;
@@ -777,7 +1233,8 @@ std::string renderStateMachineDoc() {
       << "| promoting | pg_promote was sent to the replica; waiting to see it writable |\n"
       << "| fencing_required | a node other than the primary accepts writes (older timeline) |\n"
       << "| no_primary | no node accepts writes and none can safely be promoted |\n"
-      << "| split_brain | two writable nodes and nothing tells which history is right |\n\n"
+      << "| split_brain | two writable nodes and nothing tells which history is right |\n"
+      << "| switching_over | planned switchover: the primary is fenced, the target catches up |\n\n"
       << "## Transitions\n\n| # | rule | from | condition | to | actions | why |\n"
       << "|---|---|---|---|---|---|---|\n";
   int index = 1;

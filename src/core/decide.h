@@ -56,6 +56,25 @@ struct Facts {
   bool promotion_confirmed = false;  // the candidate is now writable
   bool promotion_overdue = false;    // the promote deadline passed without confirmation
 
+  // Lifecycle.
+  std::vector<bool> healthy_replica;  // per node: streams from the primary within the lag limit
+  std::vector<std::optional<SteadyTime>> unhealthy_since;  // per node, carried in memory
+  std::optional<std::size_t> rejoin;  // a node to rejoin now
+  std::string rejoin_why;
+  std::string operations_note;  // running operations, for reasons
+
+  // A switchover in flight.
+  bool switchover_caught_up = false;
+  bool switchover_failed = false;
+  std::string switchover_problem;
+
+  // This tick's admin request, judged.
+  bool switchover_requested = false;  // valid switchover request
+  bool failover_requested = false;    // valid failover request
+  std::optional<std::size_t> request_target;
+  std::string request_refusal;  // set when the request cannot be carried out
+  bool failback_due = false;
+
   const NodeObservation& node(std::size_t i) const { return view->nodes.at(i); }
   std::string nameOf(std::size_t i) const;
 };

@@ -22,6 +22,14 @@ const char* toString(ProbeFailure failure) {
   return "unknown";
 }
 
+const char* toString(RequestKind kind) {
+  switch (kind) {
+    case RequestKind::kSwitchover: return "switchover";
+    case RequestKind::kFailover: return "failover";
+  }
+  return "unknown";
+}
+
 std::optional<Lsn> NodeObservation::position() const {
   if (!reachable) return std::nullopt;
   if (!in_recovery) return current_lsn;

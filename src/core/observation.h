@@ -56,6 +56,13 @@ struct WalReceiver {
   std::optional<double> seconds_since_last_message;
 };
 
+// A physical replication slot seen on a node (pg_replication_slots).
+struct ReplicationSlot {
+  std::string name;
+  bool active = false;
+  std::optional<Lsn> restart_lsn;
+};
+
 struct NodeObservation {
   std::string name;  // the configured node name (set by the runtime)
   // False until the first probe of this node finishes; a never-probed node says nothing.
@@ -77,6 +84,8 @@ struct NodeObservation {
   std::optional<Lsn> replay_lsn;             // replica: pg_last_wal_replay_lsn()
   std::optional<WalReceiver> wal_receiver;   // replica only
   std::vector<ReplicationPeer> replication;  // primary only
+  std::vector<ReplicationSlot> slots;        // physical slots on this node
+  bool slots_observed = false;
   // The replica's wal_receiver_timeout, which bounds how stale its last message can be on a
   // healthy link.
   std::optional<Millis> wal_receiver_timeout;
@@ -95,9 +104,44 @@ struct NodeObservation {
   }
 };
 
+// What the node-operation worker (src/runtime) reports about long operations run on a node's
+// host (rejoin: stop, pg_rewind or re-clone, start). They run off the tick thread; their
+// progress and results come back here, as observations.
+struct NodeOperation {
+  bool available = false;  // the node has a host executor (ssh or local) configured
+  bool running = false;
+  std::string step;  // what the running operation is doing
+  std::uint64_t finished = 0;  // count of finished operations; a new value is a new result
+  bool last_succeeded = false;
+  std::string last_method;  // "rewind", "clone", "start"
+  std::string last_error;
+  SteadyTime last_finished_at{};
+};
+
+enum class RequestKind { kSwitchover, kFailover };
+const char* toString(RequestKind kind);
+
+// An operator's request from the admin API, validated for syntax and authentication by the HTTP
+// layer; the decision checks it against the cluster.
+struct AdminRequest {
+  RequestKind kind = RequestKind::kSwitchover;
+  std::optional<std::size_t> target;  // the node to promote; nullopt = the best replica
+  bool force = false;                 // failover: even though the primary looks healthy
+  std::uint64_t id = 0;
+};
+
 // Everything seen in one tick: one observation per configured node, in configuration order.
 struct ClusterView {
+  ClusterView() = default;
+  explicit ClusterView(std::vector<NodeObservation> observed) : nodes(std::move(observed)) {}
+
   std::vector<NodeObservation> nodes;
+  std::vector<NodeOperation> operations;  // empty, or one per node
+  std::optional<AdminRequest> request;
+
+  const NodeOperation* operation(std::size_t i) const {
+    return i < operations.size() ? &operations[i] : nullptr;
+  }
 };
 
 }  // namespace pgfailover::core

@@ -22,6 +22,8 @@ const char* toString(ClusterState state) {
       return "no_primary";
     case ClusterState::kSplitBrain:
       return "split_brain";
+    case ClusterState::kSwitchingOver:
+      return "switching_over";
   }
   return "unknown";
 }
@@ -78,6 +80,14 @@ const char* toString(ActionKind kind) {
       return "promote";
     case ActionKind::kFence:
       return "fence";
+    case ActionKind::kUnfence:
+      return "unfence";
+    case ActionKind::kRejoin:
+      return "rejoin";
+    case ActionKind::kCreateSlot:
+      return "create_slot";
+    case ActionKind::kDropSlot:
+      return "drop_slot";
   }
   return "unknown";
 }

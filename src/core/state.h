@@ -24,11 +24,13 @@ enum class ClusterState {
   kFencingRequired,  // a node other than the primary is writable (older timeline)
   kNoPrimary,        // no node can be primary: none writable and no safe candidate
   kSplitBrain,       // two writable nodes and nothing tells which one is right
+  kSwitchingOver,   // planned switchover: primary fenced, waiting for the target to catch up
 };
 inline constexpr ClusterState kAllStates[] = {
     ClusterState::kInitializing,    ClusterState::kHealthy,        ClusterState::kDegraded,
     ClusterState::kPrimaryFailing,  ClusterState::kFailoverVetoed, ClusterState::kPromoting,
-    ClusterState::kFencingRequired, ClusterState::kNoPrimary,      ClusterState::kSplitBrain};
+    ClusterState::kFencingRequired, ClusterState::kNoPrimary,      ClusterState::kSplitBrain,
+    ClusterState::kSwitchingOver};
 const char* toString(ClusterState state);
 
 // kFenced: not in recovery but read-only (fenced by SQL); kNeedsFencing: writable on an older
@@ -60,15 +62,51 @@ struct Policy {
   Millis promote_timeout{10000};
   int promote_attempts = 3;
   bool heartbeat = true;
+
+  // Lifecycle: rejoin a node that is not a healthy replica (needs a host executor).
+  bool rejoin = true;
+  Millis rejoin_grace{5000};            // a replica may be down or not streaming this long first
+  Millis rejoin_retry_interval{30000};  // after a failed rejoin
+  Millis switchover_timeout{30000};     // for the target to catch up with the fenced primary
+  bool slots = true;                    // keep a physical slot per replica on the primary
+  Millis slot_drop_after{3600000};      // drop the slot of a node gone this long
+  std::vector<std::string> slot_names;  // per node: the slot it streams from
+  bool failback = false;                // return the primary role to `preferred`
+  std::optional<std::size_t> preferred;
+  Millis failback_delay{30000};         // healthy and caught up this long before failing back
 };
 
-enum class ActionKind { kPromote, kFence };
+enum class ActionKind { kPromote, kFence, kUnfence, kRejoin, kCreateSlot, kDropSlot };
 const char* toString(ActionKind kind);
 
 struct Action {
+  Action(ActionKind kind_, std::size_t node_, std::string detail_)
+      : kind(kind_), node(node_), detail(std::move(detail_)) {}
   ActionKind kind;
   std::size_t node;  // index into the configured nodes
   std::string detail;
+  std::string argument;  // kCreateSlot / kDropSlot: the slot; kRejoin: the primary's index
+  std::size_t peer = 0;  // kRejoin: the node to follow
+};
+
+// Something worth remembering that happened this tick, for GET /history and the state file.
+struct Event {
+  std::string kind;  // "failover", "switchover", "fence", "rejoin", "promote", "request"
+  std::string node;
+  std::string from;
+  std::string to;
+  std::string result;  // "succeeded", "failed", "started", "refused"
+  std::string reason;
+  Millis duration{0};
+};
+
+// A planned switchover in flight.
+struct Switchover {
+  std::size_t from = 0;
+  std::size_t to = 0;
+  SteadyTime started_at{};
+  WallTime started_at_wall{};
+  std::uint64_t request_id = 0;  // 0 for a failback
 };
 
 struct FailoverRecord {
@@ -106,6 +144,11 @@ struct Memory {
   std::optional<FailoverRecord> last_failover;
   std::string last_failover_reason;  // the sentence of the tick that decided to promote
   std::uint64_t failovers = 0;
+
+  // Lifecycle.
+  std::optional<Switchover> switchover;      // in flight (phase kSwitchingOver or kPromoting)
+  std::vector<std::optional<SteadyTime>> unhealthy_since;  // per node: not a healthy replica
+  std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
 };
 
 // The next state, what to do, and a sentence a DBA can read.
@@ -119,6 +162,10 @@ struct Decision {
   // Set on the tick a failover completes.
   bool failover_completed = false;
   bool failover_failed = false;
+  bool switchover_completed = false;
+  std::vector<Event> events;
+  // The answer to this tick's admin request, if there was one.
+  std::optional<std::string> request_refused;
 };
 
 }  // namespace pgfailover::core

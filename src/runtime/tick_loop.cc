@@ -27,6 +27,12 @@ Status SqlActionExecutor::execute(const core::Action& action) {
       return prober.promote(promote_timeout_);
     case core::ActionKind::kFence:
       return prober.fenceReadOnly();
+    case core::ActionKind::kUnfence:
+    case core::ActionKind::kRejoin:
+    case core::ActionKind::kCreateSlot:
+    case core::ActionKind::kDropSlot:
+      return {StatusCode::kFailedPrecondition,
+              std::string(core::toString(action.kind)) + " is not available in this build"};
   }
   return {StatusCode::kInternal, "unknown action"};
 }
