@@ -120,16 +120,47 @@ class Reader {
   std::vector<std::string>& errors_;
 };
 
-const std::set<std::string> kTopKeys = {"cluster_name", "nodes", "probe",
-                                        "failover",     "http",  "log"};
-const std::set<std::string> kNodeKeys = {"name", "host",          "port",         "dbname",
-                                         "user", "password_file", "password_env", "sslmode"};
+const std::set<std::string> kTopKeys = {"cluster_name", "nodes",       "probe", "failover",  "http",
+                                        "log",          "replication", "admin", "state_file"};
+const std::set<std::string> kNodeKeys = {"name",
+                                         "host",
+                                         "port",
+                                         "dbname",
+                                         "user",
+                                         "password_file",
+                                         "password_env",
+                                         "sslmode",
+                                         "ssh",
+                                         "local",
+                                         "data_dir",
+                                         "bin_dir",
+                                         "start_command",
+                                         "replication_host",
+                                         "replication_port"};
+const std::set<std::string> kSshKeys = {
+    "host", "port", "user", "private_key_file", "known_hosts_file", "connect_timeout_ms"};
+const std::set<std::string> kLocalKeys = {"run_as"};
+const std::set<std::string> kReplicationKeys = {"user", "passfile", "slots", "slot_drop_after_ms"};
+const std::set<std::string> kAdminKeys = {"token_file"};
 const std::set<std::string> kProbeKeys = {"interval_ms", "connect_timeout_ms", "query_timeout_ms",
                                           "heartbeat", "heartbeat_table"};
-const std::set<std::string> kFailoverKeys = {
-    "confirmed_down_timeout_ms", "unresponsive_timeout_ms", "starting_up_grace_ms",
-    "replica_silence_ms",        "max_lag_bytes",           "promote_timeout_ms",
-    "promote_attempts"};
+const std::set<std::string> kFailoverKeys = {"confirmed_down_timeout_ms",
+                                             "unresponsive_timeout_ms",
+                                             "starting_up_grace_ms",
+                                             "replica_silence_ms",
+                                             "max_lag_bytes",
+                                             "promote_timeout_ms",
+                                             "promote_attempts",
+                                             "rejoin",
+                                             "rejoin_grace_ms",
+                                             "rejoin_retry_interval_ms",
+                                             "rejoin_timeout_ms",
+                                             "switchover_timeout_ms",
+                                             "failback",
+                                             "preferred_node",
+                                             "failback_delay_ms",
+                                             "fencing_hook",
+                                             "fencing_hook_timeout_ms"};
 const std::set<std::string> kHttpKeys = {"listen_address", "port"};
 const std::set<std::string> kLogKeys = {"format", "level"};
 
@@ -149,6 +180,48 @@ std::optional<std::string> readPasswordFile(const std::string& path, std::string
   return line;
 }
 
+bool readableFile(const std::string& path) {
+  std::ifstream file(path);
+  return file.good();
+}
+
+void readHostExec(Reader& r, const json& value, const std::string& prefix, NodeConfig& node) {
+  auto ssh = value.find("ssh");
+  auto local = value.find("local");
+  if (ssh != value.end() && local != value.end()) {
+    r.error(prefix, "ssh and local are exclusive; set one");
+    return;
+  }
+  if (ssh != value.end()) {
+    const std::string key = prefix + ".ssh";
+    if (!ssh->is_object()) return r.error(key, "must be an object");
+    r.rejectUnknown(*ssh, key, kSshKeys);
+    auto& cfg = node.exec.ssh;
+    node.exec.kind = HostExecKind::kSsh;
+    cfg.host = node.host;
+    r.readString(*ssh, key, "host", cfg.host);
+    r.readInt(*ssh, key, "port", cfg.port, 1, 65535);
+    r.readString(*ssh, key, "user", cfg.user);
+    r.readString(*ssh, key, "private_key_file", cfg.private_key_file, true);
+    r.readString(*ssh, key, "known_hosts_file", cfg.known_hosts_file, true);
+    r.readMillis(*ssh, key, "connect_timeout_ms", cfg.connect_timeout);
+    if (!cfg.private_key_file.empty() && !readableFile(cfg.private_key_file))
+      r.error(key + ".private_key_file", "cannot read " + cfg.private_key_file);
+    if (!cfg.known_hosts_file.empty() && !readableFile(cfg.known_hosts_file))
+      r.error(key + ".known_hosts_file",
+              "cannot read " + cfg.known_hosts_file +
+                  " (host keys are always verified; create it with ssh-keyscan)");
+  } else if (local != value.end()) {
+    const std::string key = prefix + ".local";
+    if (!local->is_object()) return r.error(key, "must be an object");
+    r.rejectUnknown(*local, key, kLocalKeys);
+    node.exec.kind = HostExecKind::kLocal;
+    r.readString(*local, key, "run_as", node.exec.run_as);
+  }
+  if (node.exec.kind != HostExecKind::kNone && node.data_dir.empty())
+    r.error(prefix + ".data_dir", "is required when ssh or local is set");
+}
+
 void readNode(Reader& r, const json& value, std::size_t index, Config& config,
               const std::function<std::optional<std::string>(const std::string&)>& environment) {
   const std::string prefix = "nodes[" + std::to_string(index) + "]";
@@ -163,6 +236,12 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
   r.readString(value, prefix, "sslmode", node.sslmode);
   r.readString(value, prefix, "password_file", node.credentials.password_file);
   r.readString(value, prefix, "password_env", node.credentials.password_env);
+  r.readString(value, prefix, "data_dir", node.data_dir);
+  r.readString(value, prefix, "bin_dir", node.bin_dir);
+  r.readString(value, prefix, "start_command", node.start_command);
+  r.readString(value, prefix, "replication_host", node.replication_host);
+  r.readInt(value, prefix, "replication_port", node.replication_port, 1, 65535);
+  readHostExec(r, value, prefix, node);
 
   static const std::regex kNamePattern("[A-Za-z0-9_.-]{1,63}");
   if (!node.name.empty() && !std::regex_match(node.name, kNamePattern))
@@ -265,10 +344,57 @@ LoadResult parseConfig(
     r.readBytes(*failover, "failover", "max_lag_bytes", f.max_lag_bytes);
     r.readMillis(*failover, "failover", "promote_timeout_ms", f.promote_timeout);
     r.readInt(*failover, "failover", "promote_attempts", f.promote_attempts, 1, 100);
+    r.readBool(*failover, "failover", "rejoin", f.rejoin);
+    r.readMillis(*failover, "failover", "rejoin_grace_ms", f.rejoin_grace);
+    r.readMillis(*failover, "failover", "rejoin_retry_interval_ms", f.rejoin_retry_interval);
+    r.readMillis(*failover, "failover", "rejoin_timeout_ms", f.rejoin_timeout);
+    r.readMillis(*failover, "failover", "switchover_timeout_ms", f.switchover_timeout);
+    r.readBool(*failover, "failover", "failback", f.failback);
+    r.readString(*failover, "failover", "preferred_node", f.preferred_node);
+    r.readMillis(*failover, "failover", "failback_delay_ms", f.failback_delay);
+    r.readString(*failover, "failover", "fencing_hook", f.fencing_hook);
+    r.readMillis(*failover, "failover", "fencing_hook_timeout_ms", f.fencing_hook_timeout);
     if (f.promote_timeout < Millis{1000})
       r.error("failover.promote_timeout_ms",
               "must be at least 1000 (pg_promote waits whole seconds)");
   }
+  if (!config.failover.preferred_node.empty()) {
+    bool known = false;
+    for (const auto& n : config.nodes) known = known || n.name == config.failover.preferred_node;
+    if (!known)
+      r.error("failover.preferred_node",
+              "names no configured node: '" + config.failover.preferred_node + "'");
+  }
+  if (const json* replication = r.section(root, "replication")) {
+    auto& rep = config.replication;
+    r.rejectUnknown(*replication, "replication", kReplicationKeys);
+    r.readString(*replication, "replication", "user", rep.user);
+    r.readString(*replication, "replication", "passfile", rep.passfile);
+    r.readBool(*replication, "replication", "slots", rep.slots);
+    r.readMillis(*replication, "replication", "slot_drop_after_ms", rep.slot_drop_after);
+  }
+  bool any_exec = false;
+  for (const auto& n : config.nodes) any_exec = any_exec || n.exec.kind != HostExecKind::kNone;
+  if (any_exec && config.replication.passfile.empty())
+    r.error("replication.passfile",
+            "is required when a node has ssh or local set (rejoin writes it into "
+            "primary_conninfo)");
+  if (const json* admin = r.section(root, "admin")) {
+    r.rejectUnknown(*admin, "admin", kAdminKeys);
+    r.readString(*admin, "admin", "token_file", config.admin.token_file);
+    if (!config.admin.token_file.empty()) {
+      std::string problem;
+      if (auto token = readPasswordFile(config.admin.token_file, problem)) {
+        if (token->size() < 16)
+          r.error("admin.token_file", "the token must be at least 16 characters");
+        else
+          config.admin.token = Secret(*token);
+      } else {
+        r.error("admin.token_file", problem);
+      }
+    }
+  }
+  r.readString(root, "", "state_file", config.state_file);
   if (const json* http = r.section(root, "http")) {
     r.rejectUnknown(*http, "http", kHttpKeys);
     r.readString(*http, "http", "listen_address", config.http.listen_address);
@@ -316,6 +442,20 @@ std::string describeConfig(const Config& config) {
     if (!n.credentials.password_file.empty()) node["password_file"] = n.credentials.password_file;
     if (!n.credentials.password_env.empty()) node["password_env"] = n.credentials.password_env;
     node["password"] = n.password.empty() ? "(from PGPASSFILE or ~/.pgpass)" : Secret::kRedacted;
+    if (!n.data_dir.empty()) node["data_dir"] = n.data_dir;
+    node["bin_dir"] = n.bin_dir;
+    if (!n.start_command.empty()) node["start_command"] = n.start_command;
+    if (!n.replication_host.empty()) node["replication_host"] = n.replication_host;
+    if (n.replication_port != 0) node["replication_port"] = n.replication_port;
+    if (n.exec.kind == HostExecKind::kSsh)
+      node["ssh"] = {{"host", n.exec.ssh.host},
+                     {"port", n.exec.ssh.port},
+                     {"user", n.exec.ssh.user},
+                     {"private_key_file", n.exec.ssh.private_key_file},
+                     {"known_hosts_file", n.exec.ssh.known_hosts_file},
+                     {"connect_timeout_ms", n.exec.ssh.connect_timeout.count()}};
+    else if (n.exec.kind == HostExecKind::kLocal)
+      node["local"] = {{"run_as", n.exec.run_as}};
     nodes.push_back(node);
   }
   const auto& p = config.probe;
@@ -336,7 +476,27 @@ std::string describeConfig(const Config& config) {
         {"replica_silence_ms", f.replica_silence.count()},
         {"max_lag_bytes", f.max_lag_bytes},
         {"promote_timeout_ms", f.promote_timeout.count()},
-        {"promote_attempts", f.promote_attempts}}},
+        {"promote_attempts", f.promote_attempts},
+        {"rejoin", f.rejoin},
+        {"rejoin_grace_ms", f.rejoin_grace.count()},
+        {"rejoin_retry_interval_ms", f.rejoin_retry_interval.count()},
+        {"rejoin_timeout_ms", f.rejoin_timeout.count()},
+        {"switchover_timeout_ms", f.switchover_timeout.count()},
+        {"failback", f.failback},
+        {"preferred_node", f.preferred_node},
+        {"failback_delay_ms", f.failback_delay.count()},
+        {"fencing_hook", f.fencing_hook},
+        {"fencing_hook_timeout_ms", f.fencing_hook_timeout.count()}}},
+      {"replication",
+       {{"user", config.replication.user},
+        {"passfile", config.replication.passfile},
+        {"slots", config.replication.slots},
+        {"slot_drop_after_ms", config.replication.slot_drop_after.count()}}},
+      {"admin",
+       {{"token_file", config.admin.token_file},
+        {"token",
+         config.admin.token.empty() ? "(none: admin endpoints disabled)" : Secret::kRedacted}}},
+      {"state_file", config.state_file},
       {"http", {{"listen_address", config.http.listen_address}, {"port", config.http.port}}},
       {"log",
        {{"format", config.log.format == LogFormat::kJson ? "json" : "text"},
@@ -353,6 +513,10 @@ std::vector<std::string> knownKeys() {
   for (const auto& k : kFailoverKeys) keys.push_back("failover." + k);
   for (const auto& k : kHttpKeys) keys.push_back("http." + k);
   for (const auto& k : kLogKeys) keys.push_back("log." + k);
+  for (const auto& k : kSshKeys) keys.push_back("nodes[].ssh." + k);
+  for (const auto& k : kLocalKeys) keys.push_back("nodes[].local." + k);
+  for (const auto& k : kReplicationKeys) keys.push_back("replication." + k);
+  for (const auto& k : kAdminKeys) keys.push_back("admin." + k);
   return keys;
 }
 

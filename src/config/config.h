@@ -23,6 +23,26 @@ struct NodeCredentials {
   std::string password_env;
 };
 
+// How pgfailover runs commands on a node's host (stop, pg_rewind, pg_basebackup, start): over
+// ssh, or locally when pgfailover shares the host. Without either, fencing is SQL-only and a
+// node is never rejoined automatically.
+struct SshConfig {
+  std::string host;  // default: the node's host
+  int port = 22;
+  std::string user = "postgres";
+  std::string private_key_file;
+  std::string known_hosts_file;
+  Millis connect_timeout{3000};
+};
+
+enum class HostExecKind { kNone, kSsh, kLocal };
+
+struct HostExecConfig {
+  HostExecKind kind = HostExecKind::kNone;
+  SshConfig ssh;
+  std::string run_as;  // local: run commands as this OS user (via runuser when root)
+};
+
 struct NodeConfig {
   std::string name;  // names a host, not a role: roles change
   std::string host;
@@ -32,6 +52,29 @@ struct NodeConfig {
   NodeCredentials credentials;
   std::string sslmode = "prefer";
   Secret password;  // resolved from credentials at load time; empty when libpq finds it itself
+
+  // Host-side operations (lifecycle).
+  HostExecConfig exec;
+  std::string data_dir;
+  std::string bin_dir = "/usr/lib/postgresql/15/bin";
+  std::string start_command;  // default: pg_ctl start; {data_dir} {bin_dir} {node} expand
+  // How the other nodes reach this one for replication (default: host and port above).
+  std::string replication_host;
+  int replication_port = 0;
+};
+
+struct ReplicationConfig {
+  std::string user = "replicator";
+  // A libpq password file on every node's host, readable by the user commands run as; used in
+  // primary_conninfo, pg_rewind and pg_basebackup so no password is ever on a command line.
+  std::string passfile;
+  bool slots = true;
+  Millis slot_drop_after{3600000};
+};
+
+struct AdminConfig {
+  std::string token_file;
+  Secret token;  // read from token_file; empty disables the admin endpoints
 };
 
 struct ProbeConfig {
@@ -57,6 +100,21 @@ struct FailoverConfig {
   // pg_promote(wait => true, wait_seconds => this).
   Millis promote_timeout{10000};
   int promote_attempts = 3;
+
+  // Lifecycle.
+  bool rejoin = true;
+  Millis rejoin_grace{5000};
+  Millis rejoin_retry_interval{30000};
+  Millis rejoin_timeout{600000};
+  Millis switchover_timeout{30000};
+  bool failback = false;
+  std::string preferred_node;  // default: the first node
+  Millis failback_delay{30000};
+  // STONITH-style command run on pgfailover's host before every failover promotion; a non-zero
+  // exit cancels that promotion attempt. Environment: PGFAILOVER_OLD_PRIMARY,
+  // PGFAILOVER_NEW_PRIMARY.
+  std::string fencing_hook;
+  Millis fencing_hook_timeout{10000};
 };
 
 struct HttpConfig {
@@ -78,6 +136,9 @@ struct Config {
   FailoverConfig failover;
   HttpConfig http;
   LogConfig log;
+  ReplicationConfig replication;
+  AdminConfig admin;
+  std::string state_file;  // empty: nothing persisted across restarts
 };
 
 struct LoadResult {

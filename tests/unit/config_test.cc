@@ -191,9 +191,68 @@ TEST(Config, DescribedConfigParsesBackToTheSameValues) {
   // The description is the effective config; minus the redacted password field it is valid input.
   auto described = nlohmann::json::parse(describeConfig(*r.config));
   for (auto& node : described["nodes"]) node.erase("password");
+  described["admin"].erase("token");
   auto again = parse(described.dump());
   ASSERT_TRUE(again.ok()) << allErrors(again);
   EXPECT_EQ(describeConfig(*again.config), describeConfig(*r.config));
+}
+
+TEST(Config, HostExecutionIsValidated) {
+  auto r = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "ssh": {"private_key_file": "/nonexistent/key",
+                                        "known_hosts_file": "/nonexistent/known_hosts"}},
+    {"name": "b", "host": "h2", "ssh": {}, "local": {}, "data_dir": "/d"}],
+    "failover": {"preferred_node": "zz"},
+    "admin": {"token_file": "/nonexistent/token"}})");
+  for (const char* key : {"nodes[0].ssh.private_key_file: cannot read /nonexistent/key",
+                          "nodes[0].ssh.known_hosts_file: cannot read /nonexistent/known_hosts",
+                          "nodes[0].data_dir: is required when ssh or local is set",
+                          "nodes[1]: ssh and local are exclusive",
+                          "failover.preferred_node: names no configured node",
+                          "admin.token_file: cannot read", "replication.passfile: is required"}) {
+    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << allErrors(r);
+  }
+}
+
+TEST(Config, LocalExecutionAndLifecycleKeys) {
+  auto r = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "local": {"run_as": "postgres"}, "data_dir": "/srv/a"},
+    {"name": "b", "host": "h2", "local": {}, "data_dir": "/srv/b", "replication_port": 6000}],
+    "replication": {"passfile": "/srv/pgpass", "slots": false, "slot_drop_after_ms": 60000},
+    "failover": {"failback": true, "preferred_node": "b", "switchover_timeout_ms": 5000},
+    "state_file": "/var/lib/pgfailover/state.json"})");
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  const auto& c = *r.config;
+  EXPECT_EQ(c.nodes[0].exec.kind, HostExecKind::kLocal);
+  EXPECT_EQ(c.nodes[0].exec.run_as, "postgres");
+  EXPECT_EQ(c.nodes[1].replication_port, 6000);
+  EXPECT_FALSE(c.replication.slots);
+  EXPECT_TRUE(c.failover.failback);
+  EXPECT_EQ(c.failover.preferred_node, "b");
+  EXPECT_EQ(c.failover.switchover_timeout, 5000ms);
+  EXPECT_EQ(c.state_file, "/var/lib/pgfailover/state.json");
+}
+
+TEST(Config, AdminTokenMustBeLongEnoughAndIsRedacted) {
+  char path[] = "/tmp/pgfailover-token-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "short\n", 6), 6);
+  close(fd);
+  auto r =
+      parse(std::string(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h2"}],
+                 "admin": {"token_file": ")") +
+            path + "\"}}");
+  EXPECT_TRUE(hasError(r, "admin.token_file: the token must be at least 16 characters"))
+      << allErrors(r);
+  std::ofstream(path) << "a-long-enough-admin-token-123\n";
+  r = parse(std::string(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h2"}],
+            "admin": {"token_file": ")") +
+            path + "\"}}");
+  std::remove(path);
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  EXPECT_EQ(r.config->admin.token.revealForUse(), "a-long-enough-admin-token-123");
+  EXPECT_EQ(describeConfig(*r.config).find("a-long-enough"), std::string::npos);
 }
 
 TEST(Config, EveryKeyIsDocumented) {
