@@ -126,7 +126,14 @@ int run(const std::vector<std::string>& args) {
 
   http::SnapshotStore snapshots;
   metrics::Metrics metrics;
+  runtime::AdminQueue requests;
+  runtime::TickLoop loop(config, snapshots, metrics, log, &requests);
+  if (Status restored = loop.restoreState(); !restored.isOk()) {
+    log.error("state_failed", restored.message());
+    return kExitFailure;
+  }
   auto server_options = http::serverOptionsFromConfig(config);
+  server_options.admin_token = &config.admin.token;
   http::HttpServer server(server_options, snapshots, &metrics);
   if (Status status = server.start(); !status.isOk()) {
     log.error("http_failed", status.message());
@@ -138,7 +145,6 @@ int run(const std::vector<std::string>& args) {
            {{"cluster", config.cluster_name},
             {"http", config.http.listen_address + ":" + std::to_string(server.boundPort())}});
 
-  runtime::TickLoop loop(config, snapshots, metrics, log);
   std::promise<void> loop_done;
   auto loop_finished = loop_done.get_future();
   std::thread loop_thread([&] {

@@ -245,7 +245,8 @@ void assessReplicas(Facts& f) {
     }
   }
   if (f.replica_healthy) f.replica_problem.clear();
-  if (!f.replica_healthy && f.replica_problem.empty()) f.replica_problem = "no replica is configured";
+  if (!f.replica_healthy && f.replica_problem.empty())
+    f.replica_problem = "no replica is configured";
 }
 
 // Which node, if any, must be rejoined now: a non-primary that is not in recovery (fenced or an
@@ -267,9 +268,10 @@ void chooseRejoin(Facts& f) {
       const Millis since = elapsed(op->last_finished_at, f.now.steady);
       const Millis wait = op->last_succeeded ? policy.rejoin_grace : policy.rejoin_retry_interval;
       if (since < wait) {
-        f.operations_note += "; last rejoin of " + f.nameOf(i) +
-                             (op->last_succeeded ? " succeeded " : " failed (" + op->last_error + ") ") +
-                             formatSeconds(since) + " ago";
+        f.operations_note +=
+            "; last rejoin of " + f.nameOf(i) +
+            (op->last_succeeded ? " succeeded " : " failed (" + op->last_error + ") ") +
+            formatSeconds(since) + " ago";
         continue;
       }
     }
@@ -279,7 +281,8 @@ void chooseRejoin(Facts& f) {
       f.rejoin_why = f.nameOf(i) + " is not in recovery (" + describeProblem(node) + ")";
       return;
     }
-    if (f.unhealthy_since[i] && elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.rejoin_grace) {
+    if (f.unhealthy_since[i] &&
+        elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.rejoin_grace) {
       f.rejoin = i;
       f.rejoin_why = replicaProblem(f, i).value_or(f.nameOf(i) + " is not a healthy replica") +
                      " for " + formatSeconds(elapsed(*f.unhealthy_since[i], f.now.steady));
@@ -365,8 +368,8 @@ void judgeRequest(Facts& f) {
   }
   // Failover: promote now, without waiting for a timeout or the replica's confirmation.
   if (f.primary_ok && !request.force) {
-    f.request_refusal = "primary " + f.nameOf(*f.primary) +
-                        " is healthy; use a switchover, or force the failover";
+    f.request_refusal =
+        "primary " + f.nameOf(*f.primary) + " is healthy; use a switchover, or force the failover";
     return;
   }
   auto target = request.target ? request.target : f.candidate;
@@ -467,7 +470,11 @@ bool timeoutElapsedClear(const Facts& f) {
 // ---- effects ----
 
 void promoteNode(const Facts& f, Decision& d, std::size_t node, const std::string& why) {
-  d.actions.push_back(Action{ActionKind::kPromote, node, why});
+  Action promote{ActionKind::kPromote, node, why};
+  // The old primary, for the fencing hook; a switchover fenced it already and needs no hook.
+  if (f.primary) promote.peer = *f.primary;
+  if (f.memory->switchover) promote.argument = "switchover";
+  d.actions.push_back(promote);
   d.next.promoting = node;
   d.next.promote_issued_at = f.now.steady;
   d.next.promote_attempts = f.memory->promote_attempts + 1;
@@ -508,8 +515,9 @@ void maintainSlots(const Facts& f, Decision& d) {
     const ReplicationSlot* slot = nullptr;
     for (const auto& s : primary.slots)
       if (s.name == name) slot = &s;
-    const bool gone_too_long = !f.node(i).reachable && f.unhealthy_since[i] &&
-                               elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.slot_drop_after;
+    const bool gone_too_long =
+        !f.node(i).reachable && f.unhealthy_since[i] &&
+        elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.slot_drop_after;
     if (!slot && !gone_too_long) {
       Action a{ActionKind::kCreateSlot, *f.primary, "slot for " + f.nameOf(i)};
       a.argument = name;
@@ -565,15 +573,24 @@ void abandonPromotion(const Facts& f, Decision& d) {
   d.next.promote_attempts = 0;
   d.next.switchover.reset();
   d.failover_failed = true;
-  d.events.push_back(Event{"failover", f.node(*f.memory->promoting).name, "", "", "failed",
-                           "promotion not confirmed; the old primary is healthy again", {}});
+  d.events.push_back(Event{"failover",
+                           f.node(*f.memory->promoting).name,
+                           "",
+                           "",
+                           "failed",
+                           "promotion not confirmed; the old primary is healthy again",
+                           {}});
 }
 
 void giveUpPromotion(const Facts& f, Decision& d) {
-  d.events.push_back(Event{"failover", f.node(*f.memory->promoting).name, "", "", "failed",
-                           "promotion failed " + std::to_string(f.memory->promote_attempts) +
-                               " times",
-                           {}});
+  d.events.push_back(
+      Event{"failover",
+            f.node(*f.memory->promoting).name,
+            "",
+            "",
+            "failed",
+            "promotion failed " + std::to_string(f.memory->promote_attempts) + " times",
+            {}});
   d.next.promoting.reset();
   d.next.switchover.reset();
   d.next.veto = VetoReason::kPromoteAttemptsExhausted;
@@ -606,8 +623,8 @@ void issueRejoin(const Facts& f, Decision& d) {
                " (pg_rewind, re-clone as fallback): " + f.rejoin_why};
   a.peer = *f.primary;
   d.actions.push_back(a);
-  d.events.push_back(Event{"rejoin", f.node(*f.rejoin).name, "", f.node(*f.primary).name,
-                           "started", f.rejoin_why, {}});
+  d.events.push_back(Event{
+      "rejoin", f.node(*f.rejoin).name, "", f.node(*f.primary).name, "started", f.rejoin_why, {}});
   maintainSlots(f, d);
 }
 
@@ -620,10 +637,16 @@ void startSwitchover(const Facts& f, Decision& d, std::size_t target, std::uint6
   sw.started_at_wall = f.now.wall;
   sw.request_id = request_id;
   d.next.switchover = sw;
-  fenceNode(d, *f.primary, "switchover to " + f.nameOf(target) + ": stop writes on " +
-                               f.nameOf(*f.primary) + " so the target can catch up");
-  d.events.push_back(Event{"switchover", f.node(target).name, f.node(*f.primary).name,
-                           f.node(target).name, "started", why, {}});
+  fenceNode(d, *f.primary,
+            "switchover to " + f.nameOf(target) + ": stop writes on " + f.nameOf(*f.primary) +
+                " so the target can catch up");
+  d.events.push_back(Event{"switchover",
+                           f.node(target).name,
+                           f.node(*f.primary).name,
+                           f.node(target).name,
+                           "started",
+                           why,
+                           {}});
 }
 
 void beginOperatorSwitchover(const Facts& f, Decision& d) {
@@ -666,18 +689,22 @@ void keepSwitchoverFence(const Facts& f, Decision& d) {
 void beginOperatorFailover(const Facts& f, Decision& d) {
   const auto& primary = f.node(*f.primary);
   if (primary.reachable && primary.writable())
-    fenceNode(d, *f.primary, "operator failover: stop writes on " + f.nameOf(*f.primary) +
-                                 " before promoting " + f.nameOf(*f.request_target));
+    fenceNode(d, *f.primary,
+              "operator failover: stop writes on " + f.nameOf(*f.primary) + " before promoting " +
+                  f.nameOf(*f.request_target));
   d.next.failing_since = f.failing_since.value_or(f.now.steady);
   d.next.failing_since_wall = d.next.failing_since_wall.value_or(f.now.wall);
   d.next.promote_attempts = 0;
   promoteNode(f, d, *f.request_target,
               "operator failover: pg_promote(wait => true) on " + f.nameOf(*f.request_target));
-  d.events.push_back(Event{"failover", f.node(*f.request_target).name, primary.name,
-                           f.node(*f.request_target).name, "started",
-                           std::string("requested by an operator") +
-                               (f.view->request->force ? " (forced)" : ""),
-                           {}});
+  d.events.push_back(
+      Event{"failover",
+            f.node(*f.request_target).name,
+            primary.name,
+            f.node(*f.request_target).name,
+            "started",
+            std::string("requested by an operator") + (f.view->request->force ? " (forced)" : ""),
+            {}});
 }
 
 void recordVeto(const Facts& f, Decision& d) {
@@ -790,8 +817,8 @@ std::string explainSwitchoverWait(const Facts& f) {
   const auto& old = f.node(sw.from);
   return "switchover to " + f.nameOf(sw.to) + ": waiting for it to replay " +
          (old.current_lsn ? formatLsn(*old.current_lsn) : std::string("the primary's last WAL")) +
-         " (at " + (target.replay_lsn ? formatLsn(*target.replay_lsn) : std::string("?")) +
-         "), " + formatSeconds(f.policy->switchover_timeout - elapsed(sw.started_at, f.now.steady)) +
+         " (at " + (target.replay_lsn ? formatLsn(*target.replay_lsn) : std::string("?")) + "), " +
+         formatSeconds(f.policy->switchover_timeout - elapsed(sw.started_at, f.now.steady)) +
          " left";
 }
 std::string explainOperatorFailover(const Facts& f) {
@@ -807,8 +834,8 @@ std::string explainFailback(const Facts& f) {
          " is caught up; switching the primary role back to it";
 }
 std::string explainRejoin(const Facts& f) {
-  return "primary " + f.nameOf(*f.primary) + " commits; rejoining " + f.nameOf(*f.rejoin) +
-         ": " + f.rejoin_why;
+  return "primary " + f.nameOf(*f.primary) + " commits; rejoining " + f.nameOf(*f.rejoin) + ": " +
+         f.rejoin_why;
 }
 std::string explainPassThrough(const Facts& f) {
   return failingSentence(f) + " ran out; re-checking the candidate before promoting";
@@ -953,21 +980,35 @@ const std::vector<Transition>& transitionTable() {
        always,
        nullptr,
        explainPending},
-      {"switchover-promote", {S::kSwitchingOver}, S::kPromoting,
+      {"switchover-promote",
+       {S::kSwitchingOver},
+       S::kPromoting,
        "the fenced primary accepts no writes and the target replayed everything it wrote",
        "promote the target",
        "A planned switchover loses nothing: writes stopped first, and the target has every "
        "byte of WAL the old primary produced.",
-       switchoverCaughtUp, promoteSwitchoverTarget, explainSwitchoverPromote},
-      {"switchover-aborted", {S::kSwitchingOver}, S::kDegraded,
+       switchoverCaughtUp,
+       promoteSwitchoverTarget,
+       explainSwitchoverPromote},
+      {"switchover-aborted",
+       {S::kSwitchingOver},
+       S::kDegraded,
        "the target stopped being a reachable replica, the primary became unreachable, or the "
        "target did not catch up within failover.switchover_timeout_ms",
        "unfence the primary; record the failed switchover",
        "A switchover that cannot finish safely must give the cluster its primary back.",
-       switchoverFailed, abortSwitchover, explainSwitchoverAbort},
-      {"switchover-waiting", {S::kSwitchingOver}, S::kSwitchingOver,
-       "the target is still catching up", "keep the primary fenced",
-       "Promotion waits for the last byte.", always, keepSwitchoverFence, explainSwitchoverWait},
+       switchoverFailed,
+       abortSwitchover,
+       explainSwitchoverAbort},
+      {"switchover-waiting",
+       {S::kSwitchingOver},
+       S::kSwitchingOver,
+       "the target is still catching up",
+       "keep the primary fenced",
+       "Promotion waits for the last byte.",
+       always,
+       keepSwitchoverFence,
+       explainSwitchoverWait},
       {"fence-stale-writable",
        {},
        S::kFencingRequired,
@@ -978,26 +1019,38 @@ const std::vector<Transition>& transitionTable() {
        hasStaleWritable,
        fenceStale,
        explainFence},
-      {"operator-failover", {}, S::kPromoting,
+      {"operator-failover",
+       {},
+       S::kPromoting,
        "an operator asked for a failover (POST /failover) and the target is a reachable "
        "replica of this cluster; unless forced, only when the primary is not healthy",
        "fence the old primary if it is reachable; promote the target",
        "The operator knows something pgfailover cannot see; the timeout and the replica's "
        "confirmation are skipped, nothing else.",
-       operatorFailover, beginOperatorFailover, explainOperatorFailover},
-      {"operator-switchover", {}, S::kSwitchingOver,
+       operatorFailover,
+       beginOperatorFailover,
+       explainOperatorFailover},
+      {"operator-switchover",
+       {},
+       S::kSwitchingOver,
        "an operator asked for a switchover (POST /switchover), the primary commits and the "
        "target streams within the lag limit",
        "fence the primary (read-only, sessions ended)",
        "Stop writes first, then wait for the target to replay the last byte.",
-       operatorSwitchover, beginOperatorSwitchover, explainOperatorSwitchover},
-      {"failback", {S::kHealthy}, S::kSwitchingOver,
+       operatorSwitchover,
+       beginOperatorSwitchover,
+       explainOperatorSwitchover},
+      {"failback",
+       {S::kHealthy},
+       S::kSwitchingOver,
        "failback is on, the preferred node streams with no lag and the cluster has been "
        "healthy for failover.failback_delay_ms",
        "start a switchover to the preferred node",
        "The seed's behaviour, made safe: the primary role returns through a planned "
        "switchover, never through a second failover.",
-       failbackDue, beginFailback, explainFailback},
+       failbackDue,
+       beginFailback,
+       explainFailback},
       {"no-primary",
        {},
        S::kNoPrimary,
@@ -1008,13 +1061,17 @@ const std::vector<Transition>& transitionTable() {
        noPrimary,
        nullptr,
        explainNoPrimary},
-      {"rejoin-node", {}, S::kDegraded,
+      {"rejoin-node",
+       {},
+       S::kDegraded,
        "the primary commits and a node with a host executor is not in recovery (fenced), or "
        "has not been a healthy replica for failover.rejoin_grace_ms",
        "rejoin it: stop, pg_rewind (re-clone if that fails), follow the primary, start",
        "The cluster heals itself back to a primary and a streaming replica; one operation per "
        "node at a time, retried after failover.rejoin_retry_interval_ms.",
-       rejoinDue, issueRejoin, explainRejoin},
+       rejoinDue,
+       issueRejoin,
+       explainRejoin},
       {"primary-and-replica-healthy",
        {},
        S::kHealthy,
@@ -1113,11 +1170,9 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     const auto& op = view.operations[i];
     if (op.finished > d.next.operations_seen[i]) {
       d.next.operations_seen[i] = op.finished;
-      d.events.push_back(Event{"rejoin", view.nodes[i].name, "", "",
-                               op.last_succeeded ? "succeeded" : "failed",
-                               op.last_succeeded ? "rejoined by " + op.last_method
-                                                 : op.last_error,
-                               {}});
+      d.events.push_back(Event{
+          "rejoin", view.nodes[i].name, "", "", op.last_succeeded ? "succeeded" : "failed",
+          op.last_succeeded ? "rejoined by " + op.last_method : op.last_error, op.last_duration});
     }
   }
 
@@ -1141,10 +1196,14 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
                               ? f.request_refusal
                               : std::string("the cluster is ") + toString(memory.state) +
                                     " and cannot carry it out now: " + d.reason;
-      d.events.push_back(Event{"request", "", "", "", "refused",
-                               std::string(toString(view.request->kind)) + " refused: " +
-                                   *d.request_refused,
-                               {}});
+      d.events.push_back(
+          Event{"request",
+                "",
+                "",
+                "",
+                "refused",
+                std::string(toString(view.request->kind)) + " refused: " + *d.request_refused,
+                {}});
     }
   }
   if (d.next.state != memory.state || memory.state_since == SteadyTime{})
@@ -1164,6 +1223,8 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
   s.primary = m.primary;
   s.veto = m.veto;
   s.last_failover = m.last_failover;
+  s.operations = view.operations;
+  if (m.state == S::kSwitchingOver || m.state == S::kPromoting) s.switchover = m.switchover;
   s.ready = !view.nodes.empty() && std::all_of(view.nodes.begin(), view.nodes.end(),
                                                [](const auto& n) { return n.probed; });
   std::size_t writable = 0;

@@ -24,8 +24,10 @@ const char* toString(ProbeFailure failure) {
 
 const char* toString(RequestKind kind) {
   switch (kind) {
-    case RequestKind::kSwitchover: return "switchover";
-    case RequestKind::kFailover: return "failover";
+    case RequestKind::kSwitchover:
+      return "switchover";
+    case RequestKind::kFailover:
+      return "failover";
   }
   return "unknown";
 }

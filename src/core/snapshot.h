@@ -2,6 +2,7 @@
 // Immutable once published; HTTP handlers read it and never touch libpq.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ struct Snapshot {
   std::optional<FailoverRecord> last_failover;
   bool split_brain = false;  // more than one writable node seen this tick
   std::vector<NodeSnapshot> nodes;
+  // Running node operations (rejoin), one per node; empty when none is configured.
+  std::vector<NodeOperation> operations;
+  std::optional<Switchover> switchover;
+  // GET /history's body, rebuilt only when an event happens.
+  std::shared_ptr<const std::string> history_json;
 
   const NodeSnapshot* node(const std::string& name) const {
     for (const auto& n : nodes)

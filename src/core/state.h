@@ -24,7 +24,7 @@ enum class ClusterState {
   kFencingRequired,  // a node other than the primary is writable (older timeline)
   kNoPrimary,        // no node can be primary: none writable and no safe candidate
   kSplitBrain,       // two writable nodes and nothing tells which one is right
-  kSwitchingOver,   // planned switchover: primary fenced, waiting for the target to catch up
+  kSwitchingOver,    // planned switchover: primary fenced, waiting for the target to catch up
 };
 inline constexpr ClusterState kAllStates[] = {
     ClusterState::kInitializing,    ClusterState::kHealthy,        ClusterState::kDegraded,
@@ -73,7 +73,7 @@ struct Policy {
   std::vector<std::string> slot_names;  // per node: the slot it streams from
   bool failback = false;                // return the primary role to `preferred`
   std::optional<std::size_t> preferred;
-  Millis failback_delay{30000};         // healthy and caught up this long before failing back
+  Millis failback_delay{30000};  // healthy and caught up this long before failing back
 };
 
 enum class ActionKind { kPromote, kFence, kUnfence, kRejoin, kCreateSlot, kDropSlot };
@@ -146,7 +146,7 @@ struct Memory {
   std::uint64_t failovers = 0;
 
   // Lifecycle.
-  std::optional<Switchover> switchover;      // in flight (phase kSwitchingOver or kPromoting)
+  std::optional<Switchover> switchover;  // in flight (phase kSwitchingOver or kPromoting)
   std::vector<std::optional<SteadyTime>> unhealthy_since;  // per node: not a healthy replica
   std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
 };

@@ -2,6 +2,9 @@
 
 #include <future>
 
+#include "ssh/local_runner.h"
+#include "ssh/shell.h"
+
 namespace pgfailover::runtime {
 
 core::Policy policyFromConfig(const config::Config& config) {
@@ -15,44 +18,110 @@ core::Policy policyFromConfig(const config::Config& config) {
   policy.promote_timeout = f.promote_timeout;
   policy.promote_attempts = f.promote_attempts;
   policy.heartbeat = config.probe.heartbeat;
+  policy.rejoin = f.rejoin;
+  policy.rejoin_grace = f.rejoin_grace;
+  policy.rejoin_retry_interval = f.rejoin_retry_interval;
+  policy.switchover_timeout = f.switchover_timeout;
+  policy.slots = config.replication.slots;
+  policy.slot_drop_after = config.replication.slot_drop_after;
+  for (const auto& node : config.nodes) policy.slot_names.push_back(replicationSlotName(node.name));
+  policy.failback = f.failback;
+  policy.failback_delay = f.failback_delay;
+  for (std::size_t i = 0; i < config.nodes.size(); ++i)
+    if (config.nodes[i].name == f.preferred_node) policy.preferred = i;
+  if (!policy.preferred && !config.nodes.empty()) policy.preferred = 0;
   return policy;
 }
 
-Status SqlActionExecutor::execute(const core::Action& action) {
+Status ClusterActionExecutor::runFencingHook(const core::Action& promote) {
+  const auto& hook = config_.failover.fencing_hook;
+  if (hook.empty() || promote.argument == "switchover") return Status::ok();
+  const std::string old_primary =
+      promote.peer < config_.nodes.size() ? config_.nodes[promote.peer].name : "";
+  const std::string command =
+      "PGFAILOVER_OLD_PRIMARY=" + ssh::shellQuote(old_primary) +
+      " PGFAILOVER_NEW_PRIMARY=" + ssh::shellQuote(config_.nodes[promote.node].name) + " " + hook;
+  ssh::LocalRunner runner;
+  auto result = runner.run(command, config_.failover.fencing_hook_timeout);
+  if (result.succeeded()) return Status::ok();
+  return {StatusCode::kFailedPrecondition,
+          "fencing hook failed, not promoting: " + ssh::redactForLog(result.summary())};
+}
+
+Status ClusterActionExecutor::execute(const core::Action& action) {
   if (action.node >= probers_.size())
     return {StatusCode::kInvalidArgument, "action names node index " + std::to_string(action.node)};
   auto& prober = *probers_[action.node];
   switch (action.kind) {
     case core::ActionKind::kPromote:
-      return prober.promote(promote_timeout_);
+      if (Status hook = runFencingHook(action); !hook.isOk()) return hook;
+      return prober.promote(config_.failover.promote_timeout);
     case core::ActionKind::kFence:
       return prober.fenceReadOnly();
     case core::ActionKind::kUnfence:
-    case core::ActionKind::kRejoin:
+      return prober.unfence();
     case core::ActionKind::kCreateSlot:
+      return prober.createReplicationSlot(action.argument);
     case core::ActionKind::kDropSlot:
-      return {StatusCode::kFailedPrecondition,
-              std::string(core::toString(action.kind)) + " is not available in this build"};
+      return prober.dropReplicationSlot(action.argument);
+    case core::ActionKind::kRejoin:
+      if (!operations_.available(action.node))
+        return {StatusCode::kFailedPrecondition, "no ssh or local executor for this node"};
+      operations_.startRejoin(action.node, action.peer);
+      return Status::ok();
   }
   return {StatusCode::kInternal, "unknown action"};
 }
 
 TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
-                   metrics::Metrics& metrics, Logger& log)
+                   metrics::Metrics& metrics, Logger& log, AdminQueue* requests)
     : config_(config),
       policy_(policyFromConfig(config)),
       snapshots_(snapshots),
       metrics_(metrics),
-      log_(log) {
+      log_(log),
+      requests_(requests) {
   std::vector<pg::NodeProber*> raw;
   for (const auto& node : config.nodes) {
     probers_.push_back(std::make_unique<pg::NodeProber>(node, config.probe));
     raw.push_back(probers_.back().get());
   }
-  executor_ = std::make_unique<SqlActionExecutor>(std::move(raw), config.failover.promote_timeout);
+  operations_ = std::make_unique<NodeOperations>(config, log);
+  executor_ = std::make_unique<ClusterActionExecutor>(config, std::move(raw), *operations_);
+  if (!config.state_file.empty()) state_file_ = std::make_unique<StateFile>(config.state_file);
+  history_json_ = std::make_shared<const std::string>("[]");
 }
 
-TickLoop::~TickLoop() = default;
+TickLoop::~TickLoop() {
+  operations_->shutdown();
+}
+
+Status TickLoop::restoreState() {
+  if (!state_file_) return Status::ok();
+  Status status;
+  auto loaded = state_file_->load(status);
+  if (!loaded) return status;
+  persisted_ = std::move(*loaded);
+  if (persisted_.primary) {
+    for (std::size_t i = 0; i < config_.nodes.size(); ++i)
+      if (config_.nodes[i].name == *persisted_.primary) memory_.primary = i;
+    if (!memory_.primary)
+      log_.warn("state_ignored", "the state file names primary '" + *persisted_.primary +
+                                     "', which is not configured; deriving it from the cluster");
+  }
+  if (memory_.primary) {
+    memory_.last_primary_timeline = persisted_.primary_timeline;
+    memory_.last_primary_system_identifier = persisted_.system_identifier;
+  }
+  memory_.failovers = persisted_.failovers;
+  history_json_ = std::make_shared<const std::string>(historyToJson(persisted_.history));
+  log_.info("state_restored",
+            "state file " + state_file_->path() + ": primary " +
+                (persisted_.primary ? "'" + *persisted_.primary + "'" : std::string("unknown")) +
+                ", timeline " + std::to_string(persisted_.primary_timeline) + ", " +
+                std::to_string(persisted_.history.size()) + " past events");
+  return Status::ok();
+}
 
 void TickLoop::requestStop() {
   {
@@ -82,6 +151,8 @@ core::ClusterView TickLoop::observe() {
     observation.name = config_.nodes[i].name;
     view.nodes.push_back(std::move(observation));
   }
+  view.operations = operations_->reports();
+  if (requests_) view.request = requests_->take();
   return view;
 }
 
@@ -94,18 +165,23 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
   logChanges(decision, view);
   for (const auto& action : decision.actions) {
     const std::string node = config_.nodes[action.node].name;
-    log_.warn(toString(action.kind), action.detail, {{"node", node}});
+    const bool routine = action.kind == core::ActionKind::kCreateSlot;
+    log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, core::toString(action.kind),
+             action.detail, {{"node", node}});
     const auto action_started = std::chrono::steady_clock::now();
     Status status = executor_->execute(action);
     const auto took = elapsed(action_started, std::chrono::steady_clock::now());
+    const std::string kind = core::toString(action.kind);
     if (status.isOk())
-      log_.warn(std::string(toString(action.kind)) + "_done",
-                std::string(toString(action.kind)) + " of '" + node + "' succeeded",
-                {{"node", node}, {"took_ms", std::to_string(took.count())}});
+      log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, kind + "_done",
+               kind + " on '" + node + "' succeeded",
+               {{"node", node}, {"took_ms", std::to_string(took.count())}});
     else
-      log_.error(std::string(toString(action.kind)) + "_failed", status.message(),
+      log_.error(kind + "_failed", status.message(),
                  {{"node", node}, {"took_ms", std::to_string(took.count())}});
   }
+  if (decision.request_refused) log_.warn("request_refused", *decision.request_refused);
+  persist(decision, now.wall);
   memory_ = decision.next;
 
   auto snapshot =
@@ -115,6 +191,7 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
     snapshot->nodes[i].host = config_.nodes[i].host;
     snapshot->nodes[i].port = config_.nodes[i].port;
   }
+  snapshot->history_json = history_json_;
   metrics_.recordDecision(decision);
   metrics_.observeTick(*snapshot);
   metrics_.recordTickDuration(elapsed(started, std::chrono::steady_clock::now()));
@@ -122,16 +199,43 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
   snapshots_.publish(std::move(snapshot));
 }
 
+void TickLoop::persist(const core::Decision& decision, WallTime now) {
+  const auto& next = decision.next;
+  std::optional<std::string> primary;
+  if (next.primary) primary = config_.nodes[*next.primary].name;
+  const bool changed = primary != persisted_.primary ||
+                       next.last_primary_timeline != persisted_.primary_timeline ||
+                       next.last_primary_system_identifier != persisted_.system_identifier ||
+                       next.failovers != persisted_.failovers || !decision.events.empty();
+  if (!changed) return;
+  persisted_.primary = primary;
+  persisted_.primary_timeline = next.last_primary_timeline;
+  persisted_.system_identifier = next.last_primary_system_identifier;
+  persisted_.failovers = next.failovers;
+  for (const auto& e : decision.events) {
+    HistoryEvent event{now, e.kind, e.node, e.from, e.to, e.result, e.reason, e.duration};
+    persisted_.addEvent(std::move(event));
+    log_.info("event", e.kind + " " + e.result + (e.node.empty() ? "" : " on '" + e.node + "'") +
+                           ": " + e.reason);
+  }
+  if (!decision.events.empty())
+    history_json_ = std::make_shared<const std::string>(historyToJson(persisted_.history));
+  if (state_file_) {
+    // Written before the tick's snapshot is published; a failure is loud but not fatal: the
+    // cluster itself still tells the truth at the next start (newest timeline wins).
+    if (Status status = state_file_->save(persisted_); !status.isOk())
+      log_.error("state_save_failed", status.message());
+  }
+}
+
 void TickLoop::logChanges(const core::Decision& decision, const core::ClusterView& view) {
   const auto& previous = memory_;
   for (std::size_t i = 0; i < view.nodes.size(); ++i) {
     const auto& now = view.nodes[i];
-    const bool was_reachable = last_snapshot_ && i < last_snapshot_->nodes.size()
-                                   ? last_snapshot_->nodes[i].observation.reachable
-                                   : true;
-    const auto was_failure = last_snapshot_ && i < last_snapshot_->nodes.size()
-                                 ? last_snapshot_->nodes[i].observation.failure
-                                 : core::ProbeFailure::kNone;
+    const bool known = last_snapshot_ && i < last_snapshot_->nodes.size();
+    const bool was_reachable = known ? last_snapshot_->nodes[i].observation.reachable : true;
+    const auto was_failure =
+        known ? last_snapshot_->nodes[i].observation.failure : core::ProbeFailure::kNone;
     if (now.failure != was_failure && now.failure != core::ProbeFailure::kNone)
       log_.warn("probe_failed", now.error,
                 {{"node", now.name}, {"failure", core::toString(now.failure)}});

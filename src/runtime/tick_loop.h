@@ -1,9 +1,11 @@
 // The daemon's loop: once per interval, observe every node (concurrently, each probe bounded by
-// its deadline), decide (pure), act (promote / fence, each bounded), publish (snapshot for the
-// HTTP API, metrics, log lines on change). The loop owns the decision's memory.
+// its deadline), decide (pure), act (promote, fence, slots: bounded SQL; rejoin: handed to the
+// node-operation worker), persist what must survive a restart, publish (snapshot for the HTTP
+// API, metrics, log lines on change). The loop owns the decision's memory.
 //
-// Deliberately not here: the decision itself (src/core), SQL (src/pg), HTTP (src/http). The
-// loop never reads a clock inside decide(): it reads one Now per tick and passes it in.
+// Deliberately not here: the decision itself (src/core), SQL (src/pg), HTTP (src/http), host
+// commands (src/lifecycle, src/ssh). The loop never reads a clock inside decide(): it reads one
+// Now per tick and passes it in.
 #pragma once
 
 #include <atomic>
@@ -18,6 +20,9 @@
 #include "http/snapshot_store.h"
 #include "metrics/metrics.h"
 #include "pg/node_prober.h"
+#include "runtime/admin_queue.h"
+#include "runtime/node_operations.h"
+#include "runtime/state_file.h"
 
 namespace pgfailover::runtime {
 
@@ -31,24 +36,31 @@ class ActionExecutor {
   virtual Status execute(const core::Action& action) = 0;
 };
 
-// Executes actions with the node probers (libpq): promote with pg_promote, fence read-only.
-class SqlActionExecutor : public ActionExecutor {
+// Executes actions with the node probers (libpq) and the node-operation worker.
+class ClusterActionExecutor : public ActionExecutor {
  public:
-  SqlActionExecutor(std::vector<pg::NodeProber*> probers, Millis promote_timeout)
-      : probers_(std::move(probers)), promote_timeout_(promote_timeout) {}
+  ClusterActionExecutor(const config::Config& config, std::vector<pg::NodeProber*> probers,
+                        NodeOperations& operations)
+      : config_(config), probers_(std::move(probers)), operations_(operations) {}
   Status execute(const core::Action& action) override;
 
  private:
+  Status runFencingHook(const core::Action& promote);
+
+  const config::Config& config_;
   std::vector<pg::NodeProber*> probers_;
-  Millis promote_timeout_;
+  NodeOperations& operations_;
 };
 
 class TickLoop {
  public:
   TickLoop(const config::Config& config, http::SnapshotStore& snapshots, metrics::Metrics& metrics,
-           Logger& log);
+           Logger& log, AdminQueue* requests = nullptr);
   ~TickLoop();
 
+  // Loads the state file (if configured). An unreadable or corrupt file is an error: starting
+  // without it could forget that a node must be fenced.
+  Status restoreState();
   // Ticks until requestStop(); returns within a tick's work after it.
   void run();
   // One tick: observe, decide, act, publish. `scheduled` is when the tick was due; the decision
@@ -62,14 +74,20 @@ class TickLoop {
  private:
   core::ClusterView observe();
   void logChanges(const core::Decision& decision, const core::ClusterView& view);
+  void persist(const core::Decision& decision, WallTime now);
 
   const config::Config& config_;
   core::Policy policy_;
   http::SnapshotStore& snapshots_;
   metrics::Metrics& metrics_;
   Logger& log_;
+  AdminQueue* requests_;
   std::vector<std::unique_ptr<pg::NodeProber>> probers_;
+  std::unique_ptr<NodeOperations> operations_;
   std::unique_ptr<ActionExecutor> executor_;
+  std::unique_ptr<StateFile> state_file_;
+  PersistedState persisted_;
+  std::shared_ptr<const std::string> history_json_;
 
   core::Memory memory_;
   std::shared_ptr<const core::Snapshot> last_snapshot_;

@@ -1,0 +1,85 @@
+// Rejoin: turn a node that is not a healthy replica (a fenced or crashed old primary, a replica
+// that lost its way) into a replica streaming from the current primary, by running plain
+// commands on its host through a CommandRunner (ssh or local): stop it, pg_rewind it from the
+// primary, point it at the primary (standby.signal, primary_conninfo, primary_slot_name), start
+// it, and wait until it streams. When pg_rewind cannot be used or fails, fall back to a fresh
+// pg_basebackup into a new data directory, keeping the old one aside until the new one streams.
+//
+// Nothing needs installing on the node beyond PostgreSQL itself. Passwords never appear in a
+// command: replication connections use the passfile on the node's host.
+//
+// Deliberately not here: deciding that a node needs rejoining (src/core), threads (the caller
+// runs this off the tick thread), and SQL against the node (the caller's verify callback).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+#include "common/time.h"
+#include "ssh/command_runner.h"
+
+namespace pgfailover::lifecycle {
+
+struct RejoinPlan {
+  std::string node;  // name, also the application_name it streams with
+  std::string data_dir;
+  std::string bin_dir;
+  std::string start_command;  // empty: pg_ctl start
+  std::string primary_host;
+  int primary_port = 5432;
+  std::string replication_user;
+  std::string passfile;   // on the node's host
+  std::string slot_name;  // empty: no slot
+};
+
+struct RejoinResult {
+  Status status;
+  std::string method;  // "rewind" or "clone"
+  std::string detail;  // what happened, one line per step, for logs and /history
+};
+
+class Rejoiner {
+ public:
+  // `verify_streaming` polls the node (over libpq) until it streams or `deadline` passes.
+  // `progress` is told each step's name as it starts. `stop` aborts between steps.
+  Rejoiner(ssh::CommandRunner& runner, std::function<bool(Millis deadline)> verify_streaming,
+           std::function<void(const std::string& step)> progress, const std::atomic<bool>& stop)
+      : runner_(runner),
+        verify_streaming_(std::move(verify_streaming)),
+        progress_(std::move(progress)),
+        stop_(stop) {}
+
+  RejoinResult run(const RejoinPlan& plan, Millis budget);
+
+ private:
+  struct Step {
+    bool ok = false;
+    std::string summary;
+    std::string stdout_text;
+    int exit_code = -1;
+  };
+  Step exec(const std::string& name, const std::string& command, Millis deadline);
+  Status stopServer(const RejoinPlan& plan);
+  Status followPrimary(const RejoinPlan& plan);
+  Status startAndVerify(const RejoinPlan& plan, SteadyTime deadline);
+  Millis remaining(SteadyTime deadline) const;
+
+  ssh::CommandRunner& runner_;
+  std::function<bool(Millis)> verify_streaming_;
+  std::function<void(const std::string&)> progress_;
+  const std::atomic<bool>& stop_;
+  std::string log_;
+};
+
+// The pieces, exposed for unit tests.
+std::string replicationConninfo(const RejoinPlan& plan, bool for_streaming);
+// The postgresql.auto.conf lines that make the node follow the primary.
+std::string standbySettings(const RejoinPlan& plan);
+// A field of pg_controldata's output ("" when absent), and whether pg_rewind can work on a
+// data directory with that control data (wal_log_hints on, or data checksums).
+std::string controlDataValue(const std::string& output, const std::string& key);
+bool canRewind(const std::string& control_data);
+
+}  // namespace pgfailover::lifecycle

@@ -1,0 +1,155 @@
+#include "runtime/node_operations.h"
+
+#include <cctype>
+#include <chrono>
+
+#include "lifecycle/rejoin.h"
+#include "pg/node_prober.h"
+#include "ssh/local_runner.h"
+#include "ssh/ssh_runner.h"
+
+namespace pgfailover::runtime {
+
+namespace {
+
+std::unique_ptr<ssh::CommandRunner> makeRunner(const config::NodeConfig& node) {
+  switch (node.exec.kind) {
+    case config::HostExecKind::kSsh: {
+      ssh::SshTarget target;
+      target.host = node.exec.ssh.host;
+      target.port = node.exec.ssh.port;
+      target.user = node.exec.ssh.user;
+      target.private_key_file = node.exec.ssh.private_key_file;
+      target.known_hosts_file = node.exec.ssh.known_hosts_file;
+      target.connect_timeout = node.exec.ssh.connect_timeout;
+      return std::make_unique<ssh::SshRunner>(target);
+    }
+    case config::HostExecKind::kLocal:
+      return std::make_unique<ssh::LocalRunner>(node.exec.run_as);
+    case config::HostExecKind::kNone:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+std::string slotName(const std::string& node) {
+  std::string name = "pgfailover_";
+  for (char c : node) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    name += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  }
+  return name.substr(0, 63);
+}
+
+}  // namespace
+
+std::string replicationSlotName(const std::string& node) {
+  return slotName(node);
+}
+
+NodeOperations::NodeOperations(const config::Config& config, Logger& log)
+    : config_(config), log_(log), slots_(config.nodes.size()) {
+  for (std::size_t i = 0; i < config.nodes.size(); ++i) {
+    slots_[i].runner = makeRunner(config.nodes[i]);
+    slots_[i].report.available = slots_[i].runner != nullptr && config.failover.rejoin;
+  }
+}
+
+NodeOperations::~NodeOperations() {
+  shutdown();
+}
+
+void NodeOperations::shutdown() {
+  stop_ = true;
+  for (auto& slot : slots_)
+    if (slot.thread.joinable()) slot.thread.join();
+}
+
+bool NodeOperations::available(std::size_t node) const {
+  return node < slots_.size() && slots_[node].runner != nullptr;
+}
+
+ssh::CommandRunner* NodeOperations::runner(std::size_t node) const {
+  return node < slots_.size() ? slots_[node].runner.get() : nullptr;
+}
+
+std::vector<core::NodeOperation> NodeOperations::reports() const {
+  std::lock_guard lock(mutex_);
+  std::vector<core::NodeOperation> out;
+  for (const auto& slot : slots_) out.push_back(slot.report);
+  return out;
+}
+
+void NodeOperations::startRejoin(std::size_t node, std::size_t primary) {
+  if (!available(node) || stop_) return;
+  std::lock_guard lock(mutex_);
+  auto& slot = slots_[node];
+  if (slot.report.running) return;
+  if (slot.thread.joinable()) slot.thread.join();  // a finished one
+  slot.report.running = true;
+  slot.report.step = "starting";
+  slot.thread = std::thread([this, node, primary] { runRejoin(node, primary); });
+}
+
+void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
+  const auto& target = config_.nodes[node];
+  const auto& source = config_.nodes[primary];
+  lifecycle::RejoinPlan plan;
+  plan.node = target.name;
+  plan.data_dir = target.data_dir;
+  plan.bin_dir = target.bin_dir;
+  plan.start_command = target.start_command;
+  plan.primary_host = source.replication_host.empty() ? source.host : source.replication_host;
+  plan.primary_port = source.replication_port != 0 ? source.replication_port : source.port;
+  plan.replication_user = config_.replication.user;
+  plan.passfile = config_.replication.passfile;
+  if (config_.replication.slots) plan.slot_name = slotName(target.name);
+
+  // Streaming is verified over libpq with pgfailover's own credentials, on a connection of
+  // this thread's own (the tick's prober is not shared across threads).
+  pg::NodeProber verifier(target, config_.probe);
+  auto verify = [this, &verifier](Millis budget) {
+    const auto until = std::chrono::steady_clock::now() + budget;
+    while (std::chrono::steady_clock::now() < until && !stop_) {
+      auto seen = verifier.probe(false);
+      if (seen.streaming()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    return false;
+  };
+  auto progress = [this, node](const std::string& step) {
+    std::lock_guard lock(mutex_);
+    slots_[node].report.step = step;
+  };
+  log_.warn("rejoin_started",
+            "rejoining '" + target.name + "' as a replica of '" + source.name + "' via " +
+                slots_[node].runner->describe(),
+            {{"node", target.name}});
+  const auto started = std::chrono::steady_clock::now();
+  lifecycle::Rejoiner rejoiner(*slots_[node].runner, verify, progress, stop_);
+  auto result = rejoiner.run(plan, config_.failover.rejoin_timeout);
+  const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
+  if (result.status.isOk())
+    log_.warn("rejoin_succeeded", "'" + target.name + "' streams from '" + source.name + "'",
+              {{"node", target.name},
+               {"method", result.method},
+               {"took_ms", std::to_string(took.count())}});
+  else
+    log_.error("rejoin_failed", result.status.message(),
+               {{"node", target.name},
+                {"method", result.method},
+                {"took_ms", std::to_string(took.count())},
+                {"steps", result.detail}});
+  std::lock_guard lock(mutex_);
+  auto& report = slots_[node].report;
+  report.running = false;
+  report.step.clear();
+  report.finished += 1;
+  report.last_succeeded = result.status.isOk();
+  report.last_method = result.method;
+  report.last_error = result.status.message();
+  report.last_finished_at = std::chrono::steady_clock::now();
+  report.last_duration = took;
+}
+
+}  // namespace pgfailover::runtime
