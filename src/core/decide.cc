@@ -490,12 +490,20 @@ void fenceNode(Decision& d, std::size_t node, const std::string& why) {
   d.actions.push_back(Action{ActionKind::kFence, node, why});
 }
 
+// Slots are kept only for nodes pgfailover manages (a host executor exists), because only
+// those are sure to stream from the slot: a rejoin writes primary_slot_name. A slot nobody
+// uses would retain WAL until the primary's disk fills.
+bool managed(const Facts& f, std::size_t node) {
+  const NodeOperation* op = f.view->operation(node);
+  return op && op->available;
+}
+
 // After a promotion the new primary gets a slot for every other node at once, so a rejoining
 // node never waits for one.
 void createSlotsFor(const Facts& f, Decision& d, std::size_t primary) {
   if (!f.policy->slots) return;
   for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
-    if (i == primary || i >= f.policy->slot_names.size()) continue;
+    if (i == primary || i >= f.policy->slot_names.size() || !managed(f, i)) continue;
     Action a{ActionKind::kCreateSlot, primary, "slot for " + f.nameOf(i) + " on the new primary"};
     a.argument = f.policy->slot_names[i];
     d.actions.push_back(a);
@@ -510,7 +518,7 @@ void maintainSlots(const Facts& f, Decision& d) {
   const auto& primary = f.node(*f.primary);
   if (!primary.slots_observed) return;
   for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
-    if (i == *f.primary || i >= policy.slot_names.size()) continue;
+    if (i == *f.primary || i >= policy.slot_names.size() || !managed(f, i)) continue;
     const std::string& name = policy.slot_names[i];
     const ReplicationSlot* slot = nullptr;
     for (const auto& s : primary.slots)
