@@ -1,0 +1,197 @@
+#include "http/status_json.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace pgfailover::http {
+
+namespace {
+
+using core::NodeSnapshot;
+using core::Snapshot;
+
+template <typename T>
+Json orNull(const std::optional<T>& value) {
+  return value ? Json(*value) : Json(nullptr);
+}
+
+Json lsnOrNull(const std::optional<Lsn>& lsn) {
+  return lsn ? Json(formatLsn(*lsn)) : Json(nullptr);
+}
+
+Json stringOrNull(const std::string& text) {
+  return text.empty() ? Json(nullptr) : Json(text);
+}
+
+// A wall-clock time the snapshot never set stays null rather than claiming 1970.
+Json timeOrNull(WallTime time) {
+  return time == WallTime{} ? Json(nullptr) : Json(formatIso8601(time));
+}
+
+// The steady clock cannot be printed as a date; a probe's wall time is derived from the tick's
+// pair of clocks, which were read at the same moment.
+WallTime wallTimeOf(SteadyTime at, const Snapshot& snapshot) {
+  return snapshot.tick_at_wall -
+         std::chrono::duration_cast<WallTime::duration>(snapshot.tick_at - at);
+}
+
+Json walReceiverJson(const std::optional<core::WalReceiver>& receiver) {
+  if (!receiver) return nullptr;
+  Json json;
+  json["status"] = receiver->status;
+  json["sender_host"] = stringOrNull(receiver->sender_host);
+  json["sender_port"] = receiver->sender_port > 0 ? Json(receiver->sender_port) : Json(nullptr);
+  json["received_timeline"] =
+      receiver->received_timeline > 0 ? Json(receiver->received_timeline) : Json(nullptr);
+  json["seconds_since_last_message"] = orNull(receiver->seconds_since_last_message);
+  return json;
+}
+
+Json replicationJson(const std::vector<core::ReplicationPeer>& peers) {
+  Json list = Json::array();
+  for (const auto& peer : peers) {
+    Json json;
+    json["application_name"] = peer.application_name;
+    json["client_addr"] = stringOrNull(peer.client_addr);
+    json["state"] = peer.state;
+    json["sync_state"] = peer.sync_state;
+    json["sent_lsn"] = lsnOrNull(peer.sent_lsn);
+    json["replay_lsn"] = lsnOrNull(peer.replay_lsn);
+    list.push_back(std::move(json));
+  }
+  return list;
+}
+
+Json nodeJson(const Snapshot& snapshot, const NodeSnapshot& node) {
+  const auto& seen = node.observation;
+  // Fields a probe reads from the server mean nothing when it did not answer; null says so
+  // instead of a misleading `false` or `0`.
+  const bool answered = seen.probed && seen.reachable;
+  Json json;
+  json["name"] = node.name;
+  json["host"] = node.host;
+  json["port"] = node.port;
+  json["role"] = core::toString(node.role);
+  json["reachable"] = answered;
+  json["failure"] = seen.probed ? Json(core::toString(seen.failure)) : Json(nullptr);
+  json["error"] = stringOrNull(seen.error);
+  json["in_recovery"] = answered ? Json(seen.in_recovery) : Json(nullptr);
+  json["read_only"] = answered ? Json(seen.read_only) : Json(nullptr);
+  // As a string: a 64-bit identifier does not survive a JavaScript number.
+  json["system_identifier"] = answered && seen.system_identifier != 0
+                                  ? Json(std::to_string(seen.system_identifier))
+                                  : Json(nullptr);
+  json["timeline"] = answered && seen.timeline != 0 ? Json(seen.timeline) : Json(nullptr);
+  json["current_lsn"] = lsnOrNull(seen.current_lsn);
+  json["receive_lsn"] = lsnOrNull(seen.receive_lsn);
+  json["replay_lsn"] = lsnOrNull(seen.replay_lsn);
+  json["lag_bytes"] = orNull(node.lag_bytes);
+  json["lag_seconds"] = orNull(node.lag_seconds);
+  json["wal_receiver"] = walReceiverJson(seen.wal_receiver);
+  json["replication"] = replicationJson(seen.replication);
+  Json heartbeat;
+  heartbeat["written"] = seen.heartbeat_written;
+  heartbeat["unix_seconds"] = orNull(seen.heartbeat_unix_seconds);
+  json["heartbeat"] = std::move(heartbeat);
+  if (seen.probed) {
+    Json probe;
+    probe["at"] = formatIso8601(wallTimeOf(seen.probed_at, snapshot));
+    probe["duration_ms"] = seen.probe_duration.count();
+    json["last_probe"] = std::move(probe);
+  } else {
+    json["last_probe"] = nullptr;
+  }
+  return json;
+}
+
+}  // namespace
+
+std::string formatIso8601(WallTime time) {
+  const auto since_epoch = time.time_since_epoch();
+  auto whole = std::chrono::floor<std::chrono::seconds>(since_epoch);
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - whole);
+  const std::time_t seconds = static_cast<std::time_t>(whole.count());
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  // Sized for any int fields, which the compiler cannot rule out.
+  char buffer[96];
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(millis.count()));
+  return buffer;
+}
+
+std::string dumpJson(const Json& json, int indent) {
+  return json.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+Json statusJson(const Snapshot& snapshot) {
+  Json json;
+  json["cluster_name"] = snapshot.cluster_name;
+  json["version"] = PGFAILOVER_VERSION;
+  json["ready"] = snapshot.ready;
+  json["state"] = core::toString(snapshot.state);
+  json["reason"] = snapshot.reason;
+  json["primary"] = snapshot.primary && *snapshot.primary < snapshot.nodes.size()
+                        ? Json(snapshot.nodes[*snapshot.primary].name)
+                        : Json(nullptr);
+  if (snapshot.timeout) {
+    Json timeout;
+    timeout["kind"] = core::toString(snapshot.timeout->kind);
+    timeout["total_ms"] = snapshot.timeout->total.count();
+    timeout["elapsed_ms"] = snapshot.timeout->elapsed.count();
+    timeout["remaining_ms"] = snapshot.timeout->remaining().count();
+    json["timeout"] = std::move(timeout);
+  } else {
+    json["timeout"] = nullptr;
+  }
+  json["veto"] = snapshot.veto ? Json(core::toString(*snapshot.veto)) : Json(nullptr);
+  json["split_brain"] = snapshot.split_brain;
+  if (snapshot.last_failover) {
+    const auto& record = *snapshot.last_failover;
+    Json failover;
+    failover["started_at"] = timeOrNull(record.started_at);
+    failover["completed_at"] = timeOrNull(record.completed_at);
+    failover["from"] = record.from;
+    failover["to"] = record.to;
+    failover["duration_ms"] = record.duration.count();
+    failover["reason"] = record.reason;
+    json["last_failover"] = std::move(failover);
+  } else {
+    json["last_failover"] = nullptr;
+  }
+  json["tick"] = snapshot.tick;
+  json["tick_at"] = timeOrNull(snapshot.tick_at_wall);
+  Json nodes = Json::array();
+  for (const auto& node : snapshot.nodes) nodes.push_back(nodeJson(snapshot, node));
+  json["nodes"] = std::move(nodes);
+  return json;
+}
+
+Json checkJson(const Snapshot& snapshot, std::string_view check, const CheckResult& result) {
+  Json json;
+  json["check"] = check;
+  json["ok"] = result.ok;
+  json["reason"] = result.reason;
+  json["state"] = core::toString(snapshot.state);
+  json["primary"] = snapshot.primary && *snapshot.primary < snapshot.nodes.size()
+                        ? Json(snapshot.nodes[*snapshot.primary].name)
+                        : Json(nullptr);
+  if (result.node != nullptr) {
+    const auto& node = *result.node;
+    const auto& seen = node.observation;
+    const bool answered = seen.probed && seen.reachable;
+    json["node"] = node.name;
+    json["role"] = core::toString(node.role);
+    json["reachable"] = answered;
+    json["in_recovery"] = answered ? Json(seen.in_recovery) : Json(nullptr);
+    json["read_only"] = answered ? Json(seen.read_only) : Json(nullptr);
+    json["timeline"] = answered && seen.timeline != 0 ? Json(seen.timeline) : Json(nullptr);
+    json["lag_bytes"] = orNull(node.lag_bytes);
+  } else {
+    json["node"] = nullptr;
+  }
+  return json;
+}
+
+}  // namespace pgfailover::http
