@@ -120,8 +120,10 @@ class Reader {
   std::vector<std::string>& errors_;
 };
 
-const std::set<std::string> kTopKeys = {"cluster_name", "nodes",       "probe", "failover",  "http",
-                                        "log",          "replication", "admin", "state_file"};
+const std::set<std::string> kTopKeys = {"cluster_name", "nodes",     "probe",       "failover",
+                                        "http",         "log",       "replication", "synchronous",
+                                        "admin",        "state_file"};
+const std::set<std::string> kSynchronousKeys = {"mode", "standalone_after_ms"};
 const std::set<std::string> kNodeKeys = {"name",
                                          "host",
                                          "port",
@@ -373,6 +375,18 @@ LoadResult parseConfig(
     r.readBool(*replication, "replication", "slots", rep.slots);
     r.readMillis(*replication, "replication", "slot_drop_after_ms", rep.slot_drop_after);
   }
+  if (const json* sync = r.section(root, "synchronous")) {
+    r.rejectUnknown(*sync, "synchronous", kSynchronousKeys);
+    std::string mode = "off";
+    r.readString(*sync, "synchronous", "mode", mode);
+    if (mode == "on")
+      config.synchronous.mode = SyncMode::kOn;
+    else if (mode == "strict")
+      config.synchronous.mode = SyncMode::kStrict;
+    else if (mode != "off")
+      r.error("synchronous.mode", "must be \"off\", \"on\" or \"strict\"");
+    r.readMillis(*sync, "synchronous", "standalone_after_ms", config.synchronous.standalone_after);
+  }
   bool any_exec = false;
   for (const auto& n : config.nodes) any_exec = any_exec || n.exec.kind != HostExecKind::kNone;
   if (any_exec && config.replication.passfile.empty())
@@ -492,6 +506,11 @@ std::string describeConfig(const Config& config) {
         {"passfile", config.replication.passfile},
         {"slots", config.replication.slots},
         {"slot_drop_after_ms", config.replication.slot_drop_after.count()}}},
+      {"synchronous",
+       {{"mode", config.synchronous.mode == SyncMode::kOn
+                     ? "on"
+                     : (config.synchronous.mode == SyncMode::kStrict ? "strict" : "off")},
+        {"standalone_after_ms", config.synchronous.standalone_after.count()}}},
       {"admin",
        {{"token_file", config.admin.token_file},
         {"token",
@@ -517,6 +536,7 @@ std::vector<std::string> knownKeys() {
   for (const auto& k : kLocalKeys) keys.push_back("nodes[].local." + k);
   for (const auto& k : kReplicationKeys) keys.push_back("replication." + k);
   for (const auto& k : kAdminKeys) keys.push_back("admin." + k);
+  for (const auto& k : kSynchronousKeys) keys.push_back("synchronous." + k);
   return keys;
 }
 

@@ -72,6 +72,13 @@ struct ReplicationConfig {
   Millis slot_drop_after{3600000};
 };
 
+enum class SyncMode { kOff, kOn, kStrict };
+
+struct SynchronousConfig {
+  SyncMode mode = SyncMode::kOff;
+  Millis standalone_after{10000};
+};
+
 struct AdminConfig {
   std::string token_file;
   Secret token;  // read from token_file; empty disables the admin endpoints
@@ -137,6 +144,7 @@ struct Config {
   HttpConfig http;
   LogConfig log;
   ReplicationConfig replication;
+  SynchronousConfig synchronous;
   AdminConfig admin;
   std::string state_file;  // empty: nothing persisted across restarts
 };

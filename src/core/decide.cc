@@ -203,6 +203,12 @@ void chooseCandidate(Facts& f) {
     f.veto_detail = "replica " + name + " is " + formatBytes(*f.candidate_lag_bytes) +
                     " behind the primary's last known position (limit " +
                     formatBytes(policy.max_lag_bytes) + ")";
+  } else if (policy.sync_mode != SyncMode::kOff && f.memory->synchronous_standby != f.candidate) {
+    f.veto = VetoReason::kReplicaNotSynchronous;
+    f.veto_detail = "synchronous mode is " + std::string(toString(policy.sync_mode)) +
+                    " and replica " + name +
+                    " was not the primary's synchronous standby when it was last seen healthy; "
+                    "promoting it could lose acknowledged commits";
   } else if (f.memory->promote_attempts >= policy.promote_attempts) {
     f.veto = VetoReason::kPromoteAttemptsExhausted;
     f.veto_detail =
@@ -469,6 +475,53 @@ bool timeoutElapsedClear(const Facts& f) {
 
 // ---- effects ----
 
+// synchronous_standby_names for the current primary, or nullopt to leave it as it is.
+// The value lists replicas by application_name (the node name, as rejoin writes it).
+std::string synchronousNames(const Facts& f, bool healthy_only) {
+  std::string names;
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
+    if (i == *f.primary || (healthy_only && !f.healthy_replica[i])) continue;
+    names += (names.empty() ? "" : ", ") + std::string("\"") + f.node(i).name + "\"";
+  }
+  return names.empty() ? "" : "FIRST 1 (" + names + ")";
+}
+
+void maintainSynchronousStandbys(const Facts& f, Decision& d) {
+  const auto& policy = *f.policy;
+  if (policy.sync_mode == SyncMode::kOff || !f.primary_ok) return;
+  const auto& current = f.node(*f.primary).synchronous_standby_names;
+  std::string desired;
+  if (policy.sync_mode == SyncMode::kStrict) {
+    desired = synchronousNames(f, false);
+  } else if (f.replica_healthy) {
+    desired = synchronousNames(f, true);
+  } else if (!current.empty()) {
+    // Commits wait for a standby that is gone; let them, for standalone_after.
+    std::optional<SteadyTime> gone_since;
+    for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
+      if (i != *f.primary && f.unhealthy_since[i] &&
+          (!gone_since || *f.unhealthy_since[i] > *gone_since))
+        gone_since = f.unhealthy_since[i];
+    const bool waited = gone_since && elapsed(*gone_since, f.now.steady) >= policy.standalone_after;
+    desired = waited ? "" : current;
+    if (waited)
+      d.events.push_back(Event{"synchronous",
+                               f.node(*f.primary).name,
+                               "",
+                               "",
+                               "standalone",
+                               "no replica for " + formatSeconds(policy.standalone_after) +
+                                   "; the primary commits alone",
+                               {}});
+  }
+  if (desired == current) return;
+  Action a{ActionKind::kSetSynchronousStandbys, *f.primary,
+           desired.empty() ? "synchronous replication suspended: no healthy replica"
+                           : "synchronous replication to " + desired};
+  a.argument = desired;
+  d.actions.push_back(a);
+}
+
 void promoteNode(const Facts& f, Decision& d, std::size_t node, const std::string& why) {
   Action promote{ActionKind::kPromote, node, why};
   // The old primary, for the fencing hook; a switchover fenced it already and needs no hook.
@@ -569,6 +622,7 @@ void completeFailover(const Facts& f, Decision& d) {
                              f.node(to).name, "succeeded", record.reason, record.duration});
   }
   d.next.primary = to;
+  d.next.synchronous_standby.reset();
   d.next.promoting.reset();
   d.next.promote_attempts = 0;
   d.next.failing_since.reset();
@@ -623,6 +677,7 @@ void clearFailure(const Facts& f, Decision& d) {
   d.next.veto.reset();
   d.next.promote_attempts = 0;
   maintainSlots(f, d);
+  maintainSynchronousStandbys(f, d);
 }
 
 void issueRejoin(const Facts& f, Decision& d) {
@@ -1164,6 +1219,14 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
       if (primary.current_lsn) d.next.last_primary_position = primary.current_lsn;
       d.next.last_primary_timeline = primary.timeline;
       d.next.last_primary_system_identifier = primary.system_identifier;
+      if (f.primary_ok) {
+        d.next.synchronous_standby.reset();
+        for (const auto& peer : primary.replication)
+          for (std::size_t i = 0; i < view.nodes.size(); ++i)
+            if (peer.sync_state == "sync" && peer.application_name == view.nodes[i].name &&
+                i != *f.primary)
+              d.next.synchronous_standby = i;
+      }
       if (primary.heartbeat_written && primary.heartbeat_unix_seconds) {
         d.next.previous_primary_heartbeat = memory.last_primary_heartbeat;
         d.next.last_primary_heartbeat = primary.heartbeat_unix_seconds;
@@ -1232,6 +1295,12 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
   s.veto = m.veto;
   s.last_failover = m.last_failover;
   s.operations = view.operations;
+  s.sync_mode = policy.sync_mode;
+  s.synchronous_standby = m.synchronous_standby;
+  if (policy.sync_mode == SyncMode::kOn && m.primary && *m.primary < view.nodes.size()) {
+    const auto& p = view.nodes[*m.primary];
+    s.sync_standalone = p.writable() && p.synchronous_standby_names.empty();
+  }
   if (m.state == S::kSwitchingOver || m.state == S::kPromoting) s.switchover = m.switchover;
   s.ready = !view.nodes.empty() && std::all_of(view.nodes.begin(), view.nodes.end(),
                                                [](const auto& n) { return n.probed; });

@@ -85,6 +85,7 @@ struct NodeObservation {
   std::optional<WalReceiver> wal_receiver;   // replica only
   std::vector<ReplicationPeer> replication;  // primary only
   std::vector<ReplicationSlot> slots;        // physical slots on this node
+  std::string synchronous_standby_names;     // current_setting('synchronous_standby_names')
   bool slots_observed = false;
   // The replica's wal_receiver_timeout, which bounds how stale its last message can be on a
   // healthy link.

@@ -46,6 +46,10 @@ struct Snapshot {
   // Running node operations (rejoin), one per node; empty when none is configured.
   std::vector<NodeOperation> operations;
   std::optional<Switchover> switchover;
+  // Synchronous replication as managed by pgfailover.
+  SyncMode sync_mode = SyncMode::kOff;
+  std::optional<std::size_t> synchronous_standby;
+  bool sync_standalone = false;  // sync mode on, but the primary commits without a standby
   // GET /history's body, rebuilt only when an event happens.
   std::shared_ptr<const std::string> history_json;
 

@@ -70,8 +70,22 @@ const char* toString(VetoReason reason) {
       return "replica_lagging";
     case VetoReason::kPromoteAttemptsExhausted:
       return "promote_attempts_exhausted";
+    case VetoReason::kReplicaNotSynchronous:
+      return "replica_not_synchronous";
   }
   return "unknown";
+}
+
+const char* toString(SyncMode mode) {
+  switch (mode) {
+    case SyncMode::kOff:
+      return "off";
+    case SyncMode::kOn:
+      return "on";
+    case SyncMode::kStrict:
+      return "strict";
+  }
+  return "off";
 }
 
 const char* toString(ActionKind kind) {
@@ -88,6 +102,8 @@ const char* toString(ActionKind kind) {
       return "create_slot";
     case ActionKind::kDropSlot:
       return "drop_slot";
+    case ActionKind::kSetSynchronousStandbys:
+      return "set_synchronous_standbys";
   }
   return "unknown";
 }

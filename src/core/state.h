@@ -50,8 +50,17 @@ enum class VetoReason {
   kReplicaStillStreaming,
   kReplicaLagging,
   kPromoteAttemptsExhausted,
+  kReplicaNotSynchronous,
 };
 const char* toString(VetoReason reason);
+
+// Synchronous replication managed by pgfailover (synchronous_standby_names on the primary).
+enum class SyncMode {
+  kOff,     // asynchronous: failover may lose what the replica had not received (bounded by lag)
+  kOn,      // commits wait for the replica; alone after `standalone_after` without one
+  kStrict,  // commits always wait for a replica; never alone
+};
+const char* toString(SyncMode mode);
 
 struct Policy {
   Millis confirmed_down_timeout{3000};
@@ -74,9 +83,19 @@ struct Policy {
   bool failback = false;                // return the primary role to `preferred`
   std::optional<std::size_t> preferred;
   Millis failback_delay{30000};  // healthy and caught up this long before failing back
+  SyncMode sync_mode = SyncMode::kOff;
+  Millis standalone_after{10000};  // kOn: how long commits wait for a replica that is gone
 };
 
-enum class ActionKind { kPromote, kFence, kUnfence, kRejoin, kCreateSlot, kDropSlot };
+enum class ActionKind {
+  kPromote,
+  kFence,
+  kUnfence,
+  kRejoin,
+  kCreateSlot,
+  kDropSlot,
+  kSetSynchronousStandbys,
+};
 const char* toString(ActionKind kind);
 
 struct Action {
@@ -149,6 +168,10 @@ struct Memory {
   std::optional<Switchover> switchover;  // in flight (phase kSwitchingOver or kPromoting)
   std::vector<std::optional<SteadyTime>> unhealthy_since;  // per node: not a healthy replica
   std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
+
+  // Synchronous mode: the node the healthy primary last reported as its synchronous standby
+  // (only that node may be promoted without losing acknowledged commits).
+  std::optional<std::size_t> synchronous_standby;
 };
 
 // The next state, what to do, and a sentence a DBA can read.

@@ -126,6 +126,17 @@ Rejoiner::Step Rejoiner::exec(const std::string& name, const std::string& comman
 }
 
 Status Rejoiner::stopServer(const RejoinPlan& plan) {
+  // A postmaster killed with -9 whose parent never reaps it (a container whose PID 1 is not an
+  // init) lingers as a zombie: pg_ctl counts it as running and PostgreSQL refuses to start over
+  // its lock file. A zombie runs nothing, so its lock file is stale.
+  const std::string pid_file = shellQuote(plan.data_dir + "/postmaster.pid");
+  exec("clear stale lock",
+       "pid=$(head -n 1 " + pid_file +
+           " 2>/dev/null || true); "
+           "if [ -n \"$pid\" ] && grep -qs '^State:[[:space:]]*Z' /proc/\"$pid\"/status; then "
+           "rm -f " +
+           pid_file + "; fi; true",
+       Millis{15000});
   // pg_ctl status: 0 running, 3 not running, 4 no data directory.
   auto status =
       exec("status", pgCtl(plan) + " status -D " + shellQuote(plan.data_dir), Millis{15000});

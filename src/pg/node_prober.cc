@@ -41,6 +41,7 @@ constexpr const char* kStateQuery = R"sql(SELECT
   (SELECT string_agg(slot_name || ' ' || active || ' ' || coalesce(restart_lsn::text, '-'), ','
                      ORDER BY slot_name)
    FROM pg_replication_slots WHERE slot_type = 'physical'),
+  current_setting('synchronous_standby_names'),
   r.pid,
   r.application_name,
   r.client_addr,
@@ -71,6 +72,7 @@ enum StateColumn {
   kReceiverTimeline,
   kReceiverSilenceSeconds,
   kSlots,
+  kSynchronousStandbyNames,
   kPeerPid,
   kPeerApplicationName,
   kPeerClientAddr,
@@ -247,6 +249,7 @@ bool NodeProber::readState(core::NodeObservation& observation, const QueryResult
     observation.slots = std::move(*slots);
     observation.slots_observed = true;
   }
+  observation.synchronous_standby_names = std::string(result.value(0, kSynchronousStandbyNames));
 
   auto checkpoint_timeline = parseInt64(result.value(0, kCheckpointTimeline));
   if (!observation.in_recovery) {
@@ -439,6 +442,21 @@ Status NodeProber::unfence() {
       connection.exec("SELECT pg_reload_conf()", steadyNow() + probe_.query_timeout);
   if (!reloaded.ok()) return actionError("pg_reload_conf failed", *reloaded.error);
   return waitForReadOnlySetting(connection, false);
+}
+
+Status NodeProber::setSynchronousStandbyNames(const std::string& value) {
+  Connection connection(cancel_slot_);
+  if (Status connected = connectForAction(connection); !connected.isOk()) return connected;
+  // ALTER SYSTEM takes no parameters; the value is a quoted literal built by quoteLiteral.
+  ExecOutcome set =
+      connection.exec("ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(value),
+                      steadyNow() + probe_.query_timeout);
+  if (!set.ok())
+    return actionError("ALTER SYSTEM SET synchronous_standby_names failed", *set.error);
+  ExecOutcome reloaded =
+      connection.exec("SELECT pg_reload_conf()", steadyNow() + probe_.query_timeout);
+  if (!reloaded.ok()) return actionError("pg_reload_conf failed", *reloaded.error);
+  return Status::ok();
 }
 
 Status NodeProber::createReplicationSlot(const std::string& slot) {

@@ -61,6 +61,9 @@ class NodeProber {
   // finds its WAL kept. Ok when the slot exists already. InvalidArgument for a name PostgreSQL
   // would refuse (see isValidSlotName).
   Status createReplicationSlot(const std::string& slot);
+  // ALTER SYSTEM SET synchronous_standby_names and reload: synchronous replication on ("FIRST 1
+  // (...)") or off (""). Commits waiting on a standby that is gone are released by the reload.
+  Status setSynchronousStandbyNames(const std::string& value);
   // Drops the slot unless a replica is using it (FailedPrecondition then). Ok when it does not
   // exist.
   Status dropReplicationSlot(const std::string& slot);

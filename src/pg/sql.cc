@@ -116,4 +116,13 @@ std::optional<std::uint32_t> timelineFromWalFileName(std::string_view wal_file_n
   return timeline;
 }
 
+std::string quoteLiteral(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
 }  // namespace pgfailover::pg

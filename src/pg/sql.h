@@ -31,6 +31,9 @@ std::optional<QualifiedName> parseTableName(std::string_view text);
 
 // Double-quotes an identifier, doubling embedded quotes.
 std::string quoteIdentifier(std::string_view identifier);
+// A SQL string literal ('it''s'), for statements that take no parameters (ALTER SYSTEM).
+// standard_conforming_strings is on in every supported PostgreSQL, so backslashes are literal.
+std::string quoteLiteral(std::string_view text);
 
 // libpq text format: booleans are "t"/"f" (also accepts "on"/"off" as current_setting returns).
 std::optional<bool> parseBool(std::string_view text);

@@ -30,6 +30,18 @@ core::Policy policyFromConfig(const config::Config& config) {
   for (std::size_t i = 0; i < config.nodes.size(); ++i)
     if (config.nodes[i].name == f.preferred_node) policy.preferred = i;
   if (!policy.preferred && !config.nodes.empty()) policy.preferred = 0;
+  switch (config.synchronous.mode) {
+    case config::SyncMode::kOff:
+      policy.sync_mode = core::SyncMode::kOff;
+      break;
+    case config::SyncMode::kOn:
+      policy.sync_mode = core::SyncMode::kOn;
+      break;
+    case config::SyncMode::kStrict:
+      policy.sync_mode = core::SyncMode::kStrict;
+      break;
+  }
+  policy.standalone_after = config.synchronous.standalone_after;
   return policy;
 }
 
@@ -64,6 +76,8 @@ Status ClusterActionExecutor::execute(const core::Action& action) {
       return prober.createReplicationSlot(action.argument);
     case core::ActionKind::kDropSlot:
       return prober.dropReplicationSlot(action.argument);
+    case core::ActionKind::kSetSynchronousStandbys:
+      return prober.setSynchronousStandbyNames(action.argument);
     case core::ActionKind::kRejoin:
       if (!operations_.available(action.node))
         return {StatusCode::kFailedPrecondition, "no ssh or local executor for this node"};

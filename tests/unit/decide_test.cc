@@ -771,6 +771,104 @@ TEST(Lifecycle, FailbackIsOffByDefault) {
   }
 }
 
+// ---- synchronous mode ----
+
+Policy syncPolicy(SyncMode mode) {
+  Policy policy = lifecyclePolicy();
+  policy.sync_mode = mode;
+  policy.standalone_after = 5000ms;
+  return policy;
+}
+
+NodeObservation syncPrimary(const std::string& names, const std::string& sync_peer = "pg2") {
+  auto p = primaryNode("pg1");
+  p.synchronous_standby_names = names;
+  if (!sync_peer.empty())
+    p.replication.push_back(
+        ReplicationPeer{sync_peer, "127.0.0.1", "streaming", "sync", 0x3000148, 0x3000148});
+  return p;
+}
+
+TEST(Synchronous, PrimaryIsToldToWaitForTheStreamingReplica) {
+  LifecycleStory s(syncPolicy(SyncMode::kOn));
+  auto d = s.tick({syncPrimary("", ""), replicaNode("pg2")});
+  auto set = actionsOf(d, ActionKind::kSetSynchronousStandbys);
+  ASSERT_EQ(set.size(), 1u);
+  EXPECT_EQ(set[0].node, 0u);
+  EXPECT_EQ(set[0].argument, "FIRST 1 (\"pg2\")");
+  d = s.tick({syncPrimary("FIRST 1 (\"pg2\")"), replicaNode("pg2")});
+  EXPECT_TRUE(actionsOf(d, ActionKind::kSetSynchronousStandbys).empty());
+  EXPECT_EQ(d.next.synchronous_standby, 1u);
+}
+
+TEST(Synchronous, OnModeGoesStandaloneOnlyAfterTheTimeout) {
+  Policy policy = syncPolicy(SyncMode::kOn);
+  policy.rejoin = false;
+  LifecycleStory s(policy);
+  s.tick({syncPrimary("FIRST 1 (\"pg2\")"), replicaNode("pg2")});
+  Decision d;
+  int ticks = 0;
+  do {
+    d = s.tick({syncPrimary("FIRST 1 (\"pg2\")", ""), downNode("pg2")});
+    ++ticks;
+  } while (actionsOf(d, ActionKind::kSetSynchronousStandbys).empty() && ticks < 20);
+  EXPECT_EQ(ticks, 6) << "first unhealthy tick, then 5 s of waiting commits";
+  EXPECT_EQ(actionsOf(d, ActionKind::kSetSynchronousStandbys)[0].argument, "");
+  ASSERT_FALSE(d.events.empty());
+  EXPECT_EQ(d.events.back().result, "standalone");
+}
+
+TEST(Synchronous, StrictModeNeverGoesStandalone) {
+  Policy policy = syncPolicy(SyncMode::kStrict);
+  policy.rejoin = false;
+  LifecycleStory s(policy);
+  s.tick({syncPrimary("FIRST 1 (\"pg2\")"), replicaNode("pg2")});
+  for (int i = 0; i < 30; ++i) {
+    auto d = s.tick({syncPrimary("FIRST 1 (\"pg2\")", ""), downNode("pg2")});
+    EXPECT_TRUE(actionsOf(d, ActionKind::kSetSynchronousStandbys).empty());
+  }
+}
+
+TEST(Synchronous, OnlyTheSynchronousStandbyIsPromoted) {
+  // The replica was synchronous when the primary died: failover as usual.
+  {
+    LifecycleStory s(syncPolicy(SyncMode::kOn));
+    s.tick({syncPrimary("FIRST 1 (\"pg2\")"), replicaNode("pg2")});
+    Decision d;
+    for (int i = 0; i < 4; ++i) d = s.tick({downNode("pg1"), replicaNode("pg2", false)});
+    EXPECT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
+  }
+  // The primary was committing alone: promoting the replica could lose acknowledged commits.
+  {
+    LifecycleStory s(syncPolicy(SyncMode::kOn));
+    s.tick({syncPrimary("", ""), replicaNode("pg2", false)});
+    Decision d;
+    for (int i = 0; i < 6; ++i) d = s.tick({downNode("pg1"), replicaNode("pg2", false)});
+    EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed) << d.reason;
+    EXPECT_EQ(d.next.veto, VetoReason::kReplicaNotSynchronous);
+    EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
+  }
+}
+
+TEST(Synchronous, NewPrimaryStartsAloneAndWaitsForTheRejoinedNode) {
+  LifecycleStory s(syncPolicy(SyncMode::kOn));
+  s.tick({syncPrimary("FIRST 1 (\"pg2\")"), replicaNode("pg2")});
+  for (int i = 0; i < 4; ++i) s.tick({downNode("pg1"), replicaNode("pg2", false)});
+  auto promoted = primaryNode("pg2", 2);
+  auto d = s.tick({downNode("pg1"), promoted});
+  ASSERT_TRUE(d.failover_completed);
+  // No replica yet: the new primary's commits are not held back.
+  d = s.tick({downNode("pg1"), promoted});
+  EXPECT_TRUE(actionsOf(d, ActionKind::kSetSynchronousStandbys).empty());
+  auto rejoined = replicaNode("pg1");
+  rejoined.wal_receiver->received_timeline = 2;
+  d = s.tick({rejoined, promoted});
+  auto set = actionsOf(d, ActionKind::kSetSynchronousStandbys);
+  ASSERT_EQ(set.size(), 1u);
+  EXPECT_EQ(set[0].node, 1u);
+  EXPECT_EQ(set[0].argument, "FIRST 1 (\"pg1\")");
+}
+
 // The table itself: every state can be left, every row is reachable by id, every action kind
 // appears in some row's effect, and the document is generated from it.
 TEST(TransitionTable, EveryStateHasAWayOut) {
