@@ -28,11 +28,27 @@ struct PgNode {
   std::string data_dir;
 };
 
+// A PostgreSQL 15 program: $PG_BIN/<name>, else /usr/lib/postgresql/15/bin/<name>, else the
+// bare name (found in PATH).
+std::string pgBinary(const std::string& name);
+
+// PgCluster's folders go under $PGFAILOVER_TEST_TMPDIR (default /tmp; scripts/test.sh points it
+// at a folder of its run); PGFAILOVER_KEEP_TEST_DIRS=1 keeps the folder of a failed test.
+struct PgClusterOptions {
+  int replicas = 1;
+  // Extra postgresql.conf lines for every node, "name = value" (e.g. "synchronous_commit = off").
+  std::vector<std::string> settings;
+  // initdb/pg_basebackup --no-sync and fsync = off: safe for process crashes (kill -9), which is
+  // all the tests cause; only an OS crash would lose data.
+  bool fast = true;
+};
+
 class PgCluster {
  public:
   // Creates a primary (first node) and `replicas` streaming replicas cloned with
   // pg_basebackup -R. Fails the current test (ADD_FAILURE + returns) when setup fails.
   explicit PgCluster(int replicas = 1);
+  explicit PgCluster(const PgClusterOptions& options);
   ~PgCluster();
   PgCluster(const PgCluster&) = delete;
   PgCluster& operator=(const PgCluster&) = delete;
@@ -59,13 +75,38 @@ class PgCluster {
   void start(std::size_t i);               // pg_ctl start, as the data directory is
   bool isRunning(std::size_t i) const;
 
+  // Node i's WAL receiver reports "streaming" (pg_stat_wal_receiver).
+  bool isStreaming(std::size_t i) const;
+  // Node i's folder (data_dir's parent): pgfailover-node.conf, pg_hba.conf, run/, the log.
+  std::string nodeDir(std::size_t i) const;
+  std::string logFile(std::size_t i) const;  // the server log (pg_ctl -l)
+  // The replication role "replicator"; its password file; the replication passfile each node
+  // names in primary_conninfo ("*:*:*:replicator:<password>", owned by the server's OS user).
+  const std::string& replicationUser() const { return replication_user_; }
+  const std::string& replicationPasswordFile() const { return replication_password_file_; }
+  std::string replicationPassfile(std::size_t i) const;
+  // A pgpass file for clients: "127.0.0.1:*:*:pgfailover:<password>".
+  const std::string& passfile() const { return passfile_; }
+  // Runs scripts/node/<script> for node i (--dir and --name given) with `args`; returns its
+  // exit status and fills `output` (stdout+stderr). E.g. runNodeScript(1, "stop.sh",
+  // {"--mode", "fast"}).
+  int runNodeScript(std::size_t i, const std::string& script, const std::vector<std::string>& args,
+                    std::string* output = nullptr) const;
+
  private:
+  bool setUp(const PgClusterOptions& options);
+  void shutDown(std::size_t i);
+  std::vector<int> processesOf(std::size_t i) const;
+
   bool ok_ = false;
   std::string dir_;
   std::string user_ = "pgfailover";
   std::string password_;
   std::string password_file_;
   std::vector<PgNode> nodes_;
+  std::string replication_user_ = "replicator";
+  std::string replication_password_file_;
+  std::string passfile_;
 };
 
 // A TCP forwarder on 127.0.0.1:listenPort() -> 127.0.0.1:target_port, run on its own thread.
@@ -80,6 +121,10 @@ class TcpForwarder {
   int listenPort() const;
   void pause();
   void resume();
+  // Closes every open connection at once (both sides see a reset); keeps listening.
+  void closeAll();
+  // Connections currently open through the forwarder.
+  int connectionCount() const;
 
  private:
   struct Impl;

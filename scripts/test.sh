@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs the Debian packages, configures and builds with the
+# tests on, runs the unit tests, then the integration tests (real PostgreSQL 15 servers, one
+# test at a time), and exits non-zero on any failure. Whatever the tests start lives under one
+# folder of this run; on exit anything still running there is stopped by PID and the folder
+# removed, also after a crashed test.
+#
+# Environment: BUILD_DIR (build-ci), BUILD_TYPE (RelWithDebInfo), JOBS (nproc),
+# CTEST_ARGS (extra ctest arguments, e.g. "-R Support"), SKIP_DEPS=1.
+set -euo pipefail
+
+REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+BUILD_DIR=${BUILD_DIR:-$REPO_ROOT/build-ci}
+BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+JOBS=${JOBS:-$(nproc)}
+read -r -a ctest_extra <<<"${CTEST_ARGS:-}"
+
+say() { printf '\ntest.sh: %s\n' "$*" >&2; }
+
+if [[ ${SKIP_DEPS:-0} != 1 ]]; then
+  say "installing dependencies"
+  bash scripts/install-deps.sh
+fi
+
+# PgCluster creates its folders here (PGFAILOVER_TEST_TMPDIR); PostgreSQL, run as "postgres"
+# when we are root, must be able to enter it.
+PGFAILOVER_TEST_TMPDIR=$(mktemp -d /tmp/pgfailover-tests.XXXXXX)
+chmod 0755 "$PGFAILOVER_TEST_TMPDIR"
+export PGFAILOVER_TEST_TMPDIR
+
+cleanup() {
+  local status=$?
+  local dir=$PGFAILOVER_TEST_TMPDIR pattern pids
+  # Every PostgreSQL process works in a data directory under $dir; crashed tests may have
+  # left some. Found by working directory, stopped by PID.
+  pattern=$(printf '%s' "$dir" | sed 's/[][*?\\]/\\&/g')
+  pids=$(find /proc/[0-9]*/cwd -maxdepth 0 -lname "$pattern/*" 2>/dev/null |
+    sed 's|^/proc/\([0-9]*\)/cwd$|\1|' || true)
+  if [[ -n $pids ]]; then
+    say "stopping processes left behind under $dir: $(echo "$pids" | tr '\n' ' ')"
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+    sleep 1
+  fi
+  rm -rf -- "$dir"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "configuring $BUILD_DIR ($BUILD_TYPE, tests on)"
+cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DPGFAILOVER_BUILD_TESTS=ON
+say "building with $JOBS jobs"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+
+failed=0
+say "unit tests"
+ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" || failed=1
+say "integration tests (real PostgreSQL 15, one at a time)"
+ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure "${ctest_extra[@]}" || failed=1
+
+if ((failed)); then
+  say "FAILED: see the ctest output above"
+  exit 1
+fi
+say "all tests passed"
