@@ -145,7 +145,7 @@ const std::set<std::string> kLocalKeys = {"run_as"};
 const std::set<std::string> kReplicationKeys = {"user", "passfile", "slots", "slot_drop_after_ms"};
 const std::set<std::string> kAdminKeys = {"token_file"};
 const std::set<std::string> kProbeKeys = {"interval_ms", "connect_timeout_ms", "query_timeout_ms",
-                                          "heartbeat", "heartbeat_table"};
+                                          "heartbeat",   "heartbeat_table",    "icmp"};
 const std::set<std::string> kFailoverKeys = {"confirmed_down_timeout_ms",
                                              "unresponsive_timeout_ms",
                                              "starting_up_grace_ms",
@@ -332,6 +332,7 @@ LoadResult parseConfig(
     r.readMillis(*probe, "probe", "query_timeout_ms", config.probe.query_timeout);
     r.readBool(*probe, "probe", "heartbeat", config.probe.heartbeat);
     r.readString(*probe, "probe", "heartbeat_table", config.probe.heartbeat_table);
+    r.readBool(*probe, "probe", "icmp", config.probe.icmp);
     static const std::regex kTable("[a-z_][a-z0-9_]{0,62}\\.[a-z_][a-z0-9_]{0,62}");
     if (!std::regex_match(config.probe.heartbeat_table, kTable))
       r.error("probe.heartbeat_table", "must be schema.table in lower case letters, digits and _");
@@ -482,7 +483,8 @@ std::string describeConfig(const Config& config) {
         {"connect_timeout_ms", p.connect_timeout.count()},
         {"query_timeout_ms", p.query_timeout.count()},
         {"heartbeat", p.heartbeat},
-        {"heartbeat_table", p.heartbeat_table}}},
+        {"heartbeat_table", p.heartbeat_table},
+        {"icmp", p.icmp}}},
       {"failover",
        {{"confirmed_down_timeout_ms", f.confirmed_down_timeout.count()},
         {"unresponsive_timeout_ms", f.unresponsive_timeout.count()},

@@ -90,6 +90,7 @@ struct ProbeConfig {
   Millis query_timeout{1000};
   bool heartbeat = true;
   std::string heartbeat_table = "pgfailover.heartbeat";
+  bool icmp = false;  // also ping each node's host (the seed's check), for information only
 };
 
 struct FailoverConfig {

@@ -36,6 +36,9 @@ std::string describeProblem(const NodeObservation& node) {
   if (!node.reachable) {
     std::string text = std::string(toString(node.failure));
     if (!node.error.empty()) text += ": " + node.error;
+    if (node.host_answers_ping)
+      text +=
+          *node.host_answers_ping ? "; its host answers ping" : "; its host does not answer ping";
     return text;
   }
   if (node.in_recovery) return "in recovery";

@@ -91,6 +91,10 @@ struct NodeObservation {
   // healthy link.
   std::optional<Millis> wal_receiver_timeout;
 
+  // The seed's ICMP check of the node's host, when probe.icmp is on: an extra signal shown in
+  // /status and reasons, never a reason to fail over by itself.
+  std::optional<bool> host_answers_ping;
+
   // Heartbeat. On the primary: whether this tick's write committed, and the primary's clock
   // value it stored. On a replica: the last stored value it has replayed.
   bool heartbeat_written = false;

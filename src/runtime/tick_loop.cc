@@ -159,10 +159,23 @@ core::ClusterView TickLoop::observe() {
     pending.push_back(std::async(
         std::launch::async, [prober, write_heartbeat] { return prober->probe(write_heartbeat); }));
   }
+  // The seed's ICMP check, concurrently with the probes and bounded like them.
+  std::vector<std::future<bool>> pings;
+  if (config_.probe.icmp) {
+    for (const auto& node : config_.nodes) {
+      const std::string host = node.host;
+      pings.push_back(std::async(std::launch::async, [host] {
+        ssh::LocalRunner runner;
+        return runner.run("ping -n -q -c 1 -W 1 " + ssh::shellQuote(host), Millis{1500})
+            .succeeded();
+      }));
+    }
+  }
   core::ClusterView view;
   for (std::size_t i = 0; i < pending.size(); ++i) {
     auto observation = pending[i].get();
     observation.name = config_.nodes[i].name;
+    if (i < pings.size()) observation.host_answers_ping = pings[i].get();
     view.nodes.push_back(std::move(observation));
   }
   view.operations = operations_->reports();
