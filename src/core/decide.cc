@@ -1244,9 +1244,10 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     const auto& op = view.operations[i];
     if (op.finished > d.next.operations_seen[i]) {
       d.next.operations_seen[i] = op.finished;
-      d.events.push_back(Event{
-          "rejoin", view.nodes[i].name, "", "", op.last_succeeded ? "succeeded" : "failed",
-          op.last_succeeded ? "rejoined by " + op.last_method : op.last_error, op.last_duration});
+      d.events.push_back(Event{"rejoin", view.nodes[i].name, "", "",
+                               op.last_succeeded ? "succeeded" : "failed",
+                               op.last_succeeded ? "rejoined by " + op.last_method : op.last_error,
+                               op.last_duration, op.last_method});
     }
   }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/lsn.h"
@@ -110,6 +111,16 @@ struct Action {
 
 // Something worth remembering that happened this tick, for GET /history and the state file.
 struct Event {
+  Event(std::string kind_, std::string node_, std::string from_, std::string to_,
+        std::string result_, std::string reason_, Millis duration_ = {}, std::string method_ = {})
+      : kind(std::move(kind_)),
+        node(std::move(node_)),
+        from(std::move(from_)),
+        to(std::move(to_)),
+        result(std::move(result_)),
+        reason(std::move(reason_)),
+        duration(duration_),
+        method(std::move(method_)) {}
   std::string kind;  // "failover", "switchover", "fence", "rejoin", "promote", "request"
   std::string node;
   std::string from;
@@ -117,6 +128,7 @@ struct Event {
   std::string result;  // "succeeded", "failed", "started", "refused"
   std::string reason;
   Millis duration{0};
+  std::string method;  // rejoin: "rewind" or "clone"
 };
 
 // A planned switchover in flight.

@@ -34,7 +34,8 @@ constexpr core::ProbeFailure kAllFailures[] = {
 constexpr core::VetoReason kKnownVetoes[] = {
     core::VetoReason::kReplicaUnreachable,       core::VetoReason::kReplicaNotInRecovery,
     core::VetoReason::kSystemIdentifierMismatch, core::VetoReason::kReplicaStillStreaming,
-    core::VetoReason::kReplicaLagging,           core::VetoReason::kPromoteAttemptsExhausted};
+    core::VetoReason::kReplicaLagging,           core::VetoReason::kPromoteAttemptsExhausted,
+    core::VetoReason::kReplicaNotSynchronous};
 
 constexpr const char* kSucceeded = "succeeded";
 constexpr const char* kFailed = "failed";
@@ -120,7 +121,25 @@ Metrics::Metrics()
       tick_duration_(BuildHistogram()
                          .Name("pgfailover_tick_duration_seconds")
                          .Help("Duration of one tick: observe, decide and act.")
-                         .Register(registry_)) {
+                         .Register(registry_)),
+      rejoins_(BuildCounter()
+                   .Name("pgfailover_rejoins_total")
+                   .Help("Finished rejoins of a node as a replica, by method (rewind, clone) and "
+                         "result.")
+                   .Register(registry_)),
+      last_rejoin_duration_(BuildGauge()
+                                .Name("pgfailover_last_rejoin_duration_seconds")
+                                .Help("Duration of the last finished rejoin, by node.")
+                                .Register(registry_)),
+      switchovers_(BuildCounter()
+                       .Name("pgfailover_switchovers_total")
+                       .Help("Planned switchovers finished, by result.")
+                       .Register(registry_)),
+      sync_standalone_(BuildGauge()
+                           .Name("pgfailover_synchronous_standalone")
+                           .Help("1 while synchronous mode is on but the primary commits without a "
+                                 "synchronous standby.")
+                           .Register(registry_)) {
   build_info_.Add({{"version", PGFAILOVER_VERSION}}).Set(1);
   ready_.Add({}).Set(0);
   for (auto state : core::kAllStates)
@@ -189,6 +208,7 @@ void Metrics::observeNode(const core::NodeSnapshot& node) {
 void Metrics::observeTick(const core::Snapshot& snapshot) {
   std::lock_guard lock(mutex_);
   ready_.Add({}).Set(snapshot.ready ? 1 : 0);
+  sync_standalone_.Add({}).Set(snapshot.sync_standalone ? 1 : 0);
   for (auto state : core::kAllStates)
     cluster_state_.Add({{"state", core::toString(state)}}).Set(state == snapshot.state ? 1 : 0);
   split_brain_.Add({}).Set(snapshot.split_brain ? 1 : 0);
@@ -227,6 +247,18 @@ void Metrics::recordDecision(const core::Decision& decision) {
   if (decision.new_veto) recordVeto(*decision.new_veto);
   if (decision.failover_completed) recordFailover(true);
   if (decision.failover_failed) recordFailover(false);
+  std::lock_guard lock(mutex_);
+  for (const auto& event : decision.events) {
+    const bool finished = event.result == kSucceeded || event.result == kFailed;
+    if (event.kind == "rejoin" && finished) {
+      rejoins_
+          .Add({{"method", event.method.empty() ? "none" : event.method}, {"result", event.result}})
+          .Increment();
+      last_rejoin_duration_.Add({{"node", event.node}}).Set(seconds(event.duration));
+    } else if (event.kind == "switchover" && finished) {
+      switchovers_.Add({{"result", event.result}}).Increment();
+    }
+  }
 }
 
 std::string Metrics::render() const {

@@ -84,6 +84,10 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& ticks_;
   prometheus::Family<prometheus::Gauge>& last_tick_timestamp_;
   prometheus::Family<prometheus::Histogram>& tick_duration_;
+  prometheus::Family<prometheus::Counter>& rejoins_;
+  prometheus::Family<prometheus::Gauge>& last_rejoin_duration_;
+  prometheus::Family<prometheus::Counter>& switchovers_;
+  prometheus::Family<prometheus::Gauge>& sync_standalone_;
 
   std::uint64_t last_tick_ = 0;
   std::map<std::string, NodeSeen> nodes_;
