@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/admin_commands.h"
 #include "cli/status_command.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -37,6 +38,14 @@ Usage:
       Validate FILE and print the effective configuration (secrets redacted).
   pgfailover status [--url URL] [--json]
       Show the cluster as pgfailover sees it (default URL http://127.0.0.1:8008).
+  pgfailover switchover [--url URL] [--to NODE] [--token-file FILE] [--dry-run] [--wait SECONDS]
+      Planned switchover: fence the primary, let the target catch up, promote it; waits for the
+      outcome (default 60 s). The admin token comes from FILE or $PGFAILOVER_TOKEN.
+  pgfailover failover [--url URL] [--to NODE] [--force] [--token-file FILE] [--dry-run]
+                      [--wait SECONDS]
+      Promote a replica now, when the primary is not healthy (or with --force).
+  pgfailover history [--url URL] [--limit N] [--json]
+      Failovers, switchovers, fences, rejoins and refused requests, oldest first.
   pgfailover print-states
       Print the state machine (docs/state-machine.md) generated from the decision table.
   pgfailover --version | --help
@@ -134,6 +143,20 @@ int run(const std::vector<std::string>& args) {
   }
   auto server_options = http::serverOptionsFromConfig(config);
   server_options.admin_token = &config.admin.token;
+  // Admin requests go to the loop's queue; each accepted one is logged (never the token).
+  server_options.submit = [&requests, &log,
+                           &config](core::AdminRequest request) -> std::optional<std::uint64_t> {
+    const auto id = requests.submit(request);
+    const std::string target = request.target && *request.target < config.nodes.size()
+                                   ? config.nodes[*request.target].name
+                                   : "best replica";
+    log.warn(
+        id ? "admin_request" : "admin_request_dropped",
+        std::string(core::toString(request.kind)) + " to " + target +
+            (request.force ? " (forced)" : "") +
+            (id ? " queued as request " + std::to_string(*id) : ": too many requests waiting"));
+    return id;
+  };
   http::HttpServer server(server_options, snapshots, &metrics);
   if (Status status = server.start(); !status.isOk()) {
     log.error("http_failed", status.message());
@@ -190,6 +213,9 @@ int runMain(int argc, char** argv) {
   if (command == "run") return run(rest);
   if (command == "check-config") return checkConfig(rest);
   if (command == "status") return statusCommandMain(rest, std::cout, std::cerr);
+  if (command == "switchover") return switchoverCommandMain(rest, std::cout, std::cerr);
+  if (command == "failover") return failoverCommandMain(rest, std::cout, std::cerr);
+  if (command == "history") return historyCommandMain(rest, std::cout, std::cerr);
   if (command == "print-states") {
     if (!rest.empty()) {
       std::cerr << "pgfailover: print-states takes no arguments\n";

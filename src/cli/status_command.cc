@@ -1,12 +1,13 @@
 #include "cli/status_command.h"
 
-#include <httplib.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <ostream>
 #include <sstream>
+
+#include "cli/api_client.h"
+#include "cli/table.h"
 
 namespace pgfailover::cli {
 
@@ -15,6 +16,7 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::size_t kMaxErrorWidth = 60;
+constexpr const char* kStatusPath = "/status";
 
 std::string text(const Json& object, const char* key) {
   if (!object.is_object()) return {};
@@ -69,61 +71,6 @@ std::string nodeState(const Json& node) {
   return boolean(node, "read_only") == true ? "running, read-only" : "running";
 }
 
-std::string truncated(std::string value, std::size_t width) {
-  std::replace(value.begin(), value.end(), '\n', ' ');
-  if (value.size() <= width) return value;
-  return value.substr(0, width - 3) + "...";
-}
-
-class Table {
- public:
-  Table(std::vector<std::string> headers, std::vector<bool> right_aligned)
-      : headers_(std::move(headers)), right_(std::move(right_aligned)) {}
-
-  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-
-  std::string render() const {
-    std::vector<std::size_t> widths(headers_.size());
-    for (std::size_t i = 0; i < headers_.size(); ++i) widths[i] = headers_[i].size();
-    for (const auto& row : rows_)
-      for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-    std::string rule = "+";
-    for (auto width : widths) rule += std::string(width + 2, '-') + "+";
-    rule += "\n";
-    std::string out = rule + line(headers_, widths, false) + rule;
-    for (const auto& row : rows_) out += line(row, widths, true);
-    return out + rule;
-  }
-
- private:
-  std::string line(const std::vector<std::string>& cells, const std::vector<std::size_t>& widths,
-                   bool align) const {
-    std::string out = "|";
-    for (std::size_t i = 0; i < widths.size(); ++i) {
-      const std::string& cell = i < cells.size() ? cells[i] : std::string();
-      const std::string pad(widths[i] - cell.size(), ' ');
-      out += " " + (align && right_[i] ? pad + cell : cell + pad) + " |";
-    }
-    return out + "\n";
-  }
-
-  std::vector<std::string> headers_;
-  std::vector<bool> right_;
-  std::vector<std::vector<std::string>> rows_;
-};
-
-// Splits "http://host:port/prefix" into the part httplib's client takes and a path prefix, so
-// pgfailover behind a reverse proxy path still works.
-std::pair<std::string, std::string> splitUrl(std::string url) {
-  if (url.find("://") == std::string::npos) url = "http://" + url;
-  const std::size_t authority = url.find("://") + 3;
-  const std::size_t slash = url.find('/', authority);
-  if (slash == std::string::npos) return {url, ""};
-  std::string prefix = url.substr(slash);
-  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  return {url.substr(0, slash), prefix};
-}
-
 constexpr const char* kUsage =
     "usage: pgfailover status [--url URL] [--json]\n"
     "  --url URL   the pgfailover HTTP API (default http://127.0.0.1:8008)\n"
@@ -176,28 +123,23 @@ std::string renderStatusTable(const Json& status) {
 }
 
 int runStatusCommand(const std::string& url, bool json, std::ostream& out, std::ostream& err) {
-  const auto [base, prefix] = splitUrl(url);
-  const std::string target = base + prefix + "/status";
-  httplib::Client client(base);
-  if (!client.is_valid()) {
+  ApiClient client(url);
+  if (!client.valid()) {
     err << "pgfailover status: '" << url << "' is not a valid URL\n";
     return 1;
   }
-  client.set_connection_timeout(2, 0);
-  client.set_read_timeout(5, 0);
-  client.set_write_timeout(5, 0);
-  const httplib::Result result = client.Get(prefix + "/status");
-  if (!result) {
-    err << "pgfailover status: cannot reach " << target << ": "
-        << httplib::to_string(result.error()) << "\n";
+  const std::string target = client.urlOf(kStatusPath);
+  const ApiResponse result = client.get(kStatusPath);
+  if (!result.answered()) {
+    err << "pgfailover status: cannot reach " << target << ": " << result.error << "\n";
     return 1;
   }
-  if (result->status != 200) {
-    err << "pgfailover status: " << target << " answered HTTP " << result->status << ": "
-        << truncated(result->body, 200) << "\n";
+  if (result.status != 200) {
+    err << "pgfailover status: " << target << " answered HTTP " << result.status << ": "
+        << truncated(result.body, 200) << "\n";
     return 1;
   }
-  const Json status = Json::parse(result->body, nullptr, /*allow_exceptions=*/false);
+  const Json status = Json::parse(result.body, nullptr, /*allow_exceptions=*/false);
   if (status.is_discarded() || !status.is_object()) {
     err << "pgfailover status: " << target << " did not answer with a JSON object\n";
     return 1;

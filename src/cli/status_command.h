@@ -3,8 +3,8 @@
 // Only the HTTP API is used, so the command works from any host that can reach the API and
 // needs neither the configuration file nor database credentials.
 //
-// Deliberately not here: any change to the cluster (switchover comes later, as its own command)
-// and any direct connection to PostgreSQL.
+// Deliberately not here: any change to the cluster (`pgfailover switchover` and `failover` live
+// in admin_commands.h) and any direct connection to PostgreSQL.
 #pragma once
 
 #include <iosfwd>

@@ -18,9 +18,15 @@ Request toRequest(const httplib::Request& in) {
   Request request;
   request.method = in.method;
   request.path = in.path;
-  // httplib keeps parameters in a multimap; order among repeats is preserved, which is all the
-  // router needs to reject a repeated parameter.
-  for (const auto& [key, value] : in.params) request.query.emplace_back(key, value);
+  // Query parameters come from the URL only: httplib also merges an
+  // application/x-www-form-urlencoded body into `params`, and that is the type `curl -d` sends
+  // by default, which would turn an admin request's JSON body into a bogus parameter. httplib's
+  // own parser keeps repeats in order, which is all the router needs to reject them.
+  if (const auto question = in.target.find('?'); question != std::string::npos) {
+    httplib::Params params;
+    httplib::detail::parse_query_text(in.target.substr(question + 1), params);
+    for (const auto& [key, value] : params) request.query.emplace_back(key, value);
+  }
   for (const auto& [key, value] : in.headers) request.headers.emplace_back(key, value);
   request.body = in.body;
   return request;
@@ -44,6 +50,7 @@ ServerOptions serverOptionsFromConfig(const config::Config& config) {
   const Millis longest_tick =
       config.probe.interval + config.probe.connect_timeout + config.probe.query_timeout;
   options.max_tick_age = std::max(kDefaultMaxTickAge, 3 * longest_tick);
+  options.max_lag_bytes = config.failover.max_lag_bytes;
   return options;
 }
 
@@ -73,6 +80,8 @@ void HttpServer::handle(const httplib::Request& in, httplib::Response& out) cons
     context.max_tick_age = options_.max_tick_age;
     context.metrics = metrics_;
     context.admin_token = options_.admin_token;
+    context.submit = options_.submit;
+    context.max_lag_bytes = options_.max_lag_bytes;
     response = route(request, *snapshot, context);
   } catch (...) {
     // route() catches its own; this guards the conversion and the store, so no exception ever

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "config/config.h"
+#include "http/router.h"
 #include "http/routes.h"
 #include "http/snapshot_store.h"
 
@@ -53,6 +55,11 @@ struct ServerOptions {
   // The bearer token admin endpoints require; null or empty disables them (403). Points at the
   // caller's Secret (the loaded configuration), which must outlive the server.
   const Secret* admin_token = nullptr;
+  // Where POST /switchover and /failover hand accepted requests (runtime::AdminQueue::submit in
+  // the daemon); empty answers them with 503. Called on the HTTP worker threads.
+  SubmitRequest submit;
+  // The lag limit a switchover target must be within (failover.max_lag_bytes).
+  std::uint64_t max_lag_bytes = kDefaultMaxLagBytes;
   // The steady clock, replaceable in tests.
   std::function<SteadyTime()> clock = [] { return std::chrono::steady_clock::now(); };
   // Called after each response (method, path, status), e.g. for a debug-level access log.
@@ -61,8 +68,9 @@ struct ServerOptions {
 
 // Listen address and port from the configuration, and a staleness limit for /healthz that a
 // healthy loop never reaches: three times the longest tick (interval + connect + query
-// deadlines), at least kDefaultMaxTickAge. The admin token is left to the caller, who owns the
-// configuration's lifetime.
+// deadlines), at least kDefaultMaxTickAge; the switchover lag limit is failover.max_lag_bytes.
+// The admin token and the submit function are left to the caller, who owns the configuration's
+// lifetime and the queue.
 ServerOptions serverOptionsFromConfig(const config::Config& config);
 
 class HttpServer {

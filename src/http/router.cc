@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <exception>
+#include <span>
 #include <variant>
 
 #include "common/lsn.h"
@@ -74,7 +76,16 @@ Match matchRoute(std::string_view path) {
 
 struct Query {
   std::optional<std::uint64_t> max_lag_bytes;
+  std::optional<std::size_t> limit;
 };
+
+// A positive whole number, digits only ("10"; not "+10", "1e3", "0").
+std::optional<std::size_t> parsePositive(std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value == 0) return std::nullopt;
+  return value;
+}
 
 // Checks every parameter against the route's list; the error names the parameter so an
 // operator sees which part of a load balancer's check line is wrong.
@@ -96,6 +107,12 @@ std::variant<Query, Response> parseQuery(const Request& request, const RouteSpec
         return errorResponse(400, "bad request",
                              "query parameter 'lag': '" + value +
                                  "' is not a byte size (for example 1048576, 16MB, 1GB)");
+    } else if (key == param::kLimit) {
+      query.limit = parsePositive(value);
+      if (!query.limit)
+        return errorResponse(400, "bad request",
+                             "query parameter 'limit': '" + value +
+                                 "' is not a positive whole number (for example 20)");
     }
   }
   return query;
@@ -194,6 +211,349 @@ Response roleCheck(const RouteSpec& spec, const std::optional<std::string>& node
   return jsonResponse(result.ok ? 200 : 503, checkJson(snapshot, checkName(spec.endpoint), result));
 }
 
+// --- GET /history ---------------------------------------------------------------------------
+
+Response history(const Snapshot& snapshot, const Query& query) {
+  Response response;
+  response.content_type = std::string(kJsonContentType);
+  response.body = snapshot.history_json ? *snapshot.history_json : "[]";
+  if (!query.limit) return response;
+  Json events = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (events.is_discarded() || !events.is_array())
+    return errorResponse(500, "internal error", "the published history is not a JSON array");
+  if (events.size() > *query.limit)
+    events.erase(events.begin(), events.end() - static_cast<std::ptrdiff_t>(*query.limit));
+  response.body = dumpJson(events, 2);
+  return response;
+}
+
+// --- POST /switchover, POST /failover ---------------------------------------------------------
+
+// A refusal of an admin request that is well-formed but cannot be carried out now: 409 when
+// something is in progress, 412 when it is not safe. `reason` is the sentence for the operator.
+Response refusal(int status, std::string_view error, const std::string& reason,
+                 const Snapshot& snapshot) {
+  Json body;
+  body["error"] = error;
+  body["reason"] = reason;
+  body["state"] = core::toString(snapshot.state);
+  return jsonResponse(status, body);
+}
+
+Response conflict(const std::string& reason, const Snapshot& snapshot) {
+  return refusal(409, "conflict", reason, snapshot);
+}
+
+Response preconditionFailed(const std::string& reason, const Snapshot& snapshot) {
+  return refusal(412, "precondition failed", reason, snapshot);
+}
+
+std::string quoted(const std::string& name) {
+  return "'" + name + "'";
+}
+
+struct AdminBody {
+  std::optional<std::string> target;
+  bool force = false;
+  bool dry_run = false;
+};
+
+std::string keyList(std::span<const std::string_view> keys) {
+  std::string text;
+  for (auto key : keys) {
+    if (!text.empty()) text += ", ";
+    text += key;
+  }
+  return text;
+}
+
+// The body as a JSON object with only `keys`; an empty body (Content-Length: 0) is `{}`. Every
+// problem is a 400 naming the key, so a typo is not read as "use the default".
+std::variant<AdminBody, Response> parseAdminBody(const Request& request, std::string_view path,
+                                                 std::span<const std::string_view> keys) {
+  AdminBody parsed;
+  const bool blank = std::all_of(request.body.begin(), request.body.end(), [](char c) {
+    return std::isspace(static_cast<unsigned char>(c)) != 0;
+  });
+  if (blank) return parsed;
+  Json body;
+  try {
+    body = Json::parse(request.body);
+  } catch (const Json::parse_error& error) {
+    return errorResponse(
+        400, "bad request",
+        "the body of " + std::string(path) + " is not valid JSON: " + error.what());
+  }
+  if (!body.is_object())
+    return errorResponse(400, "bad request",
+                         "the body of " + std::string(path) + " must be a JSON object, not " +
+                             body.type_name() + " (it takes: " + keyList(keys) + ")");
+  for (const auto& [key, value] : body.items()) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+      return errorResponse(400, "bad request",
+                           "unknown key '" + key + "' in the body of " + std::string(path) +
+                               " (it takes: " + keyList(keys) + ")");
+    if (key == body_key::kTarget) {
+      if (value.is_null()) continue;  // null: the best replica, as when the key is absent
+      if (!value.is_string() || value.get<std::string>().empty())
+        return errorResponse(
+            400, "bad request",
+            std::string("'target' must be a node name (a non-empty string), not ") +
+                (value.is_string() ? "an empty string" : value.type_name()));
+      parsed.target = value.get<std::string>();
+    } else {
+      if (!value.is_boolean())
+        return errorResponse(400, "bad request",
+                             "'" + key + "' must be true or false, not " + value.type_name());
+      (key == body_key::kForce ? parsed.force : parsed.dry_run) = value.get<bool>();
+    }
+  }
+  return parsed;
+}
+
+std::optional<std::size_t> nodeIndex(const Snapshot& snapshot, const std::string& name) {
+  for (std::size_t i = 0; i < snapshot.nodes.size(); ++i)
+    if (snapshot.nodes[i].name == name) return i;
+  return std::nullopt;
+}
+
+// What is already moving the primary role (or about to), which a new request must not overlap.
+// `timer_counts`: a running failover timeout counts too (a switchover must not race it; an
+// operator failover is meant for exactly that situation).
+std::optional<std::string> inProgress(const Snapshot& snapshot, bool timer_counts) {
+  if (snapshot.switchover) {
+    const auto& sw = *snapshot.switchover;
+    if (sw.from < snapshot.nodes.size() && sw.to < snapshot.nodes.size())
+      return "a switchover from " + quoted(snapshot.nodes[sw.from].name) + " to " +
+             quoted(snapshot.nodes[sw.to].name) + " is in progress";
+    return "a switchover is in progress";
+  }
+  switch (snapshot.state) {
+    case core::ClusterState::kPromoting:
+      return "a promotion is in progress (failover or switchover); see GET /history";
+    case core::ClusterState::kSwitchingOver:
+      return "a switchover is in progress";
+    case core::ClusterState::kFencingRequired:
+      return "a node must be fenced first: " + snapshot.reason;
+    case core::ClusterState::kPrimaryFailing:
+      if (!timer_counts) return std::nullopt;
+      if (snapshot.timeout)
+        return "the primary is failing and a failover timeout is running (" +
+               std::string(core::toString(snapshot.timeout->kind)) + ", " +
+               secondsText(snapshot.timeout->elapsed) + " of " +
+               secondsText(snapshot.timeout->total) + "); use /failover to act now";
+      return "the primary is failing and a failover may follow; use /failover to act now";
+    default:
+      return std::nullopt;
+  }
+}
+
+// Answers that hold for both admin endpoints before anything else is looked at.
+std::optional<Response> checkAdminView(const Snapshot& snapshot, const RouteContext& context,
+                                       bool timer_counts) {
+  if (isStale(snapshot, context))
+    return errorResponse(503, "unavailable",
+                         "pgfailover's view is stale: the last tick was " +
+                             secondsText(tickAge(snapshot, context)) +
+                             " ago; the loop would not take the request");
+  if (!snapshot.ready || snapshot.state == core::ClusterState::kInitializing)
+    return preconditionFailed("the cluster is initializing: not every node has been probed yet",
+                              snapshot);
+  if (auto busy = inProgress(snapshot, timer_counts)) return conflict(*busy, snapshot);
+  if (snapshot.split_brain || snapshot.state == core::ClusterState::kSplitBrain)
+    return preconditionFailed(
+        "the cluster is split-brain: more than one node accepts writes; an operator must decide "
+        "which history to keep",
+        snapshot);
+  if (!snapshot.primary || *snapshot.primary >= snapshot.nodes.size())
+    return preconditionFailed(std::string("no primary is known (state ") +
+                                  core::toString(snapshot.state) + "); nothing to move away from",
+                              snapshot);
+  return std::nullopt;
+}
+
+// The named target as a node index, or the 400 naming the nodes there are.
+std::variant<std::size_t, Response> findTarget(const Snapshot& snapshot, const std::string& name) {
+  if (const auto index = nodeIndex(snapshot, name)) return *index;
+  std::string names;
+  for (const auto& node : snapshot.nodes) names += (names.empty() ? "" : ", ") + node.name;
+  return errorResponse(400, "bad request",
+                       "'target': no node named " + quoted(name) + " (nodes: " + names + ")");
+}
+
+// The body, and its target resolved to a node index: every 400 an admin request can get.
+struct AdminInput {
+  AdminBody body;
+  std::optional<std::size_t> target;
+};
+
+std::variant<AdminInput, Response> parseAdminInput(const Request& request, const Snapshot& snapshot,
+                                                   std::string_view path,
+                                                   std::span<const std::string_view> keys) {
+  auto parsed = parseAdminBody(request, path, keys);
+  if (auto* bad = std::get_if<Response>(&parsed)) return *bad;
+  AdminInput input{std::get<AdminBody>(parsed), std::nullopt};
+  if (input.body.target) {
+    auto target = findTarget(snapshot, *input.body.target);
+    if (auto* bad = std::get_if<Response>(&target)) return *bad;
+    input.target = std::get<std::size_t>(target);
+  }
+  return input;
+}
+
+Response submitRequest(const core::AdminRequest& request, const Snapshot& snapshot,
+                       const RouteContext& context) {
+  const std::string kind = core::toString(request.kind);
+  if (!context.submit)
+    return errorResponse(503, "unavailable",
+                         "this server is not connected to a running loop; " + kind +
+                             " requests cannot be carried out");
+  const auto id = context.submit(request);
+  if (!id) {
+    Response response = errorResponse(
+        429, "too many requests",
+        "too many requests are waiting for the loop (it takes one per tick); retry in a moment");
+    response.headers.emplace_back("Retry-After", "1");
+    return response;
+  }
+  Json body;
+  body["accepted"] = true;
+  body["id"] = *id;
+  body["kind"] = kind;
+  body["from"] = snapshot.nodes[*snapshot.primary].name;
+  body["to"] = snapshot.nodes[*request.target].name;
+  body["force"] = request.force;
+  body["history"] = path::kHistory;
+  return jsonResponse(202, body);
+}
+
+Response dryRun(const core::AdminRequest& request, const Snapshot& snapshot) {
+  Json body;
+  body["dry_run"] = true;
+  body["would"] = core::toString(request.kind);
+  body["from"] = snapshot.nodes[*snapshot.primary].name;
+  body["to"] = snapshot.nodes[*request.target].name;
+  body["force"] = request.force;
+  return jsonResponse(200, body);
+}
+
+// POST /switchover: the primary commits, the target streams within the lag limit, nothing else
+// is moving the primary role. Then the primary is fenced and the target promoted once it has
+// replayed everything (the decision's switching_over state).
+Response switchover(const Request& request, const Snapshot& snapshot, const RouteContext& context) {
+  auto parsed = parseAdminInput(request, snapshot, path::kSwitchover, kSwitchoverKeys);
+  if (auto* bad = std::get_if<Response>(&parsed)) return *bad;
+  const AdminInput& input = std::get<AdminInput>(parsed);
+  if (auto refused = checkAdminView(snapshot, context, /*timer_counts=*/true)) return *refused;
+
+  const CheckResult primary = checkClusterPrimary(snapshot);
+  if (!primary.ok)
+    return preconditionFailed(
+        "a switchover needs a healthy writable primary: " + primary.reason + " (use /failover)",
+        snapshot);
+
+  core::AdminRequest admin;
+  admin.kind = core::RequestKind::kSwitchover;
+  if (input.target) {
+    const auto& node = snapshot.nodes[*input.target];
+    if (*input.target == *snapshot.primary)
+      return preconditionFailed(quoted(node.name) + " is already the primary", snapshot);
+    const CheckResult replica = checkReplica(snapshot, node, context.max_lag_bytes);
+    if (!replica.ok)
+      return preconditionFailed("target " + quoted(node.name) +
+                                    " cannot take over without losing writes: " + replica.reason,
+                                snapshot);
+    admin.target = input.target;
+  } else {
+    // The best replica: streaming within the limit, furthest ahead.
+    for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+      if (i == *snapshot.primary) continue;
+      const auto& node = snapshot.nodes[i];
+      if (!checkReplica(snapshot, node, context.max_lag_bytes).ok) continue;
+      if (!admin.target || node.observation.position().value_or(0) >
+                               snapshot.nodes[*admin.target].observation.position().value_or(0))
+        admin.target = i;
+    }
+    if (!admin.target)
+      return preconditionFailed("no replica can take over without losing writes: " +
+                                    checkClusterReplica(snapshot, context.max_lag_bytes).reason,
+                                snapshot);
+  }
+  if (input.body.dry_run) return dryRun(admin, snapshot);
+  return submitRequest(admin, snapshot, context);
+}
+
+// Why `node` cannot be promoted by an operator failover, or nullopt: it must answer, be in
+// recovery and belong to the primary's cluster. Lag is the operator's call.
+std::optional<std::string> failoverProblem(const Snapshot& snapshot, const NodeSnapshot& node) {
+  const auto& seen = node.observation;
+  if (!seen.probed) return "node " + quoted(node.name) + " has not been probed yet";
+  if (!seen.reachable) {
+    std::string reason =
+        "node " + quoted(node.name) + " is unreachable (" + core::toString(seen.failure) + ")";
+    if (!seen.error.empty()) reason += ": " + seen.error;
+    return reason;
+  }
+  if (!seen.in_recovery)
+    return "node " + quoted(node.name) + " is not in recovery (it is not a replica)";
+  const auto& primary = snapshot.nodes[*snapshot.primary].observation;
+  if (primary.system_identifier != 0 && seen.system_identifier != 0 &&
+      primary.system_identifier != seen.system_identifier)
+    return "node " + quoted(node.name) + " belongs to another cluster (system identifier " +
+           std::to_string(seen.system_identifier) + ", the primary's is " +
+           std::to_string(primary.system_identifier) + ")";
+  return std::nullopt;
+}
+
+// POST /failover: promote a replica now, skipping the failover timeout and the replica's
+// confirmation. Only when the primary is not healthy, unless forced.
+Response failover(const Request& request, const Snapshot& snapshot, const RouteContext& context) {
+  auto parsed = parseAdminInput(request, snapshot, path::kFailover, kFailoverKeys);
+  if (auto* bad = std::get_if<Response>(&parsed)) return *bad;
+  const AdminInput& input = std::get<AdminInput>(parsed);
+  const AdminBody& body = input.body;
+  if (auto refused = checkAdminView(snapshot, context, /*timer_counts=*/false)) return *refused;
+
+  const CheckResult primary = checkClusterPrimary(snapshot);
+  if (primary.ok && !body.force)
+    return conflict("primary " + quoted(snapshot.nodes[*snapshot.primary].name) +
+                        " is healthy; use /switchover, or force the failover "
+                        "(it fences the primary and may lose its latest writes)",
+                    snapshot);
+
+  core::AdminRequest admin;
+  admin.kind = core::RequestKind::kFailover;
+  admin.force = body.force;
+  if (input.target) {
+    const auto& node = snapshot.nodes[*input.target];
+    if (*input.target == *snapshot.primary)
+      return preconditionFailed(quoted(node.name) + " is already the primary", snapshot);
+    if (auto problem = failoverProblem(snapshot, node))
+      return preconditionFailed("target " + quoted(node.name) + " cannot be promoted: " + *problem,
+                                snapshot);
+    admin.target = input.target;
+  } else {
+    std::string problems;
+    for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+      if (i == *snapshot.primary) continue;
+      const auto& node = snapshot.nodes[i];
+      if (auto problem = failoverProblem(snapshot, node)) {
+        problems += (problems.empty() ? "" : "; ") + *problem;
+        continue;
+      }
+      if (!admin.target || node.observation.position().value_or(0) >
+                               snapshot.nodes[*admin.target].observation.position().value_or(0))
+        admin.target = i;
+    }
+    if (!admin.target)
+      return preconditionFailed("no reachable replica in recovery to promote" +
+                                    (problems.empty() ? std::string() : ": " + problems),
+                                snapshot);
+  }
+  if (body.dry_run) return dryRun(admin, snapshot);
+  return submitRequest(admin, snapshot, context);
+}
+
 Response routeUnchecked(const Request& request, const Snapshot& snapshot,
                         const RouteContext& context) {
   const Match match = matchRoute(request.path);
@@ -240,6 +600,12 @@ Response routeUnchecked(const Request& request, const Snapshot& snapshot,
     case Endpoint::kReadOnly:
     case Endpoint::kHealth:
       return roleCheck(spec, match.node, snapshot, context, query);
+    case Endpoint::kHistory:
+      return history(snapshot, query);
+    case Endpoint::kSwitchover:
+      return switchover(request, snapshot, context);
+    case Endpoint::kFailover:
+      return failover(request, snapshot, context);
   }
   return errorResponse(500, "internal error", "route without a handler");
 }

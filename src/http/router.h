@@ -2,11 +2,18 @@
 // sockets, no clock reads, no locks, so every endpoint, status code and body is tested without a
 // network, and the server (http_server.h) is only a thin adapter around this.
 //
+// The admin endpoints (POST /switchover, POST /failover) check the request against the snapshot
+// so the operator gets a clear answer at once (409 something is in progress, 412 not safe), and
+// hand an accepted request to the loop through `RouteContext::submit`; the decision judges it
+// again against the tick that takes it, and its outcome appears in GET /history.
+//
 // Deliberately not here: reading the snapshot store or the clock (the caller passes both),
 // access logs, and any call into PostgreSQL. route() never throws: a bug inside a handler
 // becomes a 500 with a JSON body.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +32,14 @@ class Metrics;
 namespace pgfailover::http {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// Hands an operator's request to the tick loop (runtime::AdminQueue::submit): the id the request
+// was given, or nullopt when too many requests already wait. Called from HTTP threads.
+using SubmitRequest = std::function<std::optional<std::uint64_t>(core::AdminRequest)>;
+
+// The lag limit a switchover target must be within when the caller passes none: the default of
+// failover.max_lag_bytes.
+inline constexpr std::uint64_t kDefaultMaxLagBytes = 16ull * 1024 * 1024;
 
 struct Request {
   std::string method;  // "GET", "HEAD", ...
@@ -59,6 +74,11 @@ struct RouteContext {
   const metrics::Metrics* metrics = nullptr;
   // The bearer token admin routes require; null or empty disables them (403).
   const Secret* admin_token = nullptr;
+  // Where accepted admin requests go; empty answers them with 503 after every check passed.
+  SubmitRequest submit;
+  // A switchover target must stream within this many bytes of the primary (the decision's
+  // failover.max_lag_bytes), so the pre-check refuses what the decision would refuse.
+  std::uint64_t max_lag_bytes = kDefaultMaxLagBytes;
 };
 
 inline constexpr std::string_view kJsonContentType = "application/json";

@@ -3,9 +3,9 @@
 // docs (docs/http-api.md) list the same rows; a path exists nowhere else. This header holds data
 // only: what each endpoint answers lives in router.cc and health_checks.cc.
 //
-// Adding an admin endpoint later (POST /switchover, POST /failover) is one row with
-// `Access::kAdmin` and `kPost`, plus a case in router.cc: the router already refuses such a route
-// without a valid `Authorization: Bearer <token>` before any handler runs.
+// Admin endpoints (POST /switchover, POST /failover) are rows with `Access::kAdmin`: the router
+// refuses them without a valid `Authorization: Bearer <token>` before any handler runs, and
+// their JSON bodies are described by the kSwitchoverKeys / kFailoverKeys lists below.
 #pragma once
 
 #include <array>
@@ -47,6 +47,9 @@ enum class Endpoint {
   kReplica,
   kReadOnly,
   kHealth,
+  kHistory,     // failovers, switchovers, fences, rejoins, refused requests
+  kSwitchover,  // admin: a planned switchover
+  kFailover,    // admin: an operator's failover
 };
 
 namespace path {
@@ -63,12 +66,28 @@ inline constexpr std::string_view kLeader = "/leader";
 inline constexpr std::string_view kReplica = "/replica";
 inline constexpr std::string_view kReadOnly = "/read-only";
 inline constexpr std::string_view kHealth = "/health";
+inline constexpr std::string_view kHistory = "/history";
+inline constexpr std::string_view kSwitchover = "/switchover";
+inline constexpr std::string_view kFailover = "/failover";
 }  // namespace path
 
 namespace param {
 // Maximum replication lag: bytes ("1048576") or with a unit ("16MB", "1GB"), as Patroni takes it.
 inline constexpr std::string_view kLag = "lag";
+// /history: only the newest N events.
+inline constexpr std::string_view kLimit = "limit";
 }  // namespace param
+
+// Keys of the admin endpoints' JSON bodies; any other key is a 400, so a typo ("taget") is not
+// silently read as "the best replica".
+namespace body_key {
+inline constexpr std::string_view kTarget = "target";   // string: the node to promote
+inline constexpr std::string_view kDryRun = "dry_run";  // bool: check and answer, submit nothing
+inline constexpr std::string_view kForce = "force";     // bool, failover: even if the primary is ok
+}  // namespace body_key
+inline constexpr std::string_view kSwitchoverKeys[] = {body_key::kTarget, body_key::kDryRun};
+inline constexpr std::string_view kFailoverKeys[] = {body_key::kTarget, body_key::kForce,
+                                                     body_key::kDryRun};
 
 // Health checks answer OPTIONS like GET because HAProxy's `option httpchk` sends OPTIONS unless
 // told otherwise; HEAD is what curl -I and some balancers send.
@@ -100,6 +119,9 @@ inline constexpr RouteSpec kRoutes[] = {
     {path::kReplica, Endpoint::kReplica, true, kCheckMethods, {param::kLag}, Access::kPublic},
     {path::kReadOnly, Endpoint::kReadOnly, true, kCheckMethods, {param::kLag}, Access::kPublic},
     {path::kHealth, Endpoint::kHealth, true, kCheckMethods, {}, Access::kPublic},
+    {path::kHistory, Endpoint::kHistory, false, kReadMethods, {param::kLimit}, Access::kPublic},
+    {path::kSwitchover, Endpoint::kSwitchover, false, kPost, {}, Access::kAdmin},
+    {path::kFailover, Endpoint::kFailover, false, kPost, {}, Access::kAdmin},
 };
 
 }  // namespace pgfailover::http

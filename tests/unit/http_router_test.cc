@@ -579,7 +579,7 @@ TEST(HttpRouter, UnknownPathIs404Json) {
   EXPECT_EQ(response.content_type, "application/json");
   EXPECT_EQ(body(response)["error"], "not found");
   EXPECT_EQ(routed(get("/")).status, 404);
-  EXPECT_EQ(routed(withMethod("POST", "/switchover")).status, 404);
+  EXPECT_EQ(routed(withMethod("POST", "/restart")).status, 404);
 }
 
 TEST(HttpRouter, MetricsRendersThePrometheusTextFormat) {

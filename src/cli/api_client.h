@@ -1,0 +1,44 @@
+// A small HTTP client for the commands that talk to a running pgfailover (`status`, `history`,
+// `switchover`, `failover`): splits the --url into server and path prefix, applies short
+// deadlines, and returns the answer or the transport error as a value.
+//
+// Deliberately not here: interpreting answers (each command does), retries, TLS, and printing
+// anything; the bearer token is sent in one header and never appears in an error or a URL.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/secret.h"
+
+namespace pgfailover::cli {
+
+struct ApiResponse {
+  int status = 0;     // the HTTP status; 0 when the server did not answer
+  std::string body;   // the answer's body
+  std::string error;  // why there is no answer ("Could not establish connection")
+  bool answered() const { return status != 0; }
+};
+
+class ApiClient {
+ public:
+  // "http://host:port", "host:port" or "http://host:port/prefix" (behind a reverse proxy path).
+  explicit ApiClient(std::string url);
+
+  // False for a URL the client cannot use (an unsupported scheme).
+  bool valid() const { return valid_; }
+  // The full URL of `path`, for messages.
+  std::string urlOf(std::string_view path) const { return base_ + prefix_ + std::string(path); }
+
+  // `path` starts with '/' and may carry a query string ("/history?limit=5").
+  ApiResponse get(const std::string& path) const;
+  // POSTs a JSON body with `Authorization: Bearer <token>`.
+  ApiResponse post(const std::string& path, const std::string& json, const Secret& token) const;
+
+ private:
+  std::string base_;
+  std::string prefix_;
+  bool valid_ = false;
+};
+
+}  // namespace pgfailover::cli
