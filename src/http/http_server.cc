@@ -106,6 +106,9 @@ Status HttpServer::start() {
     ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   server.set_read_timeout(options_.read_timeout.count(), 0);
+  // Small responses must leave at once: with Nagle on, a response waits for the client's delayed
+  // ACK (~40 ms) and every health check pays for it.
+  server.set_tcp_nodelay(true);
   server.set_write_timeout(options_.write_timeout.count(), 0);
   server.set_keep_alive_timeout(options_.keep_alive_timeout.count());
   server.set_keep_alive_max_count(std::max<std::size_t>(1, options_.keep_alive_max_requests));

@@ -43,7 +43,7 @@ struct ServerOptions {
   int port = kDefaultPort;  // 0 binds an ephemeral port; see HttpServer::boundPort()
   // Workers serving requests. Each slow client holds one for up to read_timeout, so there are
   // enough that a few stalled connections cannot starve the load balancer's checks.
-  std::size_t threads = 8;
+  std::size_t threads = 16;
   Millis max_tick_age = kDefaultMaxTickAge;
   std::chrono::seconds read_timeout{2};
   std::chrono::seconds write_timeout{2};
