@@ -202,7 +202,7 @@ daemon_pid() {
 
 # The lab's sshd listener of a node from its pid file, checked by binary and config path.
 sshd_pid() {
-  local dir=$LAB_DIR/$1/sshd pid=''
+  local dir=$LAB_DIR/ssh/$1 pid=''
   [[ -f $dir/sshd.pid ]] && read -r pid <"$dir/sshd.pid"
   [[ $pid =~ ^[0-9]+$ ]] || return 0
   [[ $(readlink "/proc/$pid/exe" 2>/dev/null || true) == /usr/sbin/sshd ]] || return 0
@@ -404,7 +404,7 @@ make_secrets() {
 # sshd for one node, in its namespace, on its address only, with a host key of the lab and
 # pgfailover's key (usable from pgf's address only) as the one authorized key.
 start_sshd() {
-  local node=$1 dir=$LAB_DIR/$1/sshd pid
+  local node=$1 dir=$LAB_DIR/ssh/$1 pid
   install -d -m 0755 "$dir"
   [[ -f $dir/ssh_host_ed25519_key ]] ||
     ssh-keygen -q -t ed25519 -N '' -C "$node@netns-lab" -f "$dir/ssh_host_ed25519_key" >/dev/null
@@ -457,7 +457,7 @@ write_known_hosts() {
       [[ -n $scanned ]] || sleep 0.5
     done
     [[ -n $scanned ]] || die "ssh-keyscan from pgf could not reach $node's sshd at $(host_ip "$node"):$SSH_PORT"
-    expected=$(ssh-keygen -lf "$LAB_DIR/$node/sshd/ssh_host_ed25519_key.pub" | awk '{print $2}')
+    expected=$(ssh-keygen -lf "$LAB_DIR/ssh/$node/ssh_host_ed25519_key.pub" | awk '{print $2}')
     got=$(ssh-keygen -lf - <<<"$scanned" | awk '{print $2}')
     [[ $expected == "$got" ]] || die "host key of $node scanned from pgf ($got) differs from the lab's key ($expected)"
     printf '%s\n' "$scanned" >>"$KNOWN_HOSTS.tmp"
@@ -487,7 +487,8 @@ write_config() {
       cluster_name: "netns-lab",
       nodes: [node("pg1"; $ip1; $dir1; $log1), node("pg2"; $ip2; $dir2; $log2)],
       probe: {interval_ms: 1000},
-      failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000},
+      failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000,
+                 rejoin_retry_interval_ms: 10000},
       replication: {user: $repl, passfile: $passfile},
       http: {listen_address: $ipf, port: $http},
       state_file: $state
@@ -512,6 +513,21 @@ start_pgfailover() {
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
   wait_for 10 "pgfailover to start" daemon_running
+}
+
+# pg_rewind connects as the replication role, which needs these functions (PostgreSQL docs,
+# pg_rewind; docs/lifecycle.md). init-primary.sh does not grant them; they replicate.
+grant_rewind() {
+  local node=$1 to
+  to="TO $REPL_USER;"
+  runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$LAB_DIR/$node/run" -p "$PG_PORT" \
+    -U postgres -d postgres >/dev/null <<EOF
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) $to
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) $to
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) $to
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) $to
+EOF
+  say "granted pg_rewind's functions to $REPL_USER on $node"
 }
 
 cmd_up() {
@@ -547,8 +563,8 @@ cmd_up() {
   net_up
   make_secrets
   local node
+  install -d -m 0755 "$LAB_DIR/ssh"
   for node in "${NODES[@]}"; do
-    install -d -m 0755 "$LAB_DIR/$node"
     start_sshd "$node"
   done
 
@@ -559,6 +575,7 @@ cmd_up() {
   else
     node_script init-primary.sh pg1 "${common[@]}" --listen "$(host_ip pg1)" \
       --superuser "$SUPERUSER" --superuser-password-file "$PASSWORD_FILE"
+    grant_rewind pg1
   fi
   if node_initialized pg2; then
     node_script start.sh pg2
@@ -637,10 +654,29 @@ cmd_kill() {
   say "killed $node's postmaster (pid $pid) with SIGKILL"
 }
 
+# The node whose postmaster is stopped (SIGSTOP), for `cont primary` when a stopped primary
+# can no longer be named by its role.
+stopped_node() {
+  local node pid
+  for node in "${NODES[@]}"; do
+    pid=$(postmaster_pid "$node")
+    if [[ -n $pid && $(proc_state "$pid") == T ]]; then
+      printf '%s\n' "$node"
+      return 0
+    fi
+  done
+  return 1
+}
+
 cmd_signal_tree() { # STOP|CONT node
   require_lab
   local signal=$1 node pid child
-  node=$(resolve_node "${2:-}")
+  if [[ $signal == CONT ]]; then
+    node=$(resolve_node "${2:-}" 2>/dev/null) || node=$(stopped_node) ||
+      die "cannot tell which node '${2:-}' is, and no node is stopped"
+  else
+    node=$(resolve_node "${2:-}")
+  fi
   pid=$(postmaster_pid "$node")
   [[ -n $pid ]] || die "$node is not running"
   local -a pids=("$pid")
@@ -743,7 +779,7 @@ cmd_logs() {
   local what=${1:-pgfailover} file
   case $what in
     pgfailover | pgf) file=$LOG_FILE ;;
-    sshd-pg1 | sshd-pg2) file=$LAB_DIR/${what#sshd-}/sshd/sshd.log ;;
+    sshd-pg1 | sshd-pg2) file=$LAB_DIR/ssh/${what#sshd-}/sshd.log ;;
     *) file=$LAB_DIR/$(resolve_node "$what")/postgresql.log ;;
   esac
   [[ -f $file ]] || die "no log at $file"

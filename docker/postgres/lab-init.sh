@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The compose lab's one-shot `init` service (docker-compose.yml): generates, once, everything
+# secret the lab needs into the `lab` volume, mounted at LAB_DIR (/lab), then writes LAB_DIR/ready.
+# Later runs find `ready` and change nothing, so passwords and keys survive restarts; they go
+# with `docker-compose down -v`. Nothing secret is ever in the repository or an image.
+#
+#   /lab/nodes/        (root, 0700)  read by the node containers' entrypoints (as root)
+#     superuser.password replication.password authorized_keys pg1/ssh_host_ed25519_key ...
+#   /lab/pgfailover/   (uid PGFAILOVER_UID, 0700)  read by the pgfailover container
+#     pgfailover.json pgfailover.password id_ed25519 known_hosts admin.token
+#   /lab/grafana/      (uid GRAFANA_UID, 0700)  admin.password
+#   /lab/client/       (root, 0700)  pgpass for `docker-compose exec` clients and tests
+#
+# Environment: LAB_NET_PREFIX (10.232.77: pgfailover .10, pg1 .11, pg2 .12), PGFAILOVER_UID
+# (10001), GRAFANA_UID (472), LAB_CLUSTER_NAME (compose-lab).
+set -euo pipefail
+
+LAB_DIR=${LAB_DIR:-/lab}
+PREFIX=${LAB_NET_PREFIX:-10.232.77}
+PGF_UID=${PGFAILOVER_UID:-10001}
+GRAFANA_UID=${GRAFANA_UID:-472}
+PG_MAJOR=$(cat /etc/pgfailover-node/pg_major)
+NODE_HOME=/var/lib/pgfailover-node # the same path on every node (see entrypoint.sh)
+
+say() { printf 'lab-init: %s\n' "$*" >&2; }
+[[ $PREFIX =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || {
+  say "error: LAB_NET_PREFIX must be the first three octets, e.g. 10.232.77"
+  exit 1
+}
+
+if [[ -f $LAB_DIR/ready ]]; then
+  say "secrets already in $LAB_DIR (from $(cat "$LAB_DIR/ready")): nothing to do"
+  exit 0
+fi
+
+password() {
+  local p
+  p=$(head -c 96 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
+  [[ ${#p} -eq 32 ]] || exit 1
+  printf '%s' "$p"
+}
+
+umask 077
+install -d -m 0700 "$LAB_DIR/nodes" "$LAB_DIR/pgfailover" "$LAB_DIR/grafana" "$LAB_DIR/client"
+superuser_password=$(password)
+printf '%s' "$superuser_password" >"$LAB_DIR/nodes/superuser.password"
+printf '%s' "$superuser_password" >"$LAB_DIR/pgfailover/pgfailover.password"
+password >"$LAB_DIR/nodes/replication.password"
+password >"$LAB_DIR/pgfailover/admin.token"
+password >"$LAB_DIR/grafana/admin.password"
+{
+  printf '*:*:*:pgfailover:%s\n' "$superuser_password"
+} >"$LAB_DIR/client/pgpass"
+
+# pgfailover's ssh key, and one host key per node so that known_hosts is known in advance
+# (no trust on first use, no ssh-keyscan at run time).
+ssh-keygen -q -t ed25519 -N '' -C pgfailover@compose-lab -f "$LAB_DIR/pgfailover/id_ed25519"
+printf 'from="%s.10",no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty %s\n' \
+  "$PREFIX" "$(cat "$LAB_DIR/pgfailover/id_ed25519.pub")" >"$LAB_DIR/nodes/authorized_keys"
+: >"$LAB_DIR/pgfailover/known_hosts"
+declare -A ip=([pg1]=$PREFIX.11 [pg2]=$PREFIX.12)
+for node in pg1 pg2; do
+  install -d -m 0700 "$LAB_DIR/nodes/$node"
+  ssh-keygen -q -t ed25519 -N '' -C "$node@compose-lab" -f "$LAB_DIR/nodes/$node/ssh_host_ed25519_key"
+  printf '%s %s\n' "${ip[$node]}" "$(cut -d' ' -f1,2 "$LAB_DIR/nodes/$node/ssh_host_ed25519_key.pub")" \
+    >>"$LAB_DIR/pgfailover/known_hosts"
+done
+
+jq -n --arg p1 "${ip[pg1]}" --arg p2 "${ip[pg2]}" --arg bin "/usr/lib/postgresql/$PG_MAJOR/bin" \
+  --arg home "$NODE_HOME" --arg name "${LAB_CLUSTER_NAME:-compose-lab}" '
+  def node($name; $ip): {
+    name: $name, host: $ip, port: 5432, dbname: "postgres", user: "pgfailover",
+    password_file: "/lab/pgfailover/pgfailover.password",
+    data_dir: ($home + "/data"), bin_dir: $bin,
+    start_command: ("{bin_dir}/pg_ctl start -D {data_dir} -w -t 60 -l " + $home + "/postgresql.log"),
+    ssh: {host: $ip, port: 22, user: "postgres", private_key_file: "/lab/pgfailover/id_ed25519",
+          known_hosts_file: "/lab/pgfailover/known_hosts", connect_timeout_ms: 3000}
+  };
+  {
+    cluster_name: $name,
+    nodes: [node("pg1"; $p1), node("pg2"; $p2)],
+    probe: {interval_ms: 1000},
+    failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000},
+    replication: {user: "replicator", passfile: ($home + "/replication.pgpass")},
+    admin: {token_file: "/lab/pgfailover/admin.token"},
+    http: {listen_address: "0.0.0.0", port: 8008},
+    state_file: "/var/lib/pgfailover/state.json"
+  }' >"$LAB_DIR/pgfailover/pgfailover.json"
+
+chown -R "$PGF_UID:$PGF_UID" "$LAB_DIR/pgfailover"
+chown -R "$GRAFANA_UID:$GRAFANA_UID" "$LAB_DIR/grafana"
+chmod 0755 "$LAB_DIR"
+date -u +%FT%TZ >"$LAB_DIR/ready"
+chmod 0644 "$LAB_DIR/ready"
+say "secrets, keys and pgfailover.json written to $LAB_DIR (pgfailover ${PREFIX}.10, pg1 ${ip[pg1]}, pg2 ${ip[pg2]}, PostgreSQL $PG_MAJOR)"

@@ -1,0 +1,624 @@
+// Offline checks of the objects `helm template` renders from helm/pgfailover, for
+// tests/helm/run.sh. No cluster is involved.
+//
+//   node validate.mjs objects RENDER.yaml [--external-secret NAME=KEY,KEY]...
+//       Every object against the Kubernetes schemas (kubernetes-models: required fields, types,
+//       enums, formats; @kubernetes-models/prometheus-operator for ServiceMonitor and
+//       PrometheusRule), unknown fields anywhere in a built-in object (the field lists of
+//       @kubernetes/client-node's generated models: what `kubectl apply --validate=strict`
+//       refuses), names and labels, and how the objects refer to each other: Service selectors
+//       and target ports, volumes and their keys, probe ports, PDB and NetworkPolicy selectors,
+//       the ServiceMonitor's port, and the chart's security settings.
+//   node validate.mjs materialize RENDER.yaml ROOT OUT.json
+//       Lays out, under ROOT, the files the pgfailover container would see (its projected
+//       volume, from the rendered ConfigMaps and Secrets; placeholders for existing Secrets,
+//       which the chart does not render) and writes pgfailover.json to OUT.json with every path
+//       under a mount prefixed by ROOT, for `pgfailover check-config`.
+//   node validate.mjs rules RENDER.yaml ALERTS.yml      PrometheusRule groups == the file's
+//   node validate.mjs dashboards RENDER.yaml DIR        dashboard ConfigMap == DIR/*.json, bytes
+//   node validate.mjs ssh RENDER.yaml OUTDIR            writes the generated keys, known_hosts,
+//       authorized_keys and the node names/hosts (nodes.txt) for the ssh checks
+//   node validate.mjs notes RENDER.yaml                 NOTES.txt (rendered into a ConfigMap by
+//       run.sh) gives the instructions and names no secret value
+//   node validate.mjs schema-keys SCHEMA.json EFFECTIVE.json
+//       Every key pgfailover reports in its effective configuration (check-config) for the
+//       sections the chart passes through is a key the values schema accepts.
+//   node validate.mjs defaults EFFECTIVE_CHART.json EFFECTIVE_MINIMAL.json
+//       The chart's default values give pgfailover's own defaults (except the listed choices).
+//
+// NODE_PATH-style lookup: the npm packages are found in $HELM_TEST_NPM (a folder with
+// node_modules), installed by run.sh.
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { isDeepStrictEqual } from "node:util";
+
+const npmDir = process.env.HELM_TEST_NPM;
+if (!npmDir) {
+  console.error("validate.mjs: set HELM_TEST_NPM to the folder holding node_modules");
+  process.exit(2);
+}
+const require = createRequire(path.join(npmDir, "package.json"));
+const YAML = require("yaml");
+
+const errors = [];
+const externalServiceAccounts = new Set();
+const fail = (where, message) => errors.push(`${where}: ${message}`);
+const finish = (what) => {
+  if (errors.length) {
+    for (const e of errors) console.log(`  FAIL ${e}`);
+    console.log(`${what}: ${errors.length} problem(s)`);
+    process.exit(1);
+  }
+  console.log(`${what}: ok`);
+};
+
+function loadRender(file) {
+  const docs = YAML.parseAllDocuments(fs.readFileSync(file, "utf8"));
+  const objects = [];
+  for (const doc of docs) {
+    if (doc.errors.length) throw new Error(`${file}: YAML error: ${doc.errors[0].message}`);
+    const value = doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) continue;
+    objects.push(value);
+  }
+  return objects;
+}
+const id = (o) => `${o?.kind ?? "?"}/${o?.metadata?.name ?? "?"}`;
+const find = (objects, kind, name) => objects.find((o) => o.kind === kind && o.metadata?.name === name);
+const decode = (b64) => Buffer.from(b64, "base64").toString("utf8");
+
+// ----- schemas --------------------------------------------------------------------------------
+
+const builtIn = {
+  "v1/ConfigMap": ["kubernetes-models/v1/ConfigMap", "V1ConfigMap"],
+  "v1/Secret": ["kubernetes-models/v1/Secret", "V1Secret"],
+  "v1/Service": ["kubernetes-models/v1/Service", "V1Service"],
+  "v1/ServiceAccount": ["kubernetes-models/v1/ServiceAccount", "V1ServiceAccount"],
+  "v1/Pod": ["kubernetes-models/v1/Pod", "V1Pod"],
+  "v1/PersistentVolumeClaim": ["kubernetes-models/v1/PersistentVolumeClaim", "V1PersistentVolumeClaim"],
+  "apps/v1/Deployment": ["kubernetes-models/apps/v1/Deployment", "V1Deployment"],
+  "apps/v1/StatefulSet": ["kubernetes-models/apps/v1/StatefulSet", "V1StatefulSet"],
+  "policy/v1/PodDisruptionBudget": ["kubernetes-models/policy/v1/PodDisruptionBudget", "V1PodDisruptionBudget"],
+  "networking.k8s.io/v1/NetworkPolicy": ["kubernetes-models/networking.k8s.io/v1/NetworkPolicy", "V1NetworkPolicy"],
+};
+const custom = {
+  "monitoring.coreos.com/v1/ServiceMonitor": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
+  "monitoring.coreos.com/v1/PrometheusRule": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule",
+};
+
+// kubernetes-models is CommonJS; @kubernetes-models/prometheus-operator is ES modules only.
+async function modelClass(modulePath) {
+  const name = modulePath.split("/").pop();
+  let mod;
+  if (modulePath.startsWith("@")) {
+    mod = await import(pathToFileURL(path.join(npmDir, "node_modules", `${modulePath}.js`)));
+  } else {
+    mod = require(modulePath);
+  }
+  return mod[name] ?? mod.default;
+}
+
+// The generated model classes, loaded one file per type as the walk needs them (importing the
+// whole package costs seconds).
+const clientModels = {};
+const modelsDir = path.join(path.dirname(require.resolve("@kubernetes/client-node/package.json")), "dist/gen/models");
+async function loadModel(type) {
+  const m = /^Array<(.+)>$/.exec(type) ?? /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (m) return loadModel(m[1]);
+  if (type in clientModels || !/^[A-Z][A-Za-z0-9]+$/.test(type)) return;
+  const file = path.join(modelsDir, `${type}.js`);
+  clientModels[type] = null;
+  if (!fs.existsSync(file)) return;
+  const cls = (await import(pathToFileURL(file)))[type];
+  clientModels[type] = cls;
+  for (const a of cls?.attributeTypeMap ?? []) await loadModel(a.type);
+}
+async function strictModels(rootTypes) {
+  for (const t of rootTypes) await loadModel(t);
+  return clientModels;
+}
+
+// Unknown fields, walking the generated models' attribute lists (the OpenAPI field names).
+function walkStrict(models, value, type, where) {
+  if (value === null || value === undefined) return;
+  if (type === "any" || type === "object" || type === "IntOrString") return;
+  if (type === "string") {
+    if (typeof value !== "string") fail(where, `must be a string, got ${JSON.stringify(value)}`);
+    return;
+  }
+  if (type === "number") {
+    if (typeof value !== "number") fail(where, `must be a number, got ${JSON.stringify(value)}`);
+    return;
+  }
+  if (type === "boolean") {
+    if (typeof value !== "boolean") fail(where, `must be true or false, got ${JSON.stringify(value)}`);
+    return;
+  }
+  if (type === "Date") return;
+  let m = /^Array<(.+)>$/.exec(type);
+  if (m) {
+    if (!Array.isArray(value)) return fail(where, "must be a list");
+    value.forEach((item, i) => walkStrict(models, item, m[1], `${where}[${i}]`));
+    return;
+  }
+  m = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (m) {
+    if (typeof value !== "object" || Array.isArray(value)) return fail(where, "must be a map");
+    for (const [k, v] of Object.entries(value)) walkStrict(models, v, m[1], `${where}.${k}`);
+    return;
+  }
+  const cls = models[type];
+  if (!cls || !cls.attributeTypeMap) return; // a type without a field list: nothing to check
+  if (typeof value !== "object" || Array.isArray(value)) return fail(where, `must be an object (${type})`);
+  const fields = new Map(cls.attributeTypeMap.map((a) => [a.baseName, a.type]));
+  for (const [k, v] of Object.entries(value)) {
+    if (!fields.has(k)) {
+      fail(where, `unknown field "${k}" (${type} has: ${[...fields.keys()].join(", ")})`);
+      continue;
+    }
+    walkStrict(models, v, fields.get(k), `${where}.${k}`);
+  }
+}
+
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const labelValue = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+function checkMeta(o) {
+  const where = id(o);
+  const name = o.metadata?.name ?? "";
+  const labelNamed = ["Service", "StatefulSet", "Pod"].includes(o.kind);
+  if (labelNamed ? !(dns1123Label.test(name) && name.length <= 63) : !(dns1123Subdomain.test(name) && name.length <= 253))
+    fail(where, `invalid name "${name}"`);
+  if (o.kind === "StatefulSet" && name.length > 52)
+    fail(where, `a StatefulSet name over 52 characters makes invalid controller-revision-hash labels`);
+  const labelSets = [["metadata.labels", o.metadata?.labels], ["template labels", o.spec?.template?.metadata?.labels]];
+  for (const [what, labels] of labelSets)
+    for (const [k, v] of Object.entries(labels ?? {})) {
+      if (typeof v !== "string" || v.length > 63 || !labelValue.test(v)) fail(where, `${what}: invalid label value ${k}=${JSON.stringify(v)}`);
+    }
+  for (const [k, v] of Object.entries(o.metadata?.annotations ?? {}))
+    if (typeof v !== "string") fail(where, `annotation ${k} must be a string`);
+  if (o.kind === "ConfigMap" || o.kind === "Secret") {
+    for (const [k, v] of Object.entries(o.data ?? {})) {
+      if (!/^[-._a-zA-Z0-9]+$/.test(k)) fail(where, `invalid data key "${k}"`);
+      if (typeof v !== "string") fail(where, `data.${k} must be a string`);
+      if (o.kind === "Secret" && !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) fail(where, `data.${k} is not base64`);
+    }
+  }
+}
+
+async function validateSchemas(objects) {
+  const models = await strictModels(objects.map((o) => builtIn[`${o.apiVersion}/${o.kind}`]?.[1]).filter(Boolean));
+  const kinds = new Map();
+  for (const o of objects) {
+    const key = `${o.apiVersion}/${o.kind}`;
+    kinds.set(key, (kinds.get(key) ?? 0) + 1);
+    const where = id(o);
+    if (!o.metadata?.name) fail(where, "no metadata.name");
+    checkMeta(o);
+    const spec = builtIn[key];
+    const crd = custom[key];
+    if (!spec && !crd) {
+      fail(where, `unexpected apiVersion/kind ${key}: add it to validate.mjs if it is meant to be there`);
+      continue;
+    }
+    const Cls = await modelClass(spec ? spec[0] : crd);
+    try {
+      new Cls(structuredClone(o)).validate();
+    } catch (e) {
+      const details = (e.errors ?? []).map((x) => `${x.instancePath || "/"} ${x.message}${x.params ? " " + JSON.stringify(x.params) : ""}`);
+      fail(where, `schema: ${details.length ? details.join("; ") : e.message}`);
+    }
+    if (spec) walkStrict(models, o, spec[1], where);
+  }
+  return kinds;
+}
+
+// ----- how the objects refer to each other ----------------------------------------------------
+
+function podTemplates(objects) {
+  const out = [];
+  for (const o of objects) {
+    if (o.kind === "Deployment" || o.kind === "StatefulSet") out.push({ owner: o, labels: o.spec.template.metadata?.labels ?? {}, spec: o.spec.template.spec });
+    if (o.kind === "Pod") out.push({ owner: o, labels: o.metadata?.labels ?? {}, spec: o.spec });
+  }
+  return out;
+}
+const matches = (selector, labels) => Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
+
+function checkReferences(objects, external) {
+  const pods = podTemplates(objects);
+  const configMaps = new Map(objects.filter((o) => o.kind === "ConfigMap").map((o) => [o.metadata.name, o]));
+  const secrets = new Map(objects.filter((o) => o.kind === "Secret").map((o) => [o.metadata.name, o]));
+  const pvcs = new Set(objects.filter((o) => o.kind === "PersistentVolumeClaim").map((o) => o.metadata.name));
+  const sa = new Set(objects.filter((o) => o.kind === "ServiceAccount").map((o) => o.metadata.name));
+
+  for (const o of objects.filter((x) => x.kind === "Deployment" || x.kind === "StatefulSet")) {
+    if (!matches(o.spec.selector.matchLabels, o.spec.template.metadata.labels))
+      fail(id(o), "selector does not match its own pod template");
+  }
+  for (const s of objects.filter((o) => o.kind === "StatefulSet")) {
+    const svc = find(objects, "Service", s.spec.serviceName);
+    if (!svc) fail(id(s), `serviceName ${s.spec.serviceName} is not rendered`);
+    else if (svc.spec.clusterIP !== "None") fail(id(s), `serviceName ${s.spec.serviceName} is not headless`);
+  }
+  for (const svc of objects.filter((o) => o.kind === "Service")) {
+    const targets = pods.filter((p) => p.owner.kind !== "Pod" && matches(svc.spec.selector, p.labels));
+    if (targets.length !== 1) fail(id(svc), `selector matches ${targets.length} workloads (want exactly 1)`);
+    for (const port of svc.spec.ports ?? []) {
+      for (const t of targets) {
+        const named = typeof port.targetPort === "string";
+        const found = t.spec.containers.some((c) => (c.ports ?? []).some((p) => (named ? p.name === port.targetPort : p.containerPort === (port.targetPort ?? port.port))));
+        if (!found) fail(id(svc), `port ${port.name}: targetPort ${port.targetPort} is no container port of ${id(t.owner)}`);
+      }
+    }
+  }
+  for (const p of pods) {
+    const where = id(p.owner);
+    const volumes = new Map((p.spec.volumes ?? []).map((v) => [v.name, v]));
+    if (p.spec.serviceAccountName && !sa.has(p.spec.serviceAccountName) && !externalServiceAccounts.has(p.spec.serviceAccountName)) fail(where, `ServiceAccount ${p.spec.serviceAccountName} is not rendered`);
+    const claimTemplates = new Set((p.owner.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata.name));
+    for (const c of [...(p.spec.initContainers ?? []), ...p.spec.containers]) {
+      const portNames = new Set((c.ports ?? []).map((x) => x.name));
+      for (const probe of ["livenessProbe", "readinessProbe", "startupProbe"]) {
+        const port = c[probe]?.httpGet?.port ?? c[probe]?.tcpSocket?.port;
+        if (typeof port === "string" && !portNames.has(port)) fail(where, `${c.name}.${probe}: port ${port} is not a named port`);
+      }
+      for (const m of c.volumeMounts ?? []) {
+        if (!volumes.has(m.name) && !claimTemplates.has(m.name)) fail(where, `${c.name}: volumeMount ${m.name} has no volume`);
+      }
+    }
+    const checkItems = (kind, name, items, optional) => {
+      const map = kind === "ConfigMap" ? configMaps : secrets;
+      const obj = map.get(name);
+      let keys;
+      if (obj) keys = new Set(Object.keys(obj.data ?? {}));
+      else if (kind === "Secret" && external.has(name)) keys = external.get(name);
+      else if (optional) return;
+      else return fail(where, `${kind} ${name} is neither rendered nor an existing Secret of this scenario`);
+      for (const item of items ?? []) if (!keys.has(item.key)) fail(where, `${kind} ${name} has no key "${item.key}"`);
+    };
+    for (const v of p.spec.volumes ?? []) {
+      if (v.configMap) checkItems("ConfigMap", v.configMap.name, v.configMap.items, v.configMap.optional);
+      if (v.secret) checkItems("Secret", v.secret.secretName, v.secret.items, v.secret.optional);
+      if (v.persistentVolumeClaim && !pvcs.has(v.persistentVolumeClaim.claimName)) fail(where, `PVC ${v.persistentVolumeClaim.claimName} is not rendered`);
+      const paths = new Set();
+      for (const src of v.projected?.sources ?? []) {
+        if (src.configMap) checkItems("ConfigMap", src.configMap.name, src.configMap.items, src.configMap.optional);
+        if (src.secret) checkItems("Secret", src.secret.name, src.secret.items, src.secret.optional);
+        for (const item of (src.configMap ?? src.secret)?.items ?? []) {
+          if (paths.has(item.path)) fail(where, `projected volume ${v.name}: two files at ${item.path}`);
+          paths.add(item.path);
+        }
+      }
+    }
+    for (const e of p.spec.containers.flatMap((c) => c.env ?? [])) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (ref) checkItems("Secret", ref.name, [{ key: ref.key }], ref.optional);
+    }
+  }
+  for (const pdb of objects.filter((o) => o.kind === "PodDisruptionBudget")) {
+    const n = pods.filter((p) => p.owner.kind !== "Pod" && matches(pdb.spec.selector.matchLabels, p.labels)).length;
+    if (n !== 1) fail(id(pdb), `selector matches ${n} workloads (want 1)`);
+  }
+  for (const np of objects.filter((o) => o.kind === "NetworkPolicy")) {
+    const n = pods.filter((p) => p.owner.kind !== "Pod" && matches(np.spec.podSelector.matchLabels, p.labels)).length;
+    if (n !== 1) fail(id(np), `podSelector matches ${n} workloads (want 1)`);
+    for (const rule of np.spec.ingress ?? [])
+      for (const peer of rule.from ?? [])
+        if (peer.podSelector && !peer.namespaceSelector && Object.keys(peer.podSelector.matchLabels ?? {}).some((k) => k.startsWith("app.kubernetes.io/"))) {
+          const hit = pods.some((p) => matches(peer.podSelector.matchLabels, p.labels));
+          if (!hit) fail(id(np), `a peer selects no pod of the chart: ${JSON.stringify(peer.podSelector.matchLabels)}`);
+        }
+  }
+  for (const sm of objects.filter((o) => o.kind === "ServiceMonitor")) {
+    const svcs = objects.filter((o) => o.kind === "Service" && matches(sm.spec.selector.matchLabels, o.metadata.labels ?? {}));
+    if (svcs.length !== 1) fail(id(sm), `selector matches ${svcs.length} Services (want 1)`);
+    for (const ep of sm.spec.endpoints)
+      for (const svc of svcs) if (!svc.spec.ports.some((p) => p.name === ep.port)) fail(id(sm), `${id(svc)} has no port named ${ep.port}`);
+    for (const svc of svcs) {
+      const job = svc.metadata.labels?.[sm.spec.jobLabel];
+      if (job !== "pgfailover") fail(id(sm), `job label would be ${JSON.stringify(job)}; monitoring/alerts.yml expects up{job="pgfailover"}`);
+    }
+  }
+}
+
+// The chart's security settings, per component (app.kubernetes.io/component).
+function checkSecurity(objects) {
+  const baseline = new Set(["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]);
+  for (const p of podTemplates(objects)) {
+    const where = id(p.owner);
+    const component = p.labels["app.kubernetes.io/component"];
+    if (p.spec.automountServiceAccountToken !== false) fail(where, "automountServiceAccountToken must be false (no pod uses the API)");
+    if (p.spec.hostNetwork || p.spec.hostPID || p.spec.hostIPC) fail(where, "host namespaces");
+    for (const c of p.spec.containers) {
+      const sc = c.securityContext ?? {};
+      const drop = sc.capabilities?.drop ?? [];
+      if (!drop.includes("ALL")) fail(where, `${c.name}: capabilities.drop must include ALL`);
+      if (sc.allowPrivilegeEscalation !== false) fail(where, `${c.name}: allowPrivilegeEscalation must be false`);
+      if (sc.privileged) fail(where, `${c.name}: privileged`);
+      for (const cap of sc.capabilities?.add ?? []) if (!baseline.has(cap)) fail(where, `${c.name}: capability ${cap} is beyond the baseline Pod Security Standard`);
+      if (!c.resources?.limits?.memory) fail(where, `${c.name}: no memory limit`);
+      if (component !== "postgres") {
+        const runAsNonRoot = sc.runAsNonRoot ?? p.spec.securityContext?.runAsNonRoot;
+        const uid = sc.runAsUser ?? p.spec.securityContext?.runAsUser;
+        if (runAsNonRoot !== true || !(uid > 0)) fail(where, `${c.name}: must run as a non-root numeric user (runAsNonRoot, runAsUser)`);
+        if (sc.readOnlyRootFilesystem !== true) fail(where, `${c.name}: readOnlyRootFilesystem must be true`);
+        if (sc.capabilities?.add?.length) fail(where, `${c.name}: adds capabilities`);
+      }
+      if (component === "postgres" && p.spec.securityContext?.fsGroup !== undefined)
+        fail(where, "fsGroup on the PostgreSQL pods would make the data directory group-writable, which PostgreSQL refuses");
+    }
+  }
+  const dep = objects.find((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === "pgfailover");
+  if (!dep) fail("pgfailover", "no pgfailover Deployment");
+  else {
+    if (dep.spec.replicas !== 1) fail(id(dep), "pgfailover must run exactly one replica");
+    if (dep.spec.strategy?.type !== "Recreate") fail(id(dep), "strategy must be Recreate: two pgfailovers must never run at once");
+    const c = dep.spec.template.spec.containers[0];
+    if (c.livenessProbe?.httpGet?.path !== "/healthz") fail(id(dep), "liveness probe must be /healthz");
+    if (c.readinessProbe?.httpGet?.path !== "/readyz") fail(id(dep), "readiness probe must be /readyz");
+  }
+  const sts = objects.find((o) => o.kind === "StatefulSet");
+  if (!sts || sts.spec.replicas !== 2) fail("postgres", "a StatefulSet of two PostgreSQL pods is expected");
+  const headless = sts && find(objects, "Service", sts.spec.serviceName);
+  if (headless && headless.spec.publishNotReadyAddresses !== true)
+    fail(id(headless), "publishNotReadyAddresses must be true: pgfailover must reach a node whose PostgreSQL is down");
+}
+
+// NetworkPolicy semantics: who reaches PostgreSQL's and sshd's ports.
+function checkNetworkPolicy(objects) {
+  const nps = objects.filter((o) => o.kind === "NetworkPolicy");
+  if (!nps.length) return;
+  const comp = (c) => ({ "app.kubernetes.io/component": c });
+  const pgPolicy = nps.find((np) => matches(comp("postgres"), np.spec.podSelector.matchLabels));
+  if (!pgPolicy) return fail("NetworkPolicy", "none selects the PostgreSQL pods");
+  const allowed = (port) => {
+    const who = new Set();
+    for (const rule of pgPolicy.spec.ingress ?? []) {
+      if (!(rule.ports ?? []).some((p) => p.port === port)) continue;
+      if (!rule.from) who.add("*");
+      for (const peer of rule.from ?? []) who.add(peer.podSelector?.matchLabels?.["app.kubernetes.io/component"] ?? JSON.stringify(peer));
+    }
+    return who;
+  };
+  const ssh = [...allowed(22)];
+  if (ssh.length !== 1 || ssh[0] !== "pgfailover") fail(id(pgPolicy), `sshd (22) must be reachable from pgfailover only, got ${ssh.join(", ")}`);
+  const pg = allowed(5432);
+  for (const c of ["pgfailover", "haproxy", "postgres"]) if (!pg.has(c)) fail(id(pgPolicy), `PostgreSQL (5432) must be reachable from ${c}`);
+  if (pg.has("*")) fail(id(pgPolicy), "PostgreSQL (5432) is open to everyone");
+}
+
+// ----- commands -------------------------------------------------------------------------------
+
+async function cmdObjects(file, args) {
+  const external = new Map();
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--external-secret") {
+      const [name, keys] = args[++i].split("=");
+      external.set(name, new Set(keys.split(",")));
+    } else if (args[i] === "--external-serviceaccount") {
+      externalServiceAccounts.add(args[++i]);
+    }
+  }
+  const objects = loadRender(file);
+  const kinds = await validateSchemas(objects);
+  checkReferences(objects, external);
+  checkSecurity(objects);
+  checkNetworkPolicy(objects);
+  const summary = [...kinds.entries()].map(([k, n]) => `${n} ${k.split("/").pop()}`).join(", ");
+  finish(`${objects.length} objects (${summary})`);
+}
+
+// The pgfailover container's files, from the rendered objects.
+function cmdMaterialize(file, root, out) {
+  const objects = loadRender(file);
+  const dep = objects.find((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === "pgfailover");
+  const spec = dep.spec.template.spec;
+  const c = spec.containers[0];
+  const volumes = new Map(spec.volumes.map((v) => [v.name, v]));
+  const mounts = [];
+  let configPath = null;
+  for (const m of c.volumeMounts) {
+    const v = volumes.get(m.name);
+    const dir = path.join(root, m.mountPath);
+    fs.mkdirSync(dir, { recursive: true });
+    mounts.push({ path: m.mountPath, readOnly: !!m.readOnly, volume: v });
+    for (const src of v.projected?.sources ?? []) {
+      const ref = src.configMap ?? src.secret;
+      const obj = find(objects, src.configMap ? "ConfigMap" : "Secret", ref.name);
+      for (const item of ref.items) {
+        let content;
+        if (obj) content = src.secret ? decode(obj.data[item.key]) : obj.data[item.key];
+        else content = `placeholder-for-existing-secret-${ref.name}-${item.key}-0123456789\n`;
+        const target = path.join(dir, item.path);
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.writeFileSync(target, content, { mode: 0o600 });
+        if (item.path.endsWith("pgfailover.json")) configPath = path.join(m.mountPath, item.path);
+      }
+    }
+  }
+  const args = c.args ?? [];
+  const i = args.indexOf("--config");
+  if (i < 0 || args[i + 1] !== configPath) fail(id(dep), `runs with ${JSON.stringify(args)} but the configuration is mounted at ${configPath}`);
+  const config = JSON.parse(fs.readFileSync(path.join(root, configPath), "utf8"));
+  // Every absolute path in the configuration must lie in a mount; reroot it under ROOT.
+  const reroot = (value, where) => {
+    if (typeof value === "string" && value.startsWith("/")) {
+      const m = mounts.find((x) => value.startsWith(x.path + "/"));
+      if (!m) {
+        fail("pgfailover.json", `${where} = ${value} is in no volume of the pgfailover container`);
+        return value;
+      }
+      if (where.endsWith("state_file") && (m.readOnly || m.volume.projected))
+        fail("pgfailover.json", `${where} = ${value} is on a read-only volume`);
+      return path.join(root, value);
+    }
+    if (Array.isArray(value)) return value.map((x, j) => reroot(x, `${where}[${j}]`));
+    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, x]) => [k, reroot(x, where ? `${where}.${k}` : k)]));
+    return value;
+  };
+  // Paths that name files on the nodes, not in this container, stay as they are.
+  const nodeSide = new Set(["data_dir", "bin_dir", "passfile", "start_command"]);
+  // A command run in the container (its program comes with the image), not a mounted file.
+  const commands = new Set(["fencing_hook"]);
+  const rerooted = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (k === "nodes") rerooted.nodes = v.map((n, j) => Object.fromEntries(Object.entries(n).map(([nk, nv]) => [nk, nodeSide.has(nk) ? nv : reroot(nv, `nodes[${j}].${nk}`)])));
+    else if (k === "replication") rerooted.replication = v;
+    else if (k === "failover") rerooted.failover = Object.fromEntries(Object.entries(v).map(([fk, fv]) => [fk, commands.has(fk) ? fv : reroot(fv, `failover.${fk}`)]));
+    else rerooted[k] = reroot(v, k);
+  }
+  fs.writeFileSync(out, JSON.stringify(rerooted, null, 2));
+  finish(`materialized pgfailover's files under ${root}`);
+}
+
+function cmdRules(file, alertsFile) {
+  const objects = loadRender(file);
+  const rule = objects.find((o) => o.kind === "PrometheusRule");
+  if (!rule) return finish(fail("PrometheusRule", "not rendered") ?? "rules");
+  const expected = YAML.parse(fs.readFileSync(alertsFile, "utf8"));
+  if (!isDeepStrictEqual(rule.spec.groups, expected.groups)) {
+    fail(id(rule), `spec.groups differ from ${alertsFile}`);
+  }
+  const n = expected.groups.reduce((a, g) => a + g.rules.length, 0);
+  finish(`PrometheusRule == ${path.basename(alertsFile)} (${expected.groups.length} group(s), ${n} rules)`);
+}
+
+function cmdDashboards(file, dir) {
+  const objects = loadRender(file);
+  const cm = objects.find((o) => o.kind === "ConfigMap" && o.metadata.labels?.grafana_dashboard === "1");
+  if (!cm) return finish(fail("dashboard", "no ConfigMap labelled grafana_dashboard=1") ?? "dashboards");
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
+  const keys = Object.keys(cm.data ?? {}).sort();
+  if (!isDeepStrictEqual(files, keys)) fail(id(cm), `keys ${keys} != files ${files}`);
+  for (const f of files) {
+    const bytes = fs.readFileSync(path.join(dir, f), "utf8");
+    if (cm.data[f] !== bytes) fail(id(cm), `${f} differs from ${path.join(dir, f)}`);
+    try {
+      JSON.parse(cm.data[f] ?? "");
+    } catch (e) {
+      fail(id(cm), `${f} is not JSON: ${e.message}`);
+    }
+  }
+  finish(`dashboard ConfigMap == ${files.join(", ")} (byte for byte)`);
+}
+
+function cmdSsh(file, outDir) {
+  const objects = loadRender(file);
+  fs.mkdirSync(outDir, { recursive: true });
+  const cmData = (name) => objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith(name))?.data;
+  const pub = cmData("-ssh-public");
+  const secret = objects.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-ssh"));
+  const config = JSON.parse(objects.find((o) => o.kind === "ConfigMap" && o.data?.["pgfailover.json"]).data["pgfailover.json"]);
+  const sts = objects.find((o) => o.kind === "StatefulSet");
+  const write = (name, content) => fs.writeFileSync(path.join(outDir, name), content, { mode: 0o600 });
+  write("known_hosts", pub.known_hosts);
+  write("authorized_keys", pub.authorized_keys);
+  const secretItems = sts.spec.template.spec.volumes.find((v) => v.name === "secrets").projected.sources.find((s) => s.secret && s.secret.name === secret.metadata.name).secret.items;
+  // pgfailover's key: the Secret item mounted where private_key_file points.
+  const dep = objects.find((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === "pgfailover");
+  const mount = dep.spec.template.spec.containers[0].volumeMounts.find((m) => config.nodes[0].ssh.private_key_file.startsWith(m.mountPath + "/"));
+  const rel = config.nodes[0].ssh.private_key_file.slice(mount.mountPath.length + 1);
+  const volume = dep.spec.template.spec.volumes.find((v) => v.name === mount.name);
+  const item = volume.projected.sources.flatMap((s) => (s.secret && s.secret.name === secret.metadata.name ? s.secret.items : [])).find((it) => it.path === rel);
+  if (!item) fail("ssh", `private_key_file ${config.nodes[0].ssh.private_key_file} is not the ssh Secret's key`);
+  else write("private_key", decode(secret.data[item.key]));
+  const lines = [];
+  config.nodes.forEach((n, i) => {
+    const item = secretItems.find((it) => it.path.startsWith(`${n.name}/`));
+    if (!item) fail("ssh", `no host key is mounted for node ${n.name}`);
+    else write(`host_key_${i}`, decode(secret.data[item.key]));
+    lines.push(`${n.name} ${n.ssh.host} ${n.ssh.port}`);
+  });
+  write("nodes.txt", lines.join("\n") + "\n");
+  finish(`ssh material of ${config.nodes.length} nodes written to ${outDir}`);
+}
+
+// NOTES.txt as rendered into the ConfigMap "notes-under-test" of a copy of the chart (helm
+// template does not render NOTES.txt itself).
+function cmdNotes(file) {
+  const objects = loadRender(file);
+  const holder = find(objects, "ConfigMap", "notes-under-test");
+  if (!holder) throw new Error(`${file} has no ConfigMap notes-under-test`);
+  const notes = holder.data["NOTES.txt"];
+  for (const s of objects.filter((o) => o.kind === "Secret"))
+    for (const [k, v] of Object.entries(s.data ?? {})) {
+      const plain = decode(v);
+      for (const line of plain.split("\n").filter((l) => l.trim().length >= 8))
+        if (notes.includes(line.trim())) fail("NOTES.txt", `prints the value of ${id(s)} key ${k}`);
+      if (notes.includes(v)) fail("NOTES.txt", `prints ${id(s)} key ${k} (base64)`);
+    }
+  if (/BEGIN [A-Z ]*PRIVATE KEY/.test(notes)) fail("NOTES.txt", "prints a private key");
+  for (const must of ["port-forward", "pgfailover status --url http://127.0.0.1:8008", "/metrics"])
+    if (!notes.includes(must)) fail("NOTES.txt", `does not say "${must}"`);
+  finish(`NOTES.txt (${notes.split("\n").length} lines) names no secret value`);
+}
+
+function cmdSchemaKeys(schemaFile, effectiveFile) {
+  const schema = JSON.parse(fs.readFileSync(schemaFile, "utf8"));
+  const effective = JSON.parse(fs.readFileSync(effectiveFile, "utf8"));
+  const config = schema.properties.config.properties;
+  // Keys the chart sets itself, not through values.config.
+  const chartOwned = new Set(["replication.user", "replication.passfile"]);
+  for (const section of ["probe", "failover", "replication", "synchronous", "log"]) {
+    if (!(section in effective)) {
+      if (config[section]) fail("schema", `config.${section} is in the schema but pgfailover reports no such section`);
+      continue;
+    }
+    if (!config[section]) {
+      fail("schema", `pgfailover has a section "${section}" the chart cannot set (add config.${section} to values.schema.json)`);
+      continue;
+    }
+    for (const key of Object.keys(effective[section])) {
+      if (chartOwned.has(`${section}.${key}`)) continue;
+      if (!config[section].properties[key]) fail("schema", `pgfailover's ${section}.${key} is missing from config.${section} in values.schema.json`);
+    }
+  }
+  for (const section of Object.keys(effective)) {
+    if (!["cluster_name", "nodes", "http", "admin", "state_file"].includes(section) && !config[section])
+      fail("schema", `pgfailover's top-level "${section}" is neither set by the chart nor in config.* of the schema`);
+  }
+  finish("values.schema.json covers every key pgfailover reports");
+}
+
+function cmdDefaults(chartFile, minimalFile) {
+  const chart = JSON.parse(fs.readFileSync(chartFile, "utf8"));
+  const minimal = JSON.parse(fs.readFileSync(minimalFile, "utf8"));
+  // Deliberate differences in a cluster: JSON logs for log collectors.
+  const chosen = new Set(["log.format"]);
+  for (const section of ["probe", "failover", "synchronous", "log"]) {
+    for (const [k, v] of Object.entries(minimal[section] ?? {})) {
+      if (chosen.has(`${section}.${k}`)) continue;
+      if (!isDeepStrictEqual(chart[section]?.[k], v))
+        fail("values.yaml", `config.${section}.${k} gives ${JSON.stringify(chart[section]?.[k])}, pgfailover's default is ${JSON.stringify(v)}`);
+    }
+  }
+  for (const k of ["slots", "slot_drop_after_ms"])
+    if (!isDeepStrictEqual(chart.replication?.[k], minimal.replication?.[k]))
+      fail("values.yaml", `config.replication.${k} gives ${JSON.stringify(chart.replication?.[k])}, pgfailover's default is ${JSON.stringify(minimal.replication?.[k])}`);
+  finish("the chart's default config values are pgfailover's own defaults");
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+try {
+  switch (cmd) {
+    case "objects": await cmdObjects(rest[0], rest.slice(1)); break;
+    case "materialize": cmdMaterialize(rest[0], rest[1], rest[2]); break;
+    case "rules": cmdRules(rest[0], rest[1]); break;
+    case "dashboards": cmdDashboards(rest[0], rest[1]); break;
+    case "ssh": cmdSsh(rest[0], rest[1]); break;
+    case "notes": cmdNotes(rest[0]); break;
+    case "schema-keys": cmdSchemaKeys(rest[0], rest[1]); break;
+    case "defaults": cmdDefaults(rest[0], rest[1]); break;
+    default:
+      console.error(`validate.mjs: unknown command ${cmd}`);
+      process.exit(2);
+  }
+} catch (e) {
+  console.log(`  FAIL ${e.stack ?? e}`);
+  process.exit(1);
+}
