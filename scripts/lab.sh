@@ -17,7 +17,10 @@ die() {
 
 usage() {
   cat <<'EOF'
-Usage: scripts/lab.sh COMMAND
+Usage: scripts/lab.sh [--netns] COMMAND
+
+  --netns        the same lab with one network namespace per host, each with its own
+                 address, PostgreSQL and sshd (scripts/lab-netns.sh, docs/lab-netns.md)
 
   up             install packages, build pgfailover, start pg1 (primary), pg2 (replica) and
                  pgfailover; returns once replication streams and /readyz answers 200
@@ -444,6 +447,10 @@ cmd_down() {
 
 command=${1:-help}
 shift || true
+# The same lab with one network namespace per host (docs/lab-netns.md).
+if [[ $command == --netns ]]; then
+  exec bash "$REPO_ROOT/scripts/lab-netns.sh" "$@"
+fi
 case $command in
   up) cmd_up "$@" ;;
   status) cmd_status "$@" ;;
