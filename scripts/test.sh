@@ -6,7 +6,8 @@
 # removed, also after a crashed test.
 #
 # Environment: BUILD_DIR (build-ci), BUILD_TYPE (RelWithDebInfo), JOBS (nproc),
-# CTEST_ARGS (extra ctest arguments, e.g. "-R Support"), SKIP_DEPS=1.
+# CTEST_ARGS (extra ctest arguments, e.g. "-R Support"; skips the Helm check), SKIP_DEPS=1,
+# SKIP_HELM=1.
 set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,6 +59,12 @@ say "unit tests"
 ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" || failed=1
 say "integration tests (real PostgreSQL 15, one at a time)"
 ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure "${ctest_extra[@]}" || failed=1
+if [[ -z ${CTEST_ARGS:-} && ${SKIP_HELM:-0} != 1 ]]; then
+  # The Helm chart, offline: a real helm binary from npm, Kubernetes schemas, and the
+  # rendered pgfailover.json through this build's check-config (docs/kubernetes.md).
+  say "helm chart (offline validation)"
+  PGFAILOVER_BIN="$BUILD_DIR/pgfailover" bash tests/helm/run.sh || failed=1
+fi
 
 if ((failed)); then
   say "FAILED: see the ctest output above"
