@@ -1237,6 +1237,35 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     }
   }
 
+  // A promotion this process did not see complete: pgfailover was restarted between pg_promote
+  // and the tick that confirms it (or a replica was promoted by hand). The cluster moved to a
+  // newer timeline; record that failover once, so /history and the failover count stay true.
+  if (f.primary && !f.split_brain && memory.primary && *memory.primary < view.nodes.size() &&
+      *f.primary != *memory.primary && !memory.promoting && memory.last_primary_timeline != 0 &&
+      view.nodes[*f.primary].writable() &&
+      view.nodes[*f.primary].timeline > memory.last_primary_timeline) {
+    FailoverRecord record;
+    record.started_at = now.wall;
+    record.completed_at = now.wall;
+    record.from = f.nameOf(*memory.primary);
+    record.to = f.nameOf(*f.primary);
+    record.reason = record.to + " is primary on timeline " +
+                    std::to_string(view.nodes[*f.primary].timeline) + ", newer than timeline " +
+                    std::to_string(memory.last_primary_timeline) + " of " + record.from +
+                    ": a promotion pgfailover did not see complete (restarted during a failover, "
+                    "or promoted outside pgfailover)";
+    d.next.last_failover = record;
+    d.next.failovers = memory.failovers + 1;
+    d.failover_completed = true;
+    d.events.push_back(Event{"failover",
+                             view.nodes[*f.primary].name,
+                             view.nodes[*memory.primary].name,
+                             view.nodes[*f.primary].name,
+                             "succeeded",
+                             record.reason,
+                             {}});
+  }
+
   d.next.unhealthy_since = f.unhealthy_since;
   // Each finished node operation is reported once.
   d.next.operations_seen.resize(view.operations.size(), 0);

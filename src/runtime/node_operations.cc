@@ -4,6 +4,8 @@
 #include <chrono>
 
 #include "lifecycle/rejoin.h"
+#include "pg/connection.h"
+#include "pg/errors.h"
 #include "pg/node_prober.h"
 #include "ssh/local_runner.h"
 #include "ssh/ssh_runner.h"
@@ -39,6 +41,32 @@ std::string slotName(const std::string& node) {
     name += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
   }
   return name.substr(0, 63);
+}
+
+// pg_rewind decides whether the histories diverged from the source's control file, which names
+// the new timeline only once the checkpoint that follows a promotion has completed (a spread
+// one, seconds to minutes later). Before that pg_rewind answers "no rewind required" for a node
+// that did diverge, and the node then starts on a history the primary does not have. Hence a
+// CHECKPOINT on the source first, as pg_rewind's documentation asks. Needs superuser or
+// pg_checkpoint for pgfailover's role; returns the error, or "" when done.
+std::string checkpointSource(const config::NodeConfig& source, const config::ProbeConfig& probe) {
+  pg::ConnectOptions options;
+  options.host = source.host;
+  options.port = source.port;
+  options.dbname = source.dbname;
+  options.user = source.user;
+  options.password = source.password;
+  options.sslmode = source.sslmode;
+  options.connect_timeout = probe.connect_timeout;
+  options.application_name = "pgfailover-action";
+  options.statement_timeout = Millis{0};
+  pg::Connection connection;
+  if (auto error =
+          connection.connect(options, std::chrono::steady_clock::now() + probe.connect_timeout))
+    return pg::redact(error->message, source.password);
+  auto done = connection.exec("CHECKPOINT", std::chrono::steady_clock::now() + Millis{60000});
+  if (!done.ok()) return pg::redact(done.error->message, source.password);
+  return "";
 }
 
 }  // namespace
@@ -108,11 +136,21 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
   // Streaming is verified over libpq with pgfailover's own credentials, on a connection of
   // this thread's own (the tick's prober is not shared across threads).
   pg::NodeProber verifier(target, config_.probe);
-  auto verify = [this, &verifier](Millis budget) {
+  pg::NodeProber source_prober(source, config_.probe);
+  auto verify = [this, &verifier, &source_prober](Millis budget) {
     const auto until = std::chrono::steady_clock::now() + budget;
     while (std::chrono::steady_clock::now() < until && !stop_) {
       auto seen = verifier.probe(false);
-      if (seen.streaming()) return true;
+      // Streaming on the primary's timeline: a node whose history forked off before its own
+      // end of WAL connects, streams the old timeline up to the fork, and stops again, over
+      // and over; one "streaming" sample of that loop is not a rejoined node.
+      if (seen.streaming()) {
+        const auto received = seen.wal_receiver->received_timeline;
+        const auto primary = source_prober.probe(false);
+        if (received == 0 || !primary.reachable || primary.timeline == 0 ||
+            received == primary.timeline)
+          return true;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
     return false;
@@ -126,6 +164,11 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
                 slots_[node].runner->describe(),
             {{"node", target.name}});
   const auto started = std::chrono::steady_clock::now();
+  if (std::string error = checkpointSource(source, config_.probe); !error.empty())
+    log_.warn("checkpoint_failed",
+              "CHECKPOINT on '" + source.name + "' failed; pg_rewind may take it for a node " +
+                  "on the old timeline: " + error,
+              {{"node", source.name}});
   lifecycle::Rejoiner rejoiner(*slots_[node].runner, verify, progress, stop_);
   auto result = rejoiner.run(plan, config_.failover.rejoin_timeout);
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
