@@ -81,6 +81,12 @@ SELECT format('CREATE ROLE %I', $su) WHERE NOT EXISTS (SELECT 1 FROM pg_roles WH
 ALTER ROLE $(sql_ident "$NODE_SUPERUSER") WITH SUPERUSER LOGIN PASSWORD $(sql_literal "$superuser_password");
 SELECT format('CREATE ROLE %I', $repl) WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $repl) \gexec
 ALTER ROLE $(sql_ident "$NODE_REPL_USER") WITH NOSUPERUSER REPLICATION LOGIN PASSWORD $(sql_literal "$repl_password");
+-- pg_rewind connects to the new primary as the replication role; these are the functions it
+-- reads the source's files with. Without them every rejoin falls back to a full re-clone.
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO $(sql_ident "$NODE_REPL_USER");
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO $(sql_ident "$NODE_REPL_USER");
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO $(sql_ident "$NODE_REPL_USER");
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO $(sql_ident "$NODE_REPL_USER");
 EOF
 }
 if ! roles_output=$(roles_sql | node_psql -f - 2>&1); then
