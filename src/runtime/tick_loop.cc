@@ -199,6 +199,8 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
     Status status = executor_->execute(action);
     const auto took = elapsed(action_started, std::chrono::steady_clock::now());
     const std::string kind = core::toString(action.kind);
+    // A rejoin only starts here; the worker logs how it ends.
+    if (status.isOk() && action.kind == core::ActionKind::kRejoin) continue;
     if (status.isOk())
       log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, kind + "_done",
                kind + " on '" + node + "' succeeded",
