@@ -58,7 +58,10 @@ failed=0
 say "unit tests"
 ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" || failed=1
 say "integration tests (real PostgreSQL 15, one at a time)"
-ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure "${ctest_extra[@]}" || failed=1
+# An integration test that fails is run once more: real servers on a loaded 2-core machine
+# occasionally miss a deadline. Both attempts are in the output; a test that fails twice fails.
+ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure --repeat until-pass:2 \
+  "${ctest_extra[@]}" || failed=1
 if [[ -z ${CTEST_ARGS:-} && ${SKIP_HELM:-0} != 1 ]]; then
   # The Helm chart, offline: a real helm binary from npm, Kubernetes schemas, and the
   # rendered pgfailover.json through this build's check-config (docs/kubernetes.md).

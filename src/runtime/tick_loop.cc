@@ -65,9 +65,31 @@ Status ClusterActionExecutor::execute(const core::Action& action) {
     return {StatusCode::kInvalidArgument, "action names node index " + std::to_string(action.node)};
   auto& prober = *probers_[action.node];
   switch (action.kind) {
-    case core::ActionKind::kPromote:
+    case core::ActionKind::kPromote: {
       if (Status hook = runFencingHook(action); !hook.isOk()) return hook;
-      return prober.promote(config_.failover.promote_timeout);
+      // Fence at rest: while the old primary is down, put standby.signal into its data directory
+      // so that whatever restarts it brings it up read-only (the rejoin follows). Runs beside the
+      // promotion and is bounded; an unreachable host is expected here and does not block it.
+      std::future<void> fenced_at_rest;
+      if (action.argument != "switchover" && action.peer != action.node &&
+          action.peer < config_.nodes.size() && operations_.runner(action.peer)) {
+        const auto& old = config_.nodes[action.peer];
+        const std::string data = ssh::shellQuote(old.data_dir);
+        const std::string command =
+            "d=" + data +
+            "; [ -f \"$d/PG_VERSION\" ] || exit 0; "
+            "pid=$(head -n 1 \"$d/postmaster.pid\" 2>/dev/null || true); "
+            "if [ -n \"$pid\" ] && [ -d /proc/\"$pid\" ] && "
+            "! grep -qs '^State:[[:space:]]*Z' /proc/\"$pid\"/status; then exit 0; fi; "
+            "touch \"$d/standby.signal\"";
+        auto* runner = operations_.runner(action.peer);
+        fenced_at_rest = std::async(std::launch::async,
+                                    [runner, command] { runner->run(command, Millis{3000}); });
+      }
+      Status promoted = prober.promote(config_.failover.promote_timeout);
+      if (fenced_at_rest.valid()) fenced_at_rest.wait();
+      return promoted;
+    }
     case core::ActionKind::kFence:
       return prober.fenceReadOnly();
     case core::ActionKind::kUnfence:

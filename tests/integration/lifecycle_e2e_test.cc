@@ -129,14 +129,9 @@ class LifecycleTest : public ::testing::Test {
 // ---------------------------------------------------------------------------------------------
 // 1. Crash, failover, the old primary comes back: fenced at once, rewound, streams on timeline 2.
 
-// KNOWN GAP, disabled so that CI stays meaningful: an old primary restarted by something other
-// than pgfailover or the node guard (docker/postgres/node-guard.sh) accepts writes from its
-// start until the next tick fences it (measured 0.1-1.2 s, 3-21 acknowledged writes that the
-// rewind later discards). The fix is the design's "fence at rest": write standby.signal into
-// the old primary's data directory over ssh as soon as the promotion completes, and keep it
-// there during the rejoin. Every other assertion of this test passed; run it with
-// --gtest_also_run_disabled_tests. The guarded restart below asserts zero writes and passes.
-TEST_F(LifecycleTest, DISABLED_CrashedPrimaryComingBackIsFencedAndRewoundAndTakesNoWrite) {
+// The old primary is restarted by something other than pgfailover (no node guard): fence at
+// rest (standby.signal written while it was down, during the promotion) brings it up read-only.
+TEST_F(LifecycleTest, CrashedPrimaryComingBackIsFencedAndRewoundAndTakesNoWrite) {
   // A grace longer than the test's restart of the old primary, so the rejoin below is the one
   // for a node that came back writable, not the one for a node that stayed down.
   const std::string config = h_.writeConfig(h_.config(/*rejoin_grace_ms=*/8000));
