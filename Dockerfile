@@ -50,9 +50,10 @@ LABEL org.opencontainers.image.title="pgfailover" \
       org.opencontainers.image.documentation="README.md, docs/lab-compose.md" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
 COPY --from=builder /build/runtime-packages /usr/share/pgfailover/runtime-packages
-# curl is for the HEALTHCHECK only.
+# curl is for the HEALTHCHECK; iputils-ping for probe.icmp (the seed's ping check), if enabled.
 RUN apt-get update \
- && xargs -a /usr/share/pgfailover/runtime-packages apt-get install -y --no-install-recommends curl \
+ && xargs -a /usr/share/pgfailover/runtime-packages apt-get install -y --no-install-recommends \
+      curl iputils-ping \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/pgfailover --create-home \
       --shell /usr/sbin/nologin pgfailover \

@@ -49,7 +49,7 @@ NODE is pg1, pg2, primary or replica (the current holder of that role, from pgfa
 /status). HOST is a NODE, pgfailover (pgf) or client.
 Environment: LAB_NET (10.231.77.0/24, a private /24), LAB_PREFIX (pgflab-), LAB_DIR
 (/tmp/pgfailover-netns-lab), LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_SKIP_DEPS=1,
-LAB_SKIP_BUILD=1, PGFAILOVER_BIN. See docs/lab-netns.md.
+LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp). See docs/lab-netns.md.
 EOF
 }
 
@@ -475,7 +475,7 @@ write_config() {
     --arg dir1 "$LAB_DIR/pg1/data" --arg dir2 "$LAB_DIR/pg2/data" --arg bin "$PG_BIN" \
     --arg log1 "$LAB_DIR/pg1/postgresql.log" --arg log2 "$LAB_DIR/pg2/postgresql.log" \
     --arg key "$SSH_KEY" --arg kh "$KNOWN_HOSTS" --arg passfile "$REPL_PASSFILE" \
-    --arg state "$PGF_DIR/state.json" '
+    --arg state "$PGF_DIR/state.json" --argjson icmp "$([[ ${LAB_ICMP:-1} == 1 ]] && echo true || echo false)" '
     def node($name; $ip; $dir; $log): {
       name: $name, host: $ip, port: $port, dbname: "postgres", user: $user, password_file: $pw,
       data_dir: $dir, bin_dir: $bin,
@@ -486,7 +486,7 @@ write_config() {
     {
       cluster_name: "netns-lab",
       nodes: [node("pg1"; $ip1; $dir1; $log1), node("pg2"; $ip2; $dir2; $log2)],
-      probe: {interval_ms: 1000},
+      probe: {interval_ms: 1000, icmp: $icmp},
       failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000,
                  rejoin_retry_interval_ms: 10000},
       replication: {user: $repl, passfile: $passfile},
@@ -513,21 +513,6 @@ start_pgfailover() {
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
   wait_for 10 "pgfailover to start" daemon_running
-}
-
-# pg_rewind connects as the replication role, which needs these functions (PostgreSQL docs,
-# pg_rewind; docs/lifecycle.md). init-primary.sh does not grant them; they replicate.
-grant_rewind() {
-  local node=$1 to
-  to="TO $REPL_USER;"
-  runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$LAB_DIR/$node/run" -p "$PG_PORT" \
-    -U postgres -d postgres >/dev/null <<EOF
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) $to
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) $to
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) $to
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) $to
-EOF
-  say "granted pg_rewind's functions to $REPL_USER on $node"
 }
 
 cmd_up() {
@@ -575,7 +560,6 @@ cmd_up() {
   else
     node_script init-primary.sh pg1 "${common[@]}" --listen "$(host_ip pg1)" \
       --superuser "$SUPERUSER" --superuser-password-file "$PASSWORD_FILE"
-    grant_rewind pg1
   fi
   if node_initialized pg2; then
     node_script start.sh pg2

@@ -132,15 +132,6 @@ if [[ ! -f $NODE_HOME/data/PG_VERSION ]]; then
   if [[ $NODE_ROLE == primary ]]; then
     say "first start: initdb, primary"
     bash "$NODE_SCRIPTS/init-primary.sh" "${common[@]}"
-    # pg_rewind (pgfailover's rejoin) connects as the replication role, which needs these
-    # functions (PostgreSQL docs, pg_rewind); init-primary.sh does not grant them. They replicate.
-    runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$NODE_HOME/run" -p 5432 \
-      -d postgres >/dev/null <<EOF
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO $NODE_REPL_USER;
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO $NODE_REPL_USER;
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO $NODE_REPL_USER;
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO $NODE_REPL_USER;
-EOF
   else
     : "${PRIMARY_HOST:?a replica needs PRIMARY_HOST at its first start}"
     PRIMARY_PORT=${PRIMARY_PORT:-5432}

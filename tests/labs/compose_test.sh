@@ -20,7 +20,8 @@
 #
 # Environment: COMPOSE_TEST_WORK (/var/tmp/pgfailover-compose: base image tarball and docker
 # data root, kept between runs as a cache), COMPOSE_TEST_FRESH=1 (a temporary data root, removed
-# at the end), COMPOSE_TEST_KEEP=1 (leave the lab and dockerd running on success),
+# at the end), COMPOSE_TEST_KEEP=1 (leave the lab and dockerd running on success; =always: also
+# on failure, to inspect),
 # LAB_NET_PREFIX (10.232.77).
 set -euo pipefail
 
@@ -193,12 +194,14 @@ finish() {
       compose logs --no-color --tail 40 "$service" >&2 2>/dev/null || true
     done
   fi
-  if [[ ${COMPOSE_TEST_KEEP:-0} == 1 && $status == 0 ]]; then
+  if [[ ${COMPOSE_TEST_KEEP:-0} == always || (${COMPOSE_TEST_KEEP:-0} == 1 && $status == 0) ]]; then
     log "COMPOSE_TEST_KEEP=1: the lab and dockerd (pid $(dockerd_pid), DOCKER_HOST=$DOCKER_HOST) keep running"
   else
     log "docker-compose down -v"
     compose down -v --remove-orphans >&2 2>&1 || status=1
-    $DOCKER image prune -f >/dev/null 2>&1 || true
+    # Dangling images older than a day: keeps the build cache of recent runs (the builder stage
+    # is dangling once built), bounds the data root's growth.
+    $DOCKER image prune -f --filter until=24h >/dev/null 2>&1 || true
     stop_dockerd
     cleanup_dockerd_leftovers
     if [[ ${COMPOSE_TEST_FRESH:-0} == 1 ]]; then rm -rf -- "$DATA_ROOT"; fi
@@ -278,11 +281,11 @@ via_haproxy() { # port sql
   PGPASSFILE=$PGPASS_FILE psql -X -A -t -q -d "host=127.0.0.1 port=$1 dbname=postgres user=pgfailover connect_timeout=3" -c "$2"
 }
 routes_to() { # port expected-address expected-recovery
-  [[ $(via_haproxy "$1" "SELECT host(inet_server_addr()) || ' ' || pg_is_in_recovery()" 2>/dev/null) == "$2 $3" ]]
+  [[ $(via_haproxy "$1" "SELECT host(inet_server_addr()) || ' ' || CASE WHEN pg_is_in_recovery() THEN 't' ELSE 'f' END" 2>/dev/null) == "$2 $3" ]]
 }
 wait_until 30 "5432 reaches pg1 (the primary)" routes_to "$PGF_PG_PORT" "$LAB_NET_PREFIX.11" f
 wait_until 30 "5433 reaches pg2 (the replica)" routes_to "$PGF_PG_RO_PORT" "$LAB_NET_PREFIX.12" t
-via_haproxy "$PGF_PG_PORT" "CREATE TABLE compose_test(v int PRIMARY KEY); INSERT INTO compose_test VALUES (1)" ||
+via_haproxy "$PGF_PG_PORT" "CREATE TABLE public.compose_test(v int PRIMARY KEY); INSERT INTO public.compose_test VALUES (1)" ||
   fail "cannot write through HAProxy"
 phase_done haproxy
 
@@ -305,8 +308,8 @@ agree() {
 }
 wait_until 10 "/status and /metrics agree (pg2 primary, state, failovers_total up by one)" agree
 wait_until 30 "HAProxy's 5432 reaches pg2, not in recovery" routes_to "$PGF_PG_PORT" "$LAB_NET_PREFIX.12" f
-via_haproxy "$PGF_PG_PORT" "INSERT INTO compose_test VALUES (2)" || fail "cannot write to the new primary through HAProxy"
-[[ $(via_haproxy "$PGF_PG_PORT" "SELECT string_agg(v::text, ',' ORDER BY v) FROM compose_test") == 1,2 ]] ||
+via_haproxy "$PGF_PG_PORT" "INSERT INTO public.compose_test VALUES (2)" || fail "cannot write to the new primary through HAProxy"
+[[ $(via_haproxy "$PGF_PG_PORT" "SELECT string_agg(v::text, ',' ORDER BY v) FROM public.compose_test") == 1,2 ]] ||
   fail "the new primary does not have both rows"
 
 prom_query() {
@@ -334,7 +337,7 @@ wait_until 180 "healthy: pg2 primary, pg1 its replica" pg1_never_writable
 ((writable_seen == 0)) || fail "pg1 was seen writable after its restart: the guard at start did not work"
 compose logs --no-color pg1 2>/dev/null | grep -E 'guard|node-guard' | tail -n 5 >&2 || true
 deadline=$((SECONDS + 30))
-until [[ $(in_node pg1 "SELECT count(*) FROM compose_test" 2>/dev/null) == 2 ]]; do
+until [[ $(in_node pg1 "SELECT count(*) FROM public.compose_test" 2>/dev/null) == 2 ]]; do
   ((SECONDS < deadline)) || fail "pg1 does not replay pg2's rows"
   sleep 1
 done

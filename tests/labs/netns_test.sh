@@ -164,7 +164,7 @@ wait_until 60 "healthy: pg1 primary, pg2 replica" healthy_with pg1 pg2
 up_seconds=$((SECONDS - START))
 
 step "write through the DSN"
-dsn_sql "CREATE TABLE netns_test(v int PRIMARY KEY); INSERT INTO netns_test VALUES (1)" >/dev/null ||
+dsn_sql "CREATE TABLE public.netns_test(v int PRIMARY KEY); INSERT INTO public.netns_test VALUES (1)" >/dev/null ||
   fail "cannot write through the DSN"
 
 step "the primary's host crashes: kill -9 pg1's postmaster and cut its link"
@@ -174,7 +174,7 @@ killed_at=$SECONDS
 wait_until 60 "pg2 promoted (primary pg2)" primary_is pg2
 failover_seconds=$((SECONDS - killed_at))
 [[ $(node_sql pg2 'SELECT pg_is_in_recovery()') == f ]] || fail "pg2 is still in recovery"
-dsn_sql "INSERT INTO netns_test VALUES (2)" >/dev/null || fail "cannot write to the new primary through the DSN"
+dsn_sql "INSERT INTO public.netns_test VALUES (2)" >/dev/null || fail "cannot write to the new primary through the DSN"
 last_to=$(field '.last_failover.to')
 [[ ${last_to//\'/} == pg2 ]] || fail "/status has no last_failover to pg2: $(field .last_failover)"
 [[ $last_to == pg2 ]] || log "note: /status last_failover.to is $last_to (quoted): a pgfailover bug"
@@ -198,7 +198,7 @@ wait_until 150 "healthy again: pg2 primary, pg1 fenced and rejoined as its repli
 rejoin_seconds=$((SECONDS - start_at))
 log "roles pg1 went through: $seen_roles"
 deadline=$((SECONDS + 30))
-until [[ $(node_sql pg1 'SELECT count(*) FROM netns_test') == 2 ]]; do
+until [[ $(node_sql pg1 'SELECT count(*) FROM public.netns_test') == 2 ]]; do
   ((SECONDS < deadline)) || fail "pg1 does not have the rows written on pg2 after the rejoin"
   sleep 1
 done
