@@ -100,8 +100,9 @@ AllowAgentForwarding no
 LogLevel INFO
 EOF
 /usr/sbin/sshd -t -f "$SSHD_DIR/sshd_config"
-/usr/sbin/sshd -f "$SSHD_DIR/sshd_config" -E /run/pgfailover-node/sshd.log
-say "sshd started (pid $(cat /run/pgfailover-node/sshd.pid))"
+# sshd starts only once this script has started PostgreSQL (below): while sshd is down,
+# pgfailover cannot run a rejoin (pg_rewind, re-clone) on the data directory at the same time
+# as the guard and pg_ctl here, which would race for standby.signal and the directory itself.
 
 # ----- PostgreSQL -------------------------------------------------------------------------------
 install -d -m 0750 -o postgres -g postgres "$NODE_HOME"
@@ -153,6 +154,9 @@ else
   # directory in the volume, from the first start: start it as the data directory now is.
   bash "$NODE_SCRIPTS/start.sh" --dir "$NODE_HOME" --name "$NODE_NAME"
 fi
+
+/usr/sbin/sshd -f "$SSHD_DIR/sshd_config" -E /run/pgfailover-node/sshd.log
+say "sshd started (pid $(cat /run/pgfailover-node/sshd.pid))"
 
 # The server log on the container's output.
 tail -n 0 -F "$NODE_HOME/postgresql.log" &
