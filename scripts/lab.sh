@@ -25,6 +25,8 @@ Usage: scripts/lab.sh [--netns] COMMAND
   up             install packages, build pgfailover, start pg1 (primary), pg2 (replica) and
                  pgfailover; returns once replication streams and /readyz answers 200
   status [--json]  pgfailover's view (pgfailover status; --json: raw GET /status)
+  history        failovers, fences, rejoins, switchovers (pgfailover history)
+  switchover [NODE]  a planned switchover (to NODE, default the replica), with the lab's token
   dsn            a libpq connection string that always reaches the writable node
   url            pgfailover's base URL
   psql [ARGS]    psql on that DSN
@@ -39,7 +41,7 @@ NODE is pg1, pg2, primary or replica (whichever node has that role now).
 Environment: LAB_DIR (.lab, or /tmp/pgfailover-lab when "postgres" cannot enter the repo),
 LAB_PG1_PORT (6432), LAB_PG2_PORT (6433) or LAB_PG_PORTS=P1,P2, LAB_HTTP_PORT (8008),
 LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_BUILD_TYPE (RelWithDebInfo), LAB_SKIP_DEPS=1,
-LAB_SKIP_BUILD=1, PGFAILOVER_BIN. See docs/lab.md.
+LAB_SKIP_BUILD=1, PGFAILOVER_BIN (a binary to use: nothing is built). See docs/lab.md.
 EOF
 }
 
@@ -72,6 +74,8 @@ else
   LAB_PG2_PORT=${LAB_PG2_PORT:-6433}
   LAB_HTTP_PORT=${LAB_HTTP_PORT:-8008}
   LAB_BUILD_DIR=$(realpath -m -- "${LAB_BUILD_DIR:-$REPO_ROOT/build}")
+  # A given binary is used as it is (as in the namespace lab): nothing is built.
+  [[ -n ${PGFAILOVER_BIN:-} ]] && LAB_SKIP_BUILD=1
   PGFAILOVER_BIN=$(realpath -m -- "${PGFAILOVER_BIN:-$LAB_BUILD_DIR/pgfailover}")
 fi
 for port_var in LAB_PG1_PORT LAB_PG2_PORT LAB_HTTP_PORT; do
@@ -88,6 +92,9 @@ PID_FILE=$LAB_DIR/pgfailover.pid
 LOG_FILE=$LAB_DIR/pgfailover.log
 PASSWORD_FILE=$LAB_DIR/pgfailover.password
 REPL_PASSWORD_FILE=$LAB_DIR/replication.password
+ADMIN_TOKEN_FILE=$LAB_DIR/admin.token
+REPL_USER=${NODE_REPL_USER:-replicator}
+PG_BIN_DIR=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PGPASS=$LAB_DIR/pgpass
 SUPERUSER=pgfailover
 
@@ -285,18 +292,33 @@ cmd_up() {
   [[ -n $streaming ]] || die "no replica streams after ${LAB_TIMEOUT}s; see $LAB_DIR/pg1/postgresql.log and $LAB_DIR/pg2/postgresql.log"
   say "replication streams from $streaming"
 
-  local config
+  # Both nodes live on this host, so pgfailover fences and rejoins them with the local executor
+  # (as "postgres" when run as root), the same commands it would run over ssh.
+  [[ -f $ADMIN_TOKEN_FILE ]] || write_secret "$ADMIN_TOKEN_FILE" "$(new_password)"
+  local config run_as=''
+  ((EUID == 0)) && run_as=postgres
   config=$(jq -n \
-    --arg pw "$PASSWORD_FILE" --arg user "$SUPERUSER" \
-    --argjson p1 "$LAB_PG1_PORT" --argjson p2 "$LAB_PG2_PORT" --argjson http "$LAB_HTTP_PORT" '{
+    --arg pw "$PASSWORD_FILE" --arg user "$SUPERUSER" --arg run_as "$run_as" \
+    --argjson p1 "$LAB_PG1_PORT" --argjson p2 "$LAB_PG2_PORT" --argjson http "$LAB_HTTP_PORT" \
+    --arg dir "$LAB_DIR" --arg bin "$PG_BIN_DIR" --arg repl "$REPL_USER" \
+    --arg token "$ADMIN_TOKEN_FILE" --arg state "$LAB_DIR/pgfailover.state.json" '
+    def node($name; $port): {
+      name: $name, host: "127.0.0.1", port: $port, dbname: "postgres", user: $user,
+      password_file: $pw, data_dir: ($dir + "/" + $name + "/data"), bin_dir: $bin,
+      start_command: ("{bin_dir}/pg_ctl start -D {data_dir} -w -t 60 -l " + $dir + "/" + $name +
+                      "/postgresql.log"),
+      local: (if $run_as == "" then {} else {run_as: $run_as} end)
+    };
+    {
       cluster_name: "lab",
-      nodes: [
-        {name: "pg1", host: "127.0.0.1", port: $p1, dbname: "postgres", user: $user, password_file: $pw},
-        {name: "pg2", host: "127.0.0.1", port: $p2, dbname: "postgres", user: $user, password_file: $pw}
-      ],
+      nodes: [node("pg1"; $p1), node("pg2"; $p2)],
       probe: {interval_ms: 1000},
-      failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000},
-      http: {listen_address: "127.0.0.1", port: $http}
+      failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000,
+                 rejoin_retry_interval_ms: 10000},
+      replication: {user: $repl, passfile: ($dir + "/pg1/replication.pgpass")},
+      http: {listen_address: "127.0.0.1", port: $http},
+      admin: {token_file: $token},
+      state_file: $state
     }')
   (
     umask 077
@@ -349,6 +371,18 @@ cmd_status() {
     [[ -z ${1:-} ]] || die "status takes only --json"
     "$PGFAILOVER_BIN" status --url "$URL"
   fi
+}
+
+cmd_history() {
+  require_lab
+  "$PGFAILOVER_BIN" history --url "$URL" "$@"
+}
+
+cmd_switchover() {
+  require_lab
+  local -a to=()
+  [[ -n ${1:-} ]] && to=(--to "$1")
+  "$PGFAILOVER_BIN" switchover --url "$URL" --token-file "$ADMIN_TOKEN_FILE" "${to[@]}"
 }
 
 cmd_dsn() {
@@ -454,6 +488,8 @@ fi
 case $command in
   up) cmd_up "$@" ;;
   status) cmd_status "$@" ;;
+  history) cmd_history "$@" ;;
+  switchover) cmd_switchover "$@" ;;
   dsn) cmd_dsn ;;
   url)
     require_lab

@@ -122,6 +122,17 @@ peer_addr() { # name -> host:port from PEERS
   return 0
 }
 
+# A rejoin that a container restart cut short leaves the data directory where pgfailover was
+# working on it (src/lifecycle/rejoin.h). Its processes died with the container, so nothing
+# works there any more: put it back as a standby, for the guard below and pgfailover's next
+# rejoin. Never clone over it.
+if [[ ! -e $NODE_HOME/data && -d $NODE_HOME/data.pgfailover-rejoin ]]; then
+  say "a rejoin was cut short: putting $NODE_HOME/data back as a standby"
+  mv "$NODE_HOME/data.pgfailover-rejoin" "$NODE_HOME/data"
+  runuser -u postgres -- touch "$NODE_HOME/data/standby.signal"
+fi
+rm -rf "$NODE_HOME/data.pgfailover-clone"
+
 if [[ ! -f $NODE_HOME/data/PG_VERSION ]]; then
   primary=$(pgfailover_primary)
   if [[ -n $primary && $primary != "$NODE_NAME" ]]; then

@@ -55,6 +55,9 @@ done
 [[ $wait_seconds =~ ^[0-9]+$ ]] || die "--wait takes whole seconds"
 data=$dir/data
 passfile=${passfile:-$dir/replication.pgpass}
+if [[ ! -e $data && -e $data.pgfailover-rejoin ]]; then
+  die "pgfailover is rejoining $name: its data directory is at $data.pgfailover-rejoin until the rejoin ends"
+fi
 [[ -f $data/PG_VERSION ]] || {
   say "$data holds no data directory yet: nothing to guard"
   echo as-is

@@ -404,7 +404,21 @@ node_write_passfile() {
 }
 
 # Starts the server unless it runs; waits for it with pg_ctl -w under NODE_TIMEOUT.
+# pgfailover's rejoin works on the data directory under this name (src/lifecycle/rejoin.h);
+# while it exists the directory is out of service and must not be started.
+node_rejoin_dir() { printf '%s\n' "$NODE_DATA_DIR.pgfailover-rejoin"; }
+
+node_refuse_during_rejoin() {
+  local rejoin_dir
+  rejoin_dir=$(node_rejoin_dir)
+  if [[ -e $rejoin_dir && ! -e $NODE_DATA_DIR ]]; then
+    die "pgfailover is rejoining node $NODE_NAME: its data directory is at $rejoin_dir until the rejoin ends, and pgfailover starts the server itself. If no rejoin runs any more (pgfailover was stopped mid-way), put it back with: mv '$rejoin_dir' '$NODE_DATA_DIR' (keep standby.signal in it)"
+  fi
+  return 0
+}
+
 node_start() {
+  node_refuse_during_rejoin
   if node_is_running; then
     node_say "node $NODE_NAME already running (pid $(node_postmaster_pid)) on port $NODE_PORT"
     return 0

@@ -15,6 +15,7 @@ EOF2
 
 node_parse_args "$@"
 node_resolve
+node_refuse_during_rejoin
 node_is_initialized || die "$NODE_DATA_DIR is not a PostgreSQL data directory (no PG_VERSION): set it up with init-primary.sh or clone-replica.sh"
 [[ -f $NODE_CONF ]] || die "$NODE_CONF is missing: run init-primary.sh or clone-replica.sh for this node first"
 node_start

@@ -343,16 +343,31 @@ void judgeRequest(Facts& f) {
     f.request_refusal = "a promotion or switchover is already in progress";
     return;
   }
-  if (f.split_brain || !f.primary) {
-    f.request_refusal = std::string("the cluster is ") + toString(state) +
-                        "; no primary is known to move away from";
-    return;
-  }
   if (request.target && *request.target >= f.view->nodes.size()) {
     f.request_refusal = "unknown target node";
     return;
   }
-  if (request.target && *request.target == *f.primary) {
+  if (f.split_brain) {
+    f.request_refusal = "more than one node accepts writes; resolve the split brain first";
+    return;
+  }
+  if (!f.primary) {
+    // Nobody to move away from (pgfailover started after the primary died, or both nodes came
+    // back without a history): only the operator can say which node holds the data to keep,
+    // so a failover needs an explicit target and force, and no other node may take writes.
+    if (request.kind == RequestKind::kSwitchover || !request.force || !request.target) {
+      f.request_refusal = std::string("the cluster is ") + toString(state) +
+                          " and no primary is known: a switchover is impossible, and a failover "
+                          "needs an explicit target and force";
+      return;
+    }
+    for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
+      if (i != *request.target && f.node(i).writable()) {
+        f.request_refusal = f.nameOf(i) + " accepts writes; it would be a second primary";
+        return;
+      }
+  }
+  if (request.target && f.primary && *request.target == *f.primary) {
     f.request_refusal = f.nameOf(*f.primary) + " is already the primary";
     return;
   }
@@ -384,7 +399,7 @@ void judgeRequest(Facts& f) {
   auto target = request.target ? request.target : f.candidate;
   if (!target) {
     for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
-      if (i != *f.primary && f.node(i).reachable && f.node(i).in_recovery) target = i;
+      if (i != f.primary && f.node(i).reachable && f.node(i).in_recovery) target = i;
   }
   if (!target || !f.node(*target).reachable || !f.node(*target).in_recovery) {
     f.request_refusal = "no reachable replica in recovery to promote";
@@ -600,7 +615,8 @@ void maintainSlots(const Facts& f, Decision& d) {
 
 void completeFailover(const Facts& f, Decision& d) {
   const std::size_t to = *f.memory->promoting;
-  const std::string from = f.memory->primary ? f.nameOf(*f.memory->primary) : "";
+  // The record holds plain node names: /status and the state file carry them as data.
+  const std::string from = f.memory->primary ? f.node(*f.memory->primary).name : "";
   if (f.memory->switchover) {
     const auto& sw = *f.memory->switchover;
     d.events.push_back(Event{"switchover", f.node(to).name, f.node(sw.from).name, f.node(to).name,
@@ -613,7 +629,7 @@ void completeFailover(const Facts& f, Decision& d) {
     record.started_at = f.memory->failing_since_wall.value_or(f.now.wall);
     record.completed_at = f.now.wall;
     record.from = from;
-    record.to = f.nameOf(to);
+    record.to = f.node(to).name;
     record.duration =
         f.memory->failing_since ? elapsed(*f.memory->failing_since, f.now.steady) : Millis{0};
     record.reason = f.memory->last_failover_reason;
@@ -753,8 +769,8 @@ void keepSwitchoverFence(const Facts& f, Decision& d) {
 }
 
 void beginOperatorFailover(const Facts& f, Decision& d) {
-  const auto& primary = f.node(*f.primary);
-  if (primary.reachable && primary.writable())
+  const std::string old_primary = f.primary ? f.node(*f.primary).name : "";
+  if (f.primary && f.node(*f.primary).reachable && f.node(*f.primary).writable())
     fenceNode(d, *f.primary,
               "operator failover: stop writes on " + f.nameOf(*f.primary) + " before promoting " +
                   f.nameOf(*f.request_target));
@@ -766,7 +782,7 @@ void beginOperatorFailover(const Facts& f, Decision& d) {
   d.events.push_back(
       Event{"failover",
             f.node(*f.request_target).name,
-            primary.name,
+            old_primary,
             f.node(*f.request_target).name,
             "started",
             std::string("requested by an operator") + (f.view->request->force ? " (forced)" : ""),
@@ -889,7 +905,8 @@ std::string explainSwitchoverWait(const Facts& f) {
 }
 std::string explainOperatorFailover(const Facts& f) {
   return "operator requested a failover" + std::string(f.view->request->force ? " (forced)" : "") +
-         ": promoting " + f.nameOf(*f.request_target) + " instead of " + f.nameOf(*f.primary);
+         ": promoting " + f.nameOf(*f.request_target) +
+         (f.primary ? " instead of " + f.nameOf(*f.primary) : std::string(", no primary known"));
 }
 std::string explainOperatorSwitchover(const Facts& f) {
   return "operator requested a switchover to " + f.nameOf(*f.request_target) + ": fencing " +

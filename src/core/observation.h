@@ -116,9 +116,10 @@ struct NodeOperation {
   bool available = false;  // the node has a host executor (ssh or local) configured
   bool running = false;
   std::string step;            // what the running operation is doing
+  SteadyTime started_at{};     // when the running (or last) operation started
   std::uint64_t finished = 0;  // count of finished operations; a new value is a new result
   bool last_succeeded = false;
-  std::string last_method;  // "rewind", "clone", "start"
+  std::string last_method;  // "restart", "rewind", "clone"
   std::string last_error;
   SteadyTime last_finished_at{};
   Millis last_duration{0};

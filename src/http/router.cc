@@ -350,7 +350,7 @@ std::optional<std::string> inProgress(const Snapshot& snapshot, bool timer_count
 
 // Answers that hold for both admin endpoints before anything else is looked at.
 std::optional<Response> checkAdminView(const Snapshot& snapshot, const RouteContext& context,
-                                       bool timer_counts) {
+                                       bool timer_counts, bool primary_required = true) {
   if (isStale(snapshot, context))
     return errorResponse(503, "unavailable",
                          "pgfailover's view is stale: the last tick was " +
@@ -365,7 +365,7 @@ std::optional<Response> checkAdminView(const Snapshot& snapshot, const RouteCont
         "the cluster is split-brain: more than one node accepts writes; an operator must decide "
         "which history to keep",
         snapshot);
-  if (!snapshot.primary || *snapshot.primary >= snapshot.nodes.size())
+  if (primary_required && (!snapshot.primary || *snapshot.primary >= snapshot.nodes.size()))
     return preconditionFailed(std::string("no primary is known (state ") +
                                   core::toString(snapshot.state) + "); nothing to move away from",
                               snapshot);
@@ -496,6 +496,7 @@ std::optional<std::string> failoverProblem(const Snapshot& snapshot, const NodeS
   }
   if (!seen.in_recovery)
     return "node " + quoted(node.name) + " is not in recovery (it is not a replica)";
+  if (!snapshot.primary || *snapshot.primary >= snapshot.nodes.size()) return std::nullopt;
   const auto& primary = snapshot.nodes[*snapshot.primary].observation;
   if (primary.system_identifier != 0 && seen.system_identifier != 0 &&
       primary.system_identifier != seen.system_identifier)
@@ -512,10 +513,21 @@ Response failover(const Request& request, const Snapshot& snapshot, const RouteC
   if (auto* bad = std::get_if<Response>(&parsed)) return *bad;
   const AdminInput& input = std::get<AdminInput>(parsed);
   const AdminBody& body = input.body;
-  if (auto refused = checkAdminView(snapshot, context, /*timer_counts=*/false)) return *refused;
+  if (auto refused =
+          checkAdminView(snapshot, context, /*timer_counts=*/false, /*primary_required=*/false))
+    return *refused;
+  const bool primary_known = snapshot.primary && *snapshot.primary < snapshot.nodes.size();
+  // With no primary known, only the operator can say which node holds the data to keep.
+  if (!primary_known && (!body.force || !input.target))
+    return preconditionFailed(std::string("no primary is known (state ") +
+                                  core::toString(snapshot.state) +
+                                  "): a failover then needs an explicit \"target\" and "
+                                  "\"force\": true, because only an operator can tell which "
+                                  "node holds the data to keep",
+                              snapshot);
 
   const CheckResult primary = checkClusterPrimary(snapshot);
-  if (primary.ok && !body.force)
+  if (primary_known && primary.ok && !body.force)
     return conflict("primary " + quoted(snapshot.nodes[*snapshot.primary].name) +
                         " is healthy; use /switchover, or force the failover "
                         "(it fences the primary and may lose its latest writes)",
@@ -526,7 +538,7 @@ Response failover(const Request& request, const Snapshot& snapshot, const RouteC
   admin.force = body.force;
   if (input.target) {
     const auto& node = snapshot.nodes[*input.target];
-    if (*input.target == *snapshot.primary)
+    if (primary_known && *input.target == *snapshot.primary)
       return preconditionFailed(quoted(node.name) + " is already the primary", snapshot);
     if (auto problem = failoverProblem(snapshot, node))
       return preconditionFailed("target " + quoted(node.name) + " cannot be promoted: " + *problem,

@@ -62,6 +62,31 @@ Json replicationJson(const std::vector<core::ReplicationPeer>& peers) {
   return list;
 }
 
+// The node's rejoin, running and last finished; null when the node has no host executor.
+Json rejoinJson(const Snapshot& snapshot, const NodeSnapshot& node) {
+  const auto index = static_cast<std::size_t>(&node - snapshot.nodes.data());
+  if (index >= snapshot.operations.size() || !snapshot.operations[index].available) return nullptr;
+  const auto& op = snapshot.operations[index];
+  Json json;
+  json["running"] = op.running;
+  json["step"] = op.running ? Json(op.step) : Json(nullptr);
+  json["started_at"] =
+      op.running ? Json(formatIso8601(wallTimeOf(op.started_at, snapshot))) : Json(nullptr);
+  if (op.finished > 0) {
+    Json last;
+    last["succeeded"] = op.last_succeeded;
+    last["method"] = op.last_method;
+    last["error"] = op.last_succeeded ? Json(nullptr) : Json(op.last_error);
+    last["finished_at"] = formatIso8601(wallTimeOf(op.last_finished_at, snapshot));
+    last["duration_ms"] = op.last_duration.count();
+    json["last"] = std::move(last);
+  } else {
+    json["last"] = nullptr;
+  }
+  json["attempts"] = op.finished;
+  return json;
+}
+
 Json nodeJson(const Snapshot& snapshot, const NodeSnapshot& node) {
   const auto& seen = node.observation;
   // Fields a probe reads from the server mean nothing when it did not answer; null says so
@@ -93,6 +118,7 @@ Json nodeJson(const Snapshot& snapshot, const NodeSnapshot& node) {
   heartbeat["written"] = seen.heartbeat_written;
   heartbeat["unix_seconds"] = orNull(seen.heartbeat_unix_seconds);
   json["heartbeat"] = std::move(heartbeat);
+  json["rejoin"] = rejoinJson(snapshot, node);
   if (seen.probed) {
     Json probe;
     probe["at"] = formatIso8601(wallTimeOf(seen.probed_at, snapshot));

@@ -1,6 +1,7 @@
 #include "lifecycle/rejoin.h"
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 #include "ssh/shell.h"
@@ -155,10 +156,10 @@ Status Rejoiner::stopServer(const RejoinPlan& plan) {
   return {StatusCode::kUnavailable, "cannot stop the server: " + immediate.summary};
 }
 
-Status Rejoiner::followPrimary(const RejoinPlan& plan) {
-  const std::string auto_conf = shellQuote(plan.data_dir + "/postgresql.auto.conf");
+Status Rejoiner::followPrimary(const RejoinPlan& plan, const std::string& dir) {
+  const std::string auto_conf = shellQuote(dir + "/postgresql.auto.conf");
   const std::string command =
-      "set -e; touch " + shellQuote(plan.data_dir + "/standby.signal") + "; touch " + auto_conf +
+      "set -e; touch " + shellQuote(dir + "/standby.signal") + "; touch " + auto_conf +
       "; sed -i -e '/^primary_conninfo[[:space:]]*=/d' -e '/^primary_slot_name[[:space:]]*=/d' "
       "-e '/^default_transaction_read_only[[:space:]]*=/d' " +
       auto_conf + "; printf '%s' " + shellQuote(standbySettings(plan)) + " >> " + auto_conf;
@@ -168,7 +169,7 @@ Status Rejoiner::followPrimary(const RejoinPlan& plan) {
   return Status::ok();
 }
 
-Status Rejoiner::startAndVerify(const RejoinPlan& plan, SteadyTime deadline) {
+Status Rejoiner::startAndVerify(const RejoinPlan& plan, SteadyTime deadline, Millis verify_budget) {
   const std::string start = plan.start_command.empty()
                                 ? pgCtl(plan) + " start -D " + shellQuote(plan.data_dir) +
                                       " -w -t 60 -l " + shellQuote(plan.data_dir + "/pg_ctl.log")
@@ -176,7 +177,7 @@ Status Rejoiner::startAndVerify(const RejoinPlan& plan, SteadyTime deadline) {
   auto started = exec("start", start, std::min(Millis{90000}, remaining(deadline)));
   if (!started.ok) return {StatusCode::kUnavailable, "cannot start the server: " + started.summary};
   progress_("verify streaming");
-  const bool streaming = verify_streaming_(std::min(Millis{60000}, remaining(deadline)));
+  const bool streaming = verify_streaming_(std::min(verify_budget, remaining(deadline)));
   log_ += std::string("verify streaming: ") + (streaming ? "ok" : "not streaming") + "\n";
   if (!streaming)
     return {StatusCode::kDeadlineExceeded, "the node started but does not stream from " +
@@ -185,107 +186,187 @@ Status Rejoiner::startAndVerify(const RejoinPlan& plan, SteadyTime deadline) {
   return Status::ok();
 }
 
+std::string rejoinWorkDir(const std::string& data_dir) {
+  return data_dir + ".pgfailover-rejoin";
+}
+
+std::string rejoinCloneDir(const std::string& data_dir) {
+  return data_dir + ".pgfailover-clone";
+}
+
 RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
   log_.clear();
   const SteadyTime deadline = std::chrono::steady_clock::now() + budget;
   RejoinResult result;
   result.method = "rewind";
-
-  if (Status stopped = stopServer(plan); !stopped.isOk()) {
-    result.status = stopped;
+  auto fail = [&](Status status) {
+    result.status = std::move(status);
     result.detail = log_;
     return result;
-  }
+  };
+  auto succeed = [&](const std::string& method) {
+    result.method = method;
+    result.status = Status::ok();
+    result.detail = log_;
+    return result;
+  };
+  const std::string data = shellQuote(plan.data_dir);
+  const std::string work = shellQuote(rejoinWorkDir(plan.data_dir));
+  const std::string clone = shellQuote(rejoinCloneDir(plan.data_dir));
 
-  // pg_rewind needs wal_log_hints or data checksums on the target.
-  auto control = exec(
-      "pre-flight", shellQuote(plan.bin_dir + "/pg_controldata") + " " + shellQuote(plan.data_dir),
-      Millis{15000});
-  const bool rewindable = control.ok && canRewind(control.stdout_text);
+  // While pgfailover works on a node's files, they are not at data_dir: pg_rewind and
+  // pg_basebackup run on <data_dir>.pgfailover-rejoin / .pgfailover-clone. Nothing can start a
+  // server there by mistake (pg_ctl, systemd, a container restart: "no such directory"), and the
+  // node scripts refuse to start while the rejoin folder exists. A rejoin cut short (pgfailover
+  // killed, the host rebooted) leaves the folder; the next rejoin puts it back first.
+  auto found =
+      exec("look at the data directory",
+           "if [ ! -e " + data + " ] && [ -d " + work + " ]; then mv " + work + " " + data +
+               " && touch " + data + "/standby.signal && echo restored; fi; rm -rf " + clone +
+               "; if [ -f " + data +
+               "/PG_VERSION ]; then echo present; "
+               "elif [ -e " +
+               data + " ] && [ -n \"$(ls -A " + data +
+               " 2>/dev/null)\" ]; then echo foreign; else echo absent; fi",
+           Millis{60000});
+  if (!found.ok)
+    return fail({StatusCode::kUnavailable, "cannot inspect the data directory: " + found.summary});
+  if (found.stdout_text.find("restored") != std::string::npos)
+    log_ += "put back the data directory of an earlier rejoin that did not finish\n";
+  if (found.stdout_text.find("foreign") != std::string::npos)
+    return fail({StatusCode::kFailedPrecondition,
+                 plan.data_dir + " is not empty but holds no PostgreSQL data directory "
+                                 "(no PG_VERSION): pgfailover does not overwrite it"});
+  const bool present = found.stdout_text.find("present") != std::string::npos;
+
   std::string rewind_problem;
-  if (!control.ok) {
-    rewind_problem = "pg_controldata failed (" + control.summary + ")";
-  } else if (!rewindable) {
-    rewind_problem = "neither wal_log_hints nor data checksums are on";
+  if (!present) {
+    rewind_problem = plan.data_dir + " holds no data directory";
   } else {
-    // A crashed node is recovered by pg_rewind itself in single-user mode, which refuses to run
-    // with standby.signal present; the node is stopped, and the signal is written again below.
-    auto rewind = exec("pg_rewind",
-                       "rm -f " + shellQuote(plan.data_dir + "/standby.signal") + " " +
-                           shellQuote(plan.data_dir + "/recovery.signal") + " && " +
-                           shellQuote(plan.bin_dir + "/pg_rewind") +
-                           " --target-pgdata=" + shellQuote(plan.data_dir) +
-                           " --source-server=" + shellQuote(replicationConninfo(plan, false)),
-                       remaining(deadline));
-    if (!rewind.ok) {
-      rewind_problem = rewind.summary;
-    } else if (Status s = followPrimary(plan); !s.isOk()) {
-      result.status = s;
-      result.detail = log_;
-      return result;
-    } else if (Status s = startAndVerify(plan, deadline); s.isOk()) {
-      result.status = Status::ok();
-      result.detail = log_;
-      return result;
+    if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
+    auto control = exec("pre-flight", shellQuote(plan.bin_dir + "/pg_controldata") + " " + data,
+                        Millis{15000});
+    const std::string state = controlDataValue(control.stdout_text, "Database cluster state");
+    const std::string timeline =
+        controlDataValue(control.stdout_text, "Latest checkpoint's TimeLineID");
+    // A standby on the primary's own timeline cannot have diverged from it: it only ever had
+    // WAL the primary wrote. Starting it as it is beats rewinding it, whose crash recovery
+    // (single-user, as a primary) would write WAL of its own and then force a fresh copy.
+    const bool was_standby = state == "in archive recovery" || state == "shut down in recovery";
+    if (control.ok && was_standby && plan.primary_timeline > 0 &&
+        timeline == std::to_string(plan.primary_timeline)) {
+      if (Status s = followPrimary(plan, plan.data_dir); !s.isOk()) return fail(s);
+      if (startAndVerify(plan, deadline, Millis{30000}).isOk()) return succeed("restart");
+      log_ += "a plain restart did not stream; rewinding\n";
+      if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
+    }
+    if (!control.ok) {
+      rewind_problem = "pg_controldata failed (" + control.summary + ")";
+    } else if (!canRewind(control.stdout_text)) {
+      // pg_rewind needs wal_log_hints or data checksums on the target.
+      rewind_problem = "neither wal_log_hints nor data checksums are on";
+    } else if (auto out = exec("take the data directory out of service", "mv " + data + " " + work,
+                               Millis{30000});
+               !out.ok) {
+      // A data directory that is itself a mount point cannot be renamed: say so plainly.
+      return fail({StatusCode::kFailedPrecondition,
+                   "cannot move " + plan.data_dir + " to " + rejoinWorkDir(plan.data_dir) +
+                       " for the rejoin (is the data directory a mount point? keep it one "
+                       "level below the mount): " +
+                       out.summary});
     } else {
-      rewind_problem = s.message();
+      // A crashed node is recovered by pg_rewind itself in single-user mode, which refuses to
+      // run with standby.signal present; the signal is written again right after.
+      auto rewind =
+          exec("pg_rewind",
+               "rm -f " + shellQuote(rejoinWorkDir(plan.data_dir) + "/standby.signal") + " " +
+                   shellQuote(rejoinWorkDir(plan.data_dir) + "/recovery.signal") + " && " +
+                   shellQuote(plan.bin_dir + "/pg_rewind") + " --target-pgdata=" + work +
+                   " --source-server=" + shellQuote(replicationConninfo(plan, false)),
+               remaining(deadline));
+      if (Status s = followPrimary(plan, rejoinWorkDir(plan.data_dir)); !s.isOk()) {
+        exec("return the data directory", "mv " + work + " " + data, Millis{30000});
+        return fail(s);
+      }
+      if (!rewind.ok) {
+        rewind_problem = rewind.summary;
+      } else if (auto back = exec("return the data directory to service", "mv " + work + " " + data,
+                                  Millis{30000});
+                 !back.ok) {
+        return fail({StatusCode::kUnavailable,
+                     "cannot move " + rejoinWorkDir(plan.data_dir) + " back: " + back.summary});
+      } else if (Status s = startAndVerify(plan, deadline, Millis{60000}); s.isOk()) {
+        return succeed("rewind");
+      } else {
+        rewind_problem = s.message();
+      }
     }
   }
-  if (stop_) {
-    result.status = {StatusCode::kUnavailable, "stopped: pgfailover is shutting down"};
-    result.detail = log_;
-    return result;
-  }
+  if (stop_) return fail({StatusCode::kUnavailable, "stopped: pgfailover is shutting down"});
 
-  // Fallback: a fresh copy. The old directory stays aside until the new one streams.
+  // Fallback: a fresh copy, made beside the old data, which stays until the new copy streams.
   result.method = "clone";
   log_ += "falling back to pg_basebackup: " + rewind_problem + "\n";
-  if (Status stopped = stopServer(plan); !stopped.isOk()) {
-    result.status = stopped;
-    result.detail = log_;
-    return result;
+  if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
+  // Both copies live side by side for a while: refuse early rather than fill the disk. The
+  // new copy is about as large as the old one (the primary's data, plus WAL).
+  auto space = exec("check free disk",
+                    "set -e; if [ -e " + data + " ]; then mv " + data + " " + work +
+                        "; fi; parent=$(dirname " + data + "); old=0; if [ -d " + work +
+                        " ]; then old=$(du -sk " + work +
+                        " | cut -f1); fi; free=$(df -Pk \"$parent\" | awk 'NR==2 {print $4}'); "
+                        "echo \"$old $free\"",
+                    Millis{120000});
+  long long old_kb = 0, free_kb = 0;
+  if (!space.ok || std::sscanf(space.stdout_text.c_str(), "%lld %lld", &old_kb, &free_kb) != 2) {
+    exec("return the data directory",
+         "if [ -d " + work + " ]; then mv " + work + " " + data + "; fi", Millis{30000});
+    return fail({StatusCode::kUnavailable, "cannot measure the free disk: " + space.summary});
+  }
+  const long long need_kb = old_kb + static_cast<long long>(plan.reserve_disk_bytes / 1024);
+  auto restore = [&] {
+    exec("return the data directory",
+         "if [ -d " + work + " ]; then touch " + work + "/standby.signal; mv " + work + " " + data +
+             "; fi",
+         Millis{60000});
+  };
+  if (free_kb < need_kb) {
+    restore();
+    return fail({StatusCode::kFailedPrecondition,
+                 "not enough free disk for a fresh copy beside the old data: needs about " +
+                     std::to_string(need_kb / 1024) + " MB next to " + plan.data_dir + ", has " +
+                     std::to_string(free_kb / 1024) + " MB; the data directory is unchanged" +
+                     (rewind_problem.empty() ? "" : " (rewind: " + rewind_problem + ")")});
+  }
+  auto cloned = exec("pg_basebackup",
+                     shellQuote(plan.bin_dir + "/pg_basebackup") + " -D " + clone +
+                         " -X stream -c fast -d " + shellQuote(replicationConninfo(plan, true)),
+                     remaining(deadline));
+  if (!cloned.ok) {
+    // The old data goes back, with its standby.signal, so nothing is lost.
+    exec("remove the partial copy", "rm -rf " + clone, Millis{120000});
+    restore();
+    return fail({StatusCode::kUnavailable,
+                 "pg_basebackup failed: " + cloned.summary + " (rewind: " + rewind_problem + ")"});
+  }
+  if (Status s = followPrimary(plan, rejoinCloneDir(plan.data_dir)); !s.isOk()) {
+    exec("remove the partial copy", "rm -rf " + clone, Millis{120000});
+    restore();
+    return fail(s);
   }
   const std::string aside = plan.data_dir + ".pgfailover-old-" + timestamp();
-  auto moved = exec("set old data aside",
-                    "set -e; touch " + shellQuote(plan.data_dir + "/standby.signal") + "; mv " +
-                        shellQuote(plan.data_dir) + " " + shellQuote(aside),
-                    Millis{30000});
-  if (!moved.ok) {
-    result.status = {StatusCode::kUnavailable,
-                     "cannot move the old data directory aside: " + moved.summary};
-    result.detail = log_;
-    return result;
-  }
-  auto cloned =
-      exec("pg_basebackup",
-           shellQuote(plan.bin_dir + "/pg_basebackup") + " -D " + shellQuote(plan.data_dir) +
-               " -X stream -c fast -d " + shellQuote(replicationConninfo(plan, true)),
-           remaining(deadline));
-  if (!cloned.ok) {
-    // Put the old directory back so nothing is lost; it keeps its standby.signal.
-    exec("restore old data",
-         "rm -rf " + shellQuote(plan.data_dir) + " && mv " + shellQuote(aside) + " " +
-             shellQuote(plan.data_dir),
-         Millis{60000});
-    result.status = {StatusCode::kUnavailable, "pg_basebackup failed: " + cloned.summary +
-                                                   " (rewind: " + rewind_problem + ")"};
-    result.detail = log_;
-    return result;
-  }
-  if (Status s = followPrimary(plan); !s.isOk()) {
-    result.status = s;
-    result.detail = log_;
-    return result;
-  }
-  if (Status s = startAndVerify(plan, deadline); !s.isOk()) {
-    result.status = {s.code(), s.message() + "; the previous data directory is kept at " + aside};
-    result.detail = log_;
-    return result;
+  auto swapped = exec("put the fresh copy in place",
+                      "set -e; if [ -d " + work + " ]; then mv " + work + " " + shellQuote(aside) +
+                          "; fi; mv " + clone + " " + data,
+                      Millis{30000});
+  if (!swapped.ok)
+    return fail(
+        {StatusCode::kUnavailable, "cannot put the fresh copy in place: " + swapped.summary});
+  if (Status s = startAndVerify(plan, deadline, Millis{60000}); !s.isOk()) {
+    return fail({s.code(), s.message() + "; the previous data directory is kept at " + aside});
   }
   exec("remove old data", "rm -rf " + shellQuote(aside), Millis{120000});
-  result.status = Status::ok();
-  result.detail = log_;
-  return result;
+  return succeed("clone");
 }
 
 }  // namespace pgfailover::lifecycle

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -32,11 +33,16 @@ struct RejoinPlan {
   std::string replication_user;
   std::string passfile;   // on the node's host
   std::string slot_name;  // empty: no slot
+  // The primary's timeline; 0 when unknown. A standby already on it is restarted, not rewound.
+  std::uint32_t primary_timeline = 0;
+  // Free disk to leave beyond a fresh copy's size before re-cloning (the old data stays until
+  // the new copy streams, so both must fit).
+  std::uint64_t reserve_disk_bytes = 256ull * 1024 * 1024;
 };
 
 struct RejoinResult {
   Status status;
-  std::string method;  // "rewind" or "clone"
+  std::string method;  // "restart", "rewind" or "clone"
   std::string detail;  // what happened, one line per step, for logs and /history
 };
 
@@ -62,8 +68,9 @@ class Rejoiner {
   };
   Step exec(const std::string& name, const std::string& command, Millis deadline);
   Status stopServer(const RejoinPlan& plan);
-  Status followPrimary(const RejoinPlan& plan);
-  Status startAndVerify(const RejoinPlan& plan, SteadyTime deadline);
+  // Writes standby.signal and the streaming settings into data directory `dir`.
+  Status followPrimary(const RejoinPlan& plan, const std::string& dir);
+  Status startAndVerify(const RejoinPlan& plan, SteadyTime deadline, Millis verify_budget);
   Millis remaining(SteadyTime deadline) const;
 
   ssh::CommandRunner& runner_;
@@ -72,6 +79,11 @@ class Rejoiner {
   const std::atomic<bool>& stop_;
   std::string log_;
 };
+
+// Where a rejoin keeps the node's data while it works on it (the data directory "out of
+// service"), and where a fresh copy is made.
+std::string rejoinWorkDir(const std::string& data_dir);
+std::string rejoinCloneDir(const std::string& data_dir);
 
 // The pieces, exposed for unit tests.
 std::string replicationConninfo(const RejoinPlan& plan, bool for_streaming);

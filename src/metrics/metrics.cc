@@ -122,11 +122,13 @@ Metrics::Metrics()
                          .Name("pgfailover_tick_duration_seconds")
                          .Help("Duration of one tick: observe, decide and act.")
                          .Register(registry_)),
-      rejoins_(BuildCounter()
-                   .Name("pgfailover_rejoins_total")
-                   .Help("Finished rejoins of a node as a replica, by method (rewind, clone) and "
-                         "result.")
-                   .Register(registry_)),
+      rejoins_(
+          BuildCounter()
+              .Name("pgfailover_rejoins_total")
+              .Help(
+                  "Finished rejoins of a node as a replica, by method (restart, rewind, clone) and "
+                  "result.")
+              .Register(registry_)),
       last_rejoin_duration_(BuildGauge()
                                 .Name("pgfailover_last_rejoin_duration_seconds")
                                 .Help("Duration of the last finished rejoin, by node.")

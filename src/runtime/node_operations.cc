@@ -116,6 +116,7 @@ void NodeOperations::startRejoin(std::size_t node, std::size_t primary) {
   if (slot.thread.joinable()) slot.thread.join();  // a finished one
   slot.report.running = true;
   slot.report.step = "starting";
+  slot.report.started_at = std::chrono::steady_clock::now();
   slot.thread = std::thread([this, node, primary] { runRejoin(node, primary); });
 }
 
@@ -169,6 +170,8 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
               "CHECKPOINT on '" + source.name + "' failed; pg_rewind may take it for a node " +
                   "on the old timeline: " + error,
               {{"node", source.name}});
+  if (const auto seen = source_prober.probe(false); seen.reachable)
+    plan.primary_timeline = seen.timeline;
   lifecycle::Rejoiner rejoiner(*slots_[node].runner, verify, progress, stop_);
   auto result = rejoiner.run(plan, config_.failover.rejoin_timeout);
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);

@@ -171,12 +171,14 @@ core::ClusterView TickLoop::observe() {
   // Probe every node at once: a hung node costs one deadline, not one per node.
   std::vector<std::future<core::NodeObservation>> pending;
   for (std::size_t i = 0; i < probers_.size(); ++i) {
-    bool write_heartbeat = true;
-    if (last_snapshot_ && i < last_snapshot_->nodes.size()) {
-      auto role = last_snapshot_->nodes[i].role;
-      // Never write to a node that is about to be fenced: its writes are thrown away.
-      write_heartbeat = role != core::NodeRole::kNeedsFencing;
-    }
+    // The heartbeat goes to the primary pgfailover knows (and to a node being promoted), never
+    // to any other node that happens to be writable: an old primary coming back must not take
+    // a single write, not even pgfailover's own. With no primary known yet (first start), every
+    // writable node gets it, so that the primary can be adopted.
+    bool write_heartbeat = !memory_.primary || *memory_.primary == i || memory_.promoting == i;
+    if (last_snapshot_ && i < last_snapshot_->nodes.size() &&
+        last_snapshot_->nodes[i].role == core::NodeRole::kNeedsFencing)
+      write_heartbeat = false;
     auto* prober = probers_[i].get();
     pending.push_back(std::async(
         std::launch::async, [prober, write_heartbeat] { return prober->probe(write_heartbeat); }));
@@ -304,7 +306,7 @@ void TickLoop::logChanges(const core::Decision& decision, const core::ClusterVie
     log_.warn("failover_vetoed", decision.reason, {{"veto", core::toString(*decision.new_veto)}});
   if (decision.failover_completed && decision.next.last_failover) {
     const auto& f = *decision.next.last_failover;
-    log_.warn("failover_completed", "failover from " + f.from + " to " + f.to + " completed",
+    log_.warn("failover_completed", "failover from '" + f.from + "' to '" + f.to + "' completed",
               {{"duration_ms", std::to_string(f.duration.count())}});
   }
 }

@@ -99,8 +99,8 @@ TEST_F(FailoverTest, CrashedPrimaryIsFailedOverAndEveryEndpointTellsTheTruth) {
   bool ok = false;
   cluster_.sql(0, "CREATE TABLE before_crash(id int); INSERT INTO before_crash VALUES (42)", &ok);
   ASSERT_TRUE(ok);
-  ASSERT_TRUE(waitUntil([&] { return cluster_.sql(1, "SELECT count(*) FROM before_crash") == "1"; },
-                        10s));
+  ASSERT_TRUE(
+      waitUntil([&] { return cluster_.sql(1, "SELECT count(*) FROM before_crash") == "1"; }, 10s));
 
   cluster_.kill9(0);
   ASSERT_TRUE(waitUntil(
@@ -121,7 +121,8 @@ TEST_F(FailoverTest, CrashedPrimaryIsFailedOverAndEveryEndpointTellsTheTruth) {
   EXPECT_EQ(after["nodes"][1]["timeline"], 2);
   EXPECT_FALSE(after["nodes"][0]["reachable"].get<bool>());
   ASSERT_TRUE(after["last_failover"].is_object()) << after.dump(2);
-  EXPECT_EQ(after["last_failover"]["to"], "'" + replica + "'");
+  EXPECT_EQ(after["last_failover"]["to"], replica);
+  EXPECT_EQ(after["last_failover"]["from"], primary);
   EXPECT_EQ(httpGet(http_port_, "/primary/" + replica).status, 200);
   EXPECT_EQ(httpGet(http_port_, "/primary/" + primary).status, 503);
   EXPECT_EQ(httpGet(http_port_, "/replica/" + replica).status, 503);

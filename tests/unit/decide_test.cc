@@ -181,8 +181,8 @@ TEST(Decide, CrashedPrimaryIsFailedOverAfterConfirmedDownTimeout) {
   EXPECT_EQ(d.next.state, ClusterState::kDegraded);
   EXPECT_TRUE(d.failover_completed);
   ASSERT_TRUE(d.next.last_failover.has_value());
-  EXPECT_EQ(d.next.last_failover->from, "'pg1'");
-  EXPECT_EQ(d.next.last_failover->to, "'pg2'");
+  EXPECT_EQ(d.next.last_failover->from, "pg1");
+  EXPECT_EQ(d.next.last_failover->to, "pg2");
   EXPECT_EQ(d.next.last_failover->duration, 4000ms);
   EXPECT_EQ(*d.next.primary, 1u);
 
@@ -735,6 +735,36 @@ TEST(Lifecycle, OperatorFailoverSkipsTheTimeoutWhenPrimaryIsDown) {
   EXPECT_EQ(d.rule, "operator-failover") << d.reason;
   EXPECT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u);
   EXPECT_TRUE(actionsOf(d, ActionKind::kFence).empty()) << "an unreachable node cannot be fenced";
+}
+
+TEST(Lifecycle, OperatorFailoverWithNoKnownPrimaryNeedsATargetAndForce) {
+  // Both nodes are standbys (both came back after an outage with standby.signal, or a primary
+  // was demoted by hand): nothing says whose history to keep, so pgfailover never picks one.
+  LifecycleStory s;
+  const auto stranded = replicaNode("pg2", /*streaming=*/false);
+  const auto other = replicaNode("pg1", /*streaming=*/false);
+  auto d = s.tick({other, stranded});
+  ASSERT_FALSE(d.next.primary.has_value()) << d.reason;
+  ASSERT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
+
+  d = s.tick({other, stranded}, AdminRequest{RequestKind::kFailover, 1, false, 1});
+  ASSERT_TRUE(d.request_refused.has_value());
+  EXPECT_NE(d.request_refused->find("explicit target and force"), std::string::npos)
+      << *d.request_refused;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
+
+  d = s.tick({other, stranded}, AdminRequest{RequestKind::kFailover, std::nullopt, true, 2});
+  ASSERT_TRUE(d.request_refused.has_value());
+  EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
+
+  d = s.tick({other, stranded}, AdminRequest{RequestKind::kSwitchover, 1, true, 3});
+  ASSERT_TRUE(d.request_refused.has_value());
+
+  d = s.tick({other, stranded}, AdminRequest{RequestKind::kFailover, 1, true, 4});
+  EXPECT_EQ(d.rule, "operator-failover") << d.reason;
+  ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u);
+  EXPECT_EQ(actionsOf(d, ActionKind::kPromote)[0].node, 1u);
+  EXPECT_NE(d.reason.find("no primary known"), std::string::npos) << d.reason;
 }
 
 TEST(Lifecycle, FailbackReturnsThePrimaryRoleThroughASwitchover) {

@@ -470,14 +470,27 @@ TEST_F(HttpAdmin, FailoverWhilePromotingIs409) {
   EXPECT_TRUE(queue_.submitted.empty());
 }
 
-TEST_F(HttpAdmin, FailoverWithoutAKnownPrimaryIs412) {
+TEST_F(HttpAdmin, FailoverWithoutAKnownPrimaryNeedsAnExplicitTargetAndForce) {
   Snapshot none = primaryFailing();
   none.state = ClusterState::kNoPrimary;
   none.primary.reset();
-  Response response = send(post("/failover", R"({"force": true})"), none);
-  EXPECT_EQ(response.status, 412);
-  EXPECT_NE(body(response)["reason"].get<std::string>().find("no primary is known"),
-            std::string::npos);
+  for (const char* request : {R"({"force": true})", R"({"target": "pg2"})", "{}"}) {
+    Response response = send(post("/failover", request), none);
+    EXPECT_EQ(response.status, 412) << request;
+    EXPECT_NE(body(response)["reason"].get<std::string>().find("explicit \"target\""),
+              std::string::npos)
+        << response.body;
+  }
+  EXPECT_TRUE(queue_.submitted.empty());
+  // A switchover has nothing to move away from.
+  EXPECT_EQ(send(post("/switchover", R"({"target": "pg2"})"), none).status, 412);
+  EXPECT_TRUE(queue_.submitted.empty());
+
+  Response accepted = send(post("/failover", R"({"target": "pg2", "force": true})"), none);
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  ASSERT_EQ(queue_.submitted.size(), 1u);
+  EXPECT_EQ(queue_.submitted[0].target, 1u);
+  EXPECT_TRUE(queue_.submitted[0].force);
 }
 
 TEST_F(HttpAdmin, FailoverDryRunSubmitsNothing) {

@@ -246,6 +246,42 @@ TEST(HttpRouter, StatusShowsTheRunningTimeoutVetoAndLastFailover) {
   EXPECT_EQ(status["last_failover"]["reason"], "primary pg0 refused connections for 3.1 s");
 }
 
+TEST(HttpRouter, StatusShowsEachNodesRejoinRunningAndLast) {
+  Snapshot snapshot = healthySnapshot();
+  snapshot.operations.resize(2);
+  snapshot.operations[0].available = false;
+  auto& op = snapshot.operations[1];
+  op.available = true;
+  op.running = true;
+  op.step = "pg_rewind";
+  op.started_at = kTickAt - seconds(4);
+  op.finished = 2;
+  op.last_succeeded = false;
+  op.last_method = "clone";
+  op.last_error = "pg_basebackup failed: exit 1";
+  op.last_finished_at = kTickAt - seconds(60);
+  op.last_duration = milliseconds(12500);
+
+  Json status = body(routed(get("/status"), snapshot));
+  EXPECT_TRUE(status["nodes"][0]["rejoin"].is_null());
+  const Json& rejoin = status["nodes"][1]["rejoin"];
+  EXPECT_EQ(rejoin["running"], true);
+  EXPECT_EQ(rejoin["step"], "pg_rewind");
+  EXPECT_EQ(rejoin["started_at"], "2024-05-01T12:51:26.000Z");
+  EXPECT_EQ(rejoin["attempts"], 2);
+  EXPECT_EQ(rejoin["last"]["succeeded"], false);
+  EXPECT_EQ(rejoin["last"]["method"], "clone");
+  EXPECT_EQ(rejoin["last"]["error"], "pg_basebackup failed: exit 1");
+  EXPECT_EQ(rejoin["last"]["finished_at"], "2024-05-01T12:50:30.000Z");
+  EXPECT_EQ(rejoin["last"]["duration_ms"], 12500);
+
+  op.running = false;
+  op.last_succeeded = true;
+  status = body(routed(get("/status"), snapshot));
+  EXPECT_TRUE(status["nodes"][1]["rejoin"]["step"].is_null());
+  EXPECT_TRUE(status["nodes"][1]["rejoin"]["last"]["error"].is_null());
+}
+
 TEST(HttpRouter, StatusLeavesServerFactsNullForAnUnreachableNode) {
   Snapshot snapshot = healthySnapshot();
   auto& seen = snapshot.nodes[1].observation;

@@ -1,0 +1,223 @@
+// The rejoin itself (src/lifecycle/rejoin.h), driven directly against real PostgreSQL 15 nodes
+// through the local runner: the data directory is out of service (nothing can start it) while
+// pg_rewind works on it; a rejoin cut short is put back and finished; a crashed standby on the
+// primary's timeline is restarted rather than rewound; a missing data directory is cloned; a
+// clone that would not fit on the disk is refused with the old data intact; a folder that is not
+// a data directory is never overwritten.
+#include "lifecycle/rejoin.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "ssh/local_runner.h"
+#include "support/lifecycle_harness.h"
+#include "support/pg_cluster.h"
+#include "support/process.h"
+
+namespace pgfailover::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string scriptsDir() {
+  return std::string(PGFAILOVER_SOURCE_DIR) + "/scripts/node";
+}
+
+class RejoinTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cluster_.ok());
+    bool ok = false;
+    cluster_.sql(0, rewindGrantsSql(cluster_.replicationUser()), &ok);
+    ASSERT_TRUE(ok) << "granting pg_rewind's functions";
+    cluster_.sql(0, "CREATE TABLE t (id int primary key, origin text)", &ok);
+    ASSERT_TRUE(ok);
+    ASSERT_TRUE(waitUntil([&] { return cluster_.isStreaming(1); }, 30s));
+  }
+
+  // Rejoin node `node` as a replica of node `primary`.
+  lifecycle::RejoinPlan planFor(std::size_t node, std::size_t primary) const {
+    lifecycle::RejoinPlan plan;
+    plan.node = cluster_.node(node).name;
+    plan.data_dir = cluster_.node(node).data_dir;
+    plan.bin_dir = fs::path(pgBinary("pg_ctl")).parent_path().string();
+    plan.start_command = startCommand(node);
+    plan.primary_host = "127.0.0.1";
+    plan.primary_port = cluster_.node(primary).port;
+    plan.replication_user = cluster_.replicationUser();
+    plan.passfile = cluster_.replicationPassfile(node);
+    return plan;
+  }
+
+  std::string startCommand(std::size_t node) const {
+    return "bash " + shellQuote(scriptsDir() + "/start.sh") + " --dir " +
+           shellQuote(cluster_.nodeDir(node)) + " --timeout 60";
+  }
+
+  lifecycle::RejoinResult rejoin(const lifecycle::RejoinPlan& plan, std::size_t node,
+                                 const std::function<void(const std::string&)>& on_step = {}) {
+    auto verify = [this, node](Millis budget) {
+      return waitUntil([&] { return cluster_.isStreaming(node); }, budget);
+    };
+    auto progress = [&](const std::string& step) {
+      steps_.push_back(step);
+      if (on_step) on_step(step);
+    };
+    lifecycle::Rejoiner rejoiner(runner_, verify, progress, stop_);
+    return rejoiner.run(plan, Millis{240000});
+  }
+
+  // Promotes node 1 and makes node 0, the old primary, diverge with a write of its own.
+  void failOverWithDivergence() {
+    bool ok = false;
+    cluster_.sql(0, "INSERT INTO t VALUES (1, 'before')", &ok);
+    ASSERT_TRUE(ok);
+    ASSERT_TRUE(waitUntil([&] { return cluster_.sql(1, "SELECT count(*) FROM t") == "1"; }, 30s));
+    cluster_.sql(1, "SELECT pg_promote(true, 60)", &ok);
+    ASSERT_TRUE(ok);
+    cluster_.sql(0, "INSERT INTO t VALUES (2, 'lost on the old primary')", &ok);
+    ASSERT_TRUE(ok);
+    cluster_.sql(1, "INSERT INTO t VALUES (3, 'new primary')", &ok);
+    ASSERT_TRUE(ok);
+    // pg_rewind reads the new timeline from the source's control file (docs/lifecycle.md).
+    cluster_.sql(1, "CHECKPOINT", &ok);
+    ASSERT_TRUE(ok);
+  }
+
+  bool contains(const std::string& step) const {
+    return std::find(steps_.begin(), steps_.end(), step) != steps_.end();
+  }
+
+  PgCluster cluster_;
+  ssh::LocalRunner runner_{::geteuid() == 0 ? "postgres" : ""};
+  std::atomic<bool> stop_{false};
+  std::vector<std::string> steps_;
+};
+
+TEST_F(RejoinTest, OldPrimaryIsRewoundWhileNothingCanStartIt) {
+  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
+  const std::string data = cluster_.node(0).data_dir;
+  bool checked = false;
+  std::string start_output, pg_ctl_output;
+  int start_status = 0, pg_ctl_status = 0;
+  bool data_present_during_rewind = true;
+  auto result = rejoin(planFor(0, 1), 0, [&](const std::string& step) {
+    if (step != "pg_rewind") return;
+    // What an operator, systemd or a container restart would do in the middle of the rewind.
+    checked = true;
+    data_present_during_rewind = fs::exists(data);
+    start_status = cluster_.runNodeScript(0, "start.sh", {"--timeout", "10"}, &start_output);
+    pg_ctl_status =
+        runCommand((::geteuid() == 0 ? "runuser -u postgres -- " : std::string()) +
+                       shellQuote(pgBinary("pg_ctl")) + " start -w -t 10 -D " + shellQuote(data),
+                   &pg_ctl_output);
+  });
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "rewind") << result.detail;
+  ASSERT_TRUE(checked) << result.detail;
+  EXPECT_FALSE(data_present_during_rewind);
+  EXPECT_NE(start_status, 0) << start_output;
+  EXPECT_NE(start_output.find("pgfailover is rejoining"), std::string::npos) << start_output;
+  EXPECT_NE(pg_ctl_status, 0) << pg_ctl_output;
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  EXPECT_EQ(cluster_.sql(0, "SELECT pg_is_in_recovery()"), "t");
+  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
+  EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
+  EXPECT_FALSE(fs::exists(lifecycle::rejoinWorkDir(data)));
+}
+
+TEST_F(RejoinTest, RejoinCutShortIsPutBackAndFinished) {
+  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
+  const std::string data = cluster_.node(0).data_dir;
+  std::string out;
+  ASSERT_EQ(cluster_.runNodeScript(0, "stop.sh", {"--mode", "fast"}, &out), 0) << out;
+  // Where the last rejoin left it when pgfailover died in the middle of pg_rewind.
+  fs::rename(data, lifecycle::rejoinWorkDir(data));
+  auto result = rejoin(planFor(0, 1), 0);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_NE(result.detail.find("put back the data directory"), std::string::npos) << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  EXPECT_FALSE(fs::exists(lifecycle::rejoinWorkDir(data)));
+}
+
+TEST_F(RejoinTest, CrashedStandbyOnThePrimaryTimelineIsRestartedNotRewound) {
+  cluster_.kill9(1);
+  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(1); }, 30s));
+  auto plan = planFor(1, 0);
+  plan.primary_timeline = 1;
+  auto result = rejoin(plan, 1);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "restart") << result.detail;
+  EXPECT_FALSE(contains("pg_rewind")) << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(1));
+}
+
+TEST_F(RejoinTest, MissingDataDirectoryIsCloned) {
+  std::string out;
+  ASSERT_EQ(cluster_.runNodeScript(1, "stop.sh", {"--mode", "fast"}, &out), 0) << out;
+  const std::string data = cluster_.node(1).data_dir;
+  fs::remove_all(data);
+  auto result = rejoin(planFor(1, 0), 1);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "clone") << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(1));
+  EXPECT_TRUE(fs::exists(data + "/standby.signal"));
+  EXPECT_FALSE(fs::exists(lifecycle::rejoinCloneDir(data)));
+}
+
+TEST_F(RejoinTest, CloneThatWouldNotFitIsRefusedAndTheDataKept) {
+  std::string out;
+  ASSERT_EQ(cluster_.runNodeScript(1, "stop.sh", {"--mode", "fast"}, &out), 0) << out;
+  const std::string data = cluster_.node(1).data_dir;
+  // pg_rewind cannot read the primary's files any more: it fails, the clone is next.
+  bool ok = false;
+  cluster_.sql(
+      0,
+      "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) FROM " +
+          cluster_.replicationUser() +
+          "; REVOKE EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) FROM " +
+          cluster_.replicationUser(),
+      &ok);
+  ASSERT_TRUE(ok);
+  auto plan = planFor(1, 0);
+  plan.reserve_disk_bytes = std::uint64_t{1} << 60;
+  auto result = rejoin(plan, 1);
+  EXPECT_FALSE(result.status.isOk());
+  EXPECT_EQ(result.method, "clone");
+  EXPECT_NE(result.status.message().find("not enough free disk"), std::string::npos)
+      << result.status.message();
+  EXPECT_TRUE(contains("pg_rewind")) << result.detail;
+  EXPECT_FALSE(contains("pg_basebackup")) << result.detail;
+  EXPECT_TRUE(fs::exists(data + "/PG_VERSION"));
+  EXPECT_TRUE(fs::exists(data + "/standby.signal"));
+  EXPECT_FALSE(fs::exists(lifecycle::rejoinWorkDir(data)));
+  // The node is as it was: it starts and streams again.
+  cluster_.start(1);
+  EXPECT_TRUE(waitUntil([&] { return cluster_.isStreaming(1); }, 60s));
+}
+
+TEST_F(RejoinTest, FolderThatIsNotADataDirectoryIsNeverOverwritten) {
+  std::string out;
+  ASSERT_EQ(cluster_.runNodeScript(1, "stop.sh", {"--mode", "fast"}, &out), 0) << out;
+  const std::string data = cluster_.node(1).data_dir;
+  fs::remove_all(data);
+  fs::create_directories(data);
+  ASSERT_EQ(runCommand("echo precious > " + shellQuote(data + "/notes.txt")), 0);
+  auto result = rejoin(planFor(1, 0), 1);
+  EXPECT_FALSE(result.status.isOk());
+  EXPECT_NE(result.status.message().find("no PG_VERSION"), std::string::npos)
+      << result.status.message();
+  EXPECT_FALSE(contains("pg_basebackup")) << result.detail;
+  std::string content;
+  runCommand("cat " + shellQuote(data + "/notes.txt"), &content);
+  EXPECT_EQ(trim(content), "precious");
+}
+
+}  // namespace
+}  // namespace pgfailover::testing
