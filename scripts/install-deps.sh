@@ -13,7 +13,8 @@ packages=(
   libpq-dev libcpp-httplib-dev nlohmann-json3-dev libssh-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
-  openssh-server iproute2 procps curl jq python3-psycopg2 clang-format
+  openssh-server openssh-client iproute2 nftables iputils-ping procps curl jq python3-psycopg2
+  clang-format
 )
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -23,6 +24,36 @@ for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
   [[ $status == installed ]] || missing+=("$package")
 done
+
+# PostgreSQL 15 where the archive has it (Debian 12); elsewhere (Ubuntu 24.04 ships 16 and no 15)
+# the distribution's own major, which scripts/pg-bin.sh then finds.
+substitute_postgresql() {
+  local candidate default
+  [[ " ${missing[*]} " == *" postgresql-15 "* ]] || return 0
+  candidate=$(apt-cache policy postgresql-15 2>/dev/null | awk '/Candidate:/ {print $2}')
+  [[ -z $candidate || $candidate == "(none)" ]] || return 0
+  default=$(apt-cache depends postgresql 2>/dev/null | awk '/Depends: postgresql-[0-9]+$/ {print $2; exit}')
+  [[ -n $default ]] || return 0
+  say "postgresql-15 is not in this distribution's archive: installing ${default} instead (scripts/pg-bin.sh picks it)"
+  local -a kept=()
+  for package in "${missing[@]}"; do
+    case $package in
+      postgresql-15) kept+=("$default") ;;
+      postgresql-client-15) kept+=("${default/postgresql-/postgresql-client-}") ;;
+      *) kept+=("$package") ;;
+    esac
+  done
+  missing=("${kept[@]}")
+}
+
+# Already installed under another major (see above): nothing to install for it.
+if [[ " ${missing[*]} " == *" postgresql-15 "* ]] && PG_BIN='' bash "$(dirname -- "${BASH_SOURCE[0]}")/pg-bin.sh" >/dev/null 2>&1; then
+  kept=()
+  for package in "${missing[@]}"; do
+    [[ $package == postgresql-15 || $package == postgresql-client-15 ]] || kept+=("$package")
+  done
+  missing=("${kept[@]}")
+fi
 
 if ((${#missing[@]} == 0)); then
   say "all ${#packages[@]} packages already installed"
@@ -39,6 +70,7 @@ else
     say "apt-get update"
     apt_get update -qq
   fi
+  substitute_postgresql
   if ! apt_get install -y -qq --no-install-recommends "${missing[@]}" </dev/null; then
     # Stale lists are the usual cause (404 on a superseded version): refresh and try once more.
     say "install failed; refreshing the package lists and trying again"
@@ -55,10 +87,11 @@ else
   say "installed: ${missing[*]}"
 fi
 
-[[ -x /usr/lib/postgresql/15/bin/postgres ]] || {
-  say "error: /usr/lib/postgresql/15/bin/postgres missing although postgresql-15 is installed"
+pg_bin=$(PG_BIN='' bash "$(dirname -- "${BASH_SOURCE[0]}")/pg-bin.sh") || {
+  say "error: no PostgreSQL server binaries under /usr/lib/postgresql although the packages are installed"
   exit 1
 }
+[[ $pg_bin == /usr/lib/postgresql/15/bin ]] || say "note: using PostgreSQL from $pg_bin (not 15)"
 if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk '$4 == "online"' | grep -q .; then
   say "note: a system PostgreSQL cluster is running ($(pg_lsclusters -h | awk '$4 == "online" {printf "%s/%s on port %s ", $1, $2, $3}')); it is left alone: tests and labs use other ports"
 fi

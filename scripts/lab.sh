@@ -94,7 +94,7 @@ PASSWORD_FILE=$LAB_DIR/pgfailover.password
 REPL_PASSWORD_FILE=$LAB_DIR/replication.password
 ADMIN_TOKEN_FILE=$LAB_DIR/admin.token
 REPL_USER=${NODE_REPL_USER:-replicator}
-PG_BIN_DIR=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_BIN_DIR=$(bash "$REPO_ROOT/scripts/pg-bin.sh" 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 PGPASS=$LAB_DIR/pgpass
 SUPERUSER=pgfailover
 

@@ -5,9 +5,15 @@
 # folder of this run; on exit anything still running there is stopped by PID and the folder
 # removed, also after a crashed test.
 #
+# Then the deployment checks: the Helm chart offline, the static checks of the container and
+# monitoring files (promtool, haproxy -c, shellcheck...), the namespace lab end to end, the chaos
+# suite's quick pass, and last the compose lab with a private dockerd (the slowest: it builds
+# the images from a debootstrapped base). Each phase prints its duration.
+#
 # Environment: BUILD_DIR (build-ci), BUILD_TYPE (RelWithDebInfo), JOBS (nproc),
-# CTEST_ARGS (extra ctest arguments, e.g. "-R Support"; skips the Helm check), SKIP_DEPS=1,
-# SKIP_HELM=1.
+# CTEST_ARGS (extra ctest arguments, e.g. "-R Support"; runs only ctest, no deployment checks),
+# SKIP_DEPS=1, SKIP_HELM=1, SKIP_LABS=1 (static checks, namespace lab, chaos, compose),
+# SKIP_CHAOS=1, SKIP_COMPOSE=1.
 set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,11 +24,20 @@ JOBS=${JOBS:-$(nproc)}
 read -r -a ctest_extra <<<"${CTEST_ARGS:-}"
 
 say() { printf '\ntest.sh: %s\n' "$*" >&2; }
+phase_started=$SECONDS
+phase() {
+  say "$1 (at $((SECONDS - phase_started)) s)"
+}
 
 if [[ ${SKIP_DEPS:-0} != 1 ]]; then
   say "installing dependencies"
   bash scripts/install-deps.sh
 fi
+
+# The PostgreSQL every test and script uses (15; elsewhere the distribution's, scripts/pg-bin.sh).
+PG_BIN=$(bash scripts/pg-bin.sh)
+export PG_BIN
+say "PostgreSQL: $PG_BIN ($("$PG_BIN/postgres" --version))"
 
 # PgCluster creates its folders here (PGFAILOVER_TEST_TMPDIR); PostgreSQL, run as "postgres"
 # when we are root, must be able to enter it.
@@ -55,9 +70,9 @@ say "building with $JOBS jobs"
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 failed=0
-say "unit tests"
+phase "unit tests"
 ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" || failed=1
-say "integration tests (real PostgreSQL 15, one at a time)"
+phase "integration tests (real PostgreSQL 15, one at a time)"
 # An integration test that fails is run once more: real servers on a loaded 2-core machine
 # occasionally miss a deadline. Both attempts are in the output; a test that fails twice fails.
 ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure --repeat until-pass:2 \
@@ -65,9 +80,27 @@ ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure --repeat until-
 if [[ -z ${CTEST_ARGS:-} && ${SKIP_HELM:-0} != 1 ]]; then
   # The Helm chart, offline: a real helm binary from npm, Kubernetes schemas, and the
   # rendered pgfailover.json through this build's check-config (docs/kubernetes.md).
-  say "helm chart (offline validation)"
+  phase "helm chart (offline validation)"
   PGFAILOVER_BIN="$BUILD_DIR/pgfailover" bash tests/helm/run.sh || failed=1
 fi
+if [[ -z ${CTEST_ARGS:-} && ${SKIP_LABS:-0} != 1 ]]; then
+  phase "static checks: compose files, Dockerfiles, HAProxy, Prometheus rules, dashboards"
+  bash tests/labs/static_checks.sh || failed=1
+  # Each lab in its own address range and namespace prefix (docs/lab-netns.md).
+  phase "namespace lab, end to end"
+  PGFAILOVER_BIN="$BUILD_DIR/pgfailover" NETNS_TEST_NET=10.231.91.0/24 NETNS_TEST_PREFIX=pgfci- \
+    LAB_SKIP_DEPS=1 bash tests/labs/netns_test.sh || failed=1
+  if [[ ${SKIP_CHAOS:-0} != 1 && -f tests/chaos/run.sh ]]; then
+    phase "chaos suite, quick pass (docs/reliability.md)"
+    PGFAILOVER_BIN="$BUILD_DIR/pgfailover" CHAOS_NET=10.231.92.0/24 CHAOS_PREFIX=pgfcc- \
+      bash tests/chaos/run.sh --quick || failed=1
+  fi
+  if [[ ${SKIP_COMPOSE:-0} != 1 ]]; then
+    phase "compose lab with a private dockerd (images built from a debootstrapped base)"
+    bash tests/labs/compose_test.sh || failed=1
+  fi
+fi
+phase "done"
 
 if ((failed)); then
   say "FAILED: see the ctest output above"

@@ -38,11 +38,11 @@
 #   NODE_FORCE=1                 --force                   clone-replica: wipe a data dir that is not a standby
 #   NODE_TIMEOUT                 --timeout SECONDS         deadline for start, stop, streaming (default 60)
 #   NODE_STOP_MODE               --mode smart|fast|immediate  stop.sh (default fast)
-#   PG_BIN                       --pg-bin DIR              (default /usr/lib/postgresql/15/bin)
+#   PG_BIN                       --pg-bin DIR              (default: scripts/pg-bin.sh, PostgreSQL 15's)
 # Passwords are only ever read from files, never taken on a command line.
 
 NODE_SCRIPT=${NODE_SCRIPT:-$(basename "$0")}
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_BIN=${PG_BIN:-$(bash "$(dirname -- "${BASH_SOURCE[0]}")/../pg-bin.sh" 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 
 node_say() { printf '%s: %s\n' "$NODE_SCRIPT" "$*" >&2; }
 die() {
@@ -166,7 +166,7 @@ node_resolve() {
   local socket=$NODE_RUN_DIR/.s.PGSQL.$NODE_PORT
   ((${#socket} <= 107)) || die "socket path $socket is longer than 107 bytes: choose a shorter NODE_RUN_DIR"
 
-  [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 not found in $PG_BIN (install postgresql-15, e.g. scripts/install-deps.sh, or set PG_BIN)"
+  [[ -x $PG_BIN/postgres ]] || die "PostgreSQL not found in $PG_BIN (install postgresql-15, e.g. scripts/install-deps.sh, or set PG_BIN)"
 
   if ((EUID == 0)); then
     NODE_RUN_AS=${NODE_RUN_AS:-postgres}

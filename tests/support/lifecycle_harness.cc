@@ -22,6 +22,13 @@ using nlohmann::json;
 
 namespace {
 
+// The folder of the PostgreSQL programs PgCluster runs (PG_BIN, else PostgreSQL 15's).
+std::string pgBinDir() {
+  const std::string pg_ctl = pgBinary("pg_ctl");
+  const auto slash = pg_ctl.rfind('/');
+  return slash == std::string::npos ? "/usr/lib/postgresql/15/bin" : pg_ctl.substr(0, slash);
+}
+
 std::string scriptsDir() {
   return std::string(PGFAILOVER_SOURCE_DIR) + "/scripts/node";
 }
@@ -153,7 +160,7 @@ json LifecycleHarness::config(int rejoin_grace_ms) const {
                      {"user", cluster_.user()},
                      {"password_file", cluster_.passwordFile()},
                      {"data_dir", node.data_dir},
-                     {"bin_dir", "/usr/lib/postgresql/15/bin"},
+                     {"bin_dir", pgBinDir()},
                      {"start_command", startCommand(i)},
                      {"ssh",
                       {{"host", sshd_.host()},
