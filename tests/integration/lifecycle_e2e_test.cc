@@ -291,6 +291,61 @@ TEST_F(LifecycleTest, CrashedPrimaryLeftDownIsRewoundAndStartedByPgfailoverLocal
       seconds);
 }
 
+// Failback: with failover.failback on, the preferred node, once rejoined after a failover and
+// caught up, gets the primary role back through a planned switchover, by itself.
+TEST_F(LifecycleTest, FailbackReturnsThePrimaryToThePreferredNodeByItself) {
+  json config = h_.config(/*rejoin_grace_ms=*/2000);
+  for (auto& node : config["nodes"]) {
+    node.erase("ssh");
+    node["local"] = {{"run_as", "postgres"}};
+  }
+  config["failover"]["failback"] = true;
+  config["failover"]["preferred_node"] = name(0);
+  config["failover"]["failback_delay_ms"] = 3000;
+  ASSERT_TRUE(h_.startDaemon(h_.writeConfig(config)));
+  ASSERT_NO_FATAL_FAILURE(createWritesTable());
+  Writer writer(writerConninfo("127.0.0.1,127.0.0.1",
+                               std::to_string(cluster().node(0).port) + "," +
+                                   std::to_string(cluster().node(1).port),
+                               "target_session_attrs=read-write"),
+                "writes");
+  writer.start();
+  ASSERT_TRUE(waitUntil([&] { return writer.ackCount() >= 5; }, 20s)) << writer.lastError();
+
+  const auto killed = Clock::now();
+  cluster().kill9(0);
+  ASSERT_TRUE(waitPrimary(1, 60s)) << h_.describe();
+  // Replication is asynchronous, so the crash may lose the last writes; the switchover must not.
+  const std::size_t acks_before_failback = writer.ackCount();
+  // pg1 is left down: pgfailover rejoins it, and once it has been healthy for the delay, hands
+  // the primary role back with a switchover (timeline 3).
+  ASSERT_TRUE(waitPrimary(0, 180s)) << h_.describe();
+  const double back_after = secondsSince(killed);
+  ASSERT_TRUE(waitRejoined(1, 3, 120s, /*rejoins=*/0)) << h_.describe();
+  ASSERT_TRUE(waitUntil([&] { return h_.state() == "healthy"; }, 60s)) << h_.describe();
+  std::size_t acks = writer.ackCount();
+  ASSERT_TRUE(waitUntil([&] { return writer.ackCount() >= acks + 5; }, 20s)) << writer.lastError();
+  writer.stop();
+
+  const json history = h_.history();
+  EXPECT_EQ(countEvents(history, "failover", "succeeded"), 1u) << h_.describe();
+  EXPECT_EQ(countEvents(history, "switchover", "succeeded"), 1u) << h_.describe();
+  EXPECT_EQ(h_.status()["primary"], name(0));
+  // Every write acknowledged by pg2, the primary the failback moved away from, is on pg1.
+  std::set<long long> present;
+  {
+    std::istringstream rows(cluster().sql(0, "SELECT id FROM writes"));
+    for (long long id; rows >> id;) present.insert(id);
+  }
+  const auto all = writer.acks();
+  std::size_t lost = 0;
+  for (std::size_t k = acks_before_failback; k < all.size(); ++k)
+    lost += present.count(all[k].id) == 0 ? 1 : 0;
+  EXPECT_GT(all.size(), acks_before_failback);
+  EXPECT_EQ(lost, 0u) << "writes acknowledged by pg2 missing on pg1 after the failback";
+  std::printf("[ timing   ] failback: pg1 primary again %.1f s after its crash\n", back_after);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. pg_rewind fails: the node is re-cloned (pg_basebackup), the old directory kept aside until
 //    the new one streams, then removed.
@@ -299,7 +354,8 @@ TEST_F(LifecycleTest, FailedRewindFallsBackToACloneAndRemovesTheOldDirectory) {
   // bin_dir for pg1: the real programs, except a pg_rewind that always fails.
   const std::string fake_bin = h_.dir() + "/fake-bin";
   ASSERT_TRUE(std::filesystem::create_directory(fake_bin));
-  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql/15/bin"))
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(pgBinary("pg_ctl")).parent_path()))
     if (entry.path().filename() != "pg_rewind")
       std::filesystem::create_symlink(entry.path(),
                                       fake_bin + "/" + entry.path().filename().string());
