@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/api_client.h"
+#include "cli/json_fields.h"
 #include "cli/status_command.h"
 #include "cli/table.h"
 #include "common/secret.h"
@@ -64,20 +65,6 @@ const char* kHistoryUsage =
 
 const char* commandName(Kind kind) {
   return kind == Kind::kSwitchover ? "switchover" : "failover";
-}
-
-std::string text(const Json& object, const char* key) {
-  if (!object.is_object()) return {};
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_string()) return {};
-  return it->get<std::string>();
-}
-
-std::optional<double> number(const Json& object, const char* key) {
-  if (!object.is_object()) return std::nullopt;
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) return std::nullopt;
-  return it->get<double>();
 }
 
 std::string took(const Json& event) {

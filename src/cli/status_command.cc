@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/api_client.h"
+#include "cli/json_fields.h"
 #include "cli/table.h"
 
 namespace pgfailover::cli {
@@ -17,27 +18,6 @@ using Json = nlohmann::json;
 
 constexpr std::size_t kMaxErrorWidth = 60;
 constexpr const char* kStatusPath = "/status";
-
-std::string text(const Json& object, const char* key) {
-  if (!object.is_object()) return {};
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_string()) return {};
-  return it->get<std::string>();
-}
-
-std::optional<double> number(const Json& object, const char* key) {
-  if (!object.is_object()) return std::nullopt;
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) return std::nullopt;
-  return it->get<double>();
-}
-
-std::optional<bool> boolean(const Json& object, const char* key) {
-  if (!object.is_object()) return std::nullopt;
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_boolean()) return std::nullopt;
-  return it->get<bool>();
-}
 
 const Json& member(const Json& object, const char* key) {
   static const Json kNull;
@@ -59,6 +39,9 @@ std::string secondsFromMillis(std::optional<double> millis) {
 
 // What the node is doing, in the words `patronictl list` uses where they fit.
 std::string nodeState(const Json& node) {
+  // A running rejoin explains everything else about the node (stopped, unreachable...).
+  if (const Json& rejoin = member(node, "rejoin"); boolean(rejoin, "running") == true)
+    return "rejoining (" + text(rejoin, "step") + ")";
   const std::string failure = text(node, "failure");
   if (!member(node, "last_probe").is_object()) return "not probed";
   if (boolean(node, "reachable") != true)

@@ -82,6 +82,15 @@ TEST(StatusCommand, TableFlagsSplitBrainAndVeto) {
   EXPECT_EQ(table.find("Timeout:"), std::string::npos);
 }
 
+TEST(StatusCommand, ARunningRejoinIsTheNodesState) {
+  Json status = Json::parse(kSampleStatus);
+  status["nodes"][0]["rejoin"] = {{"running", true}, {"step", "pg_rewind"}, {"attempts", 0}};
+  status["nodes"][1]["rejoin"] = {{"running", false}, {"step", nullptr}, {"attempts", 1}};
+  const std::string table = renderStatusTable(status);
+  EXPECT_NE(table.find("| rejoining (pg_rewind) "), std::string::npos) << table;
+  EXPECT_NE(table.find("| streaming "), std::string::npos) << table;
+}
+
 TEST(StatusCommand, TableToleratesMissingFields) {
   const std::string table = renderStatusTable(Json::parse(R"({"nodes": [{"name": "pg1"}]})"));
   EXPECT_NE(table.find("| pg1 "), std::string::npos);
