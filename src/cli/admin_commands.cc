@@ -273,7 +273,11 @@ std::string describeEvent(const Json& event) {
 
 // Whether `event` is about this request: its switchover or failover towards `to`, or the
 // decision refusing a request of this kind.
-bool concerns(Kind kind, const std::string& to, const Json& event) {
+bool concerns(Kind kind, const std::string& to, std::optional<double> request_id,
+              const Json& event) {
+  // A pgfailover that tags its events with the request's id answers exactly.
+  if (const auto tagged = number(event, "request_id"); tagged && request_id)
+    return *tagged == *request_id;
   const std::string event_kind = text(event, "kind");
   if (event_kind == "request")
     return text(event, "reason").rfind(std::string(commandName(kind)) + " refused", 0) == 0;
@@ -291,8 +295,9 @@ std::optional<bool> outcome(const Json& event) {
 }
 
 int follow(Kind kind, const ApiClient& client, const std::vector<Json>& baseline,
-           const std::string& to, int wait_seconds, const AdminCommandOptions& options,
-           const std::string& prefix, std::ostream& out, std::ostream& err) {
+           const std::string& to, std::optional<double> request_id, int wait_seconds,
+           const AdminCommandOptions& options, const std::string& prefix, std::ostream& out,
+           std::ostream& err) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
   std::size_t seen = 0;
   std::string last_error;
@@ -307,7 +312,7 @@ int follow(Kind kind, const ApiClient& client, const std::vector<Json>& baseline
     const std::vector<Json> fresh = newEvents(baseline, *history);
     for (std::size_t i = seen; i < fresh.size(); ++i) {
       const Json& event = fresh[i];
-      if (!concerns(kind, to, event)) continue;
+      if (!concerns(kind, to, request_id, event)) continue;
       out << "  " << describeEvent(event) << "\n";
       const auto result = outcome(event);
       if (!result) continue;
@@ -393,7 +398,7 @@ int runAdminCommand(Kind kind, const std::vector<std::string>& args, std::ostrea
     return kExitOk;
   }
   out << "waiting up to " << parsed.wait_seconds << " s for the outcome...\n";
-  return follow(kind, client, baseline, to, parsed.wait_seconds, options, prefix, out, err);
+  return follow(kind, client, baseline, to, id, parsed.wait_seconds, options, prefix, out, err);
 }
 
 }  // namespace

@@ -789,6 +789,24 @@ void beginOperatorFailover(const Facts& f, Decision& d) {
             {}});
 }
 
+// Each event of an operator's request carries the request's id, from the refusal or the start
+// to the outcome ticks later, so a client waits for its own request and nothing else.
+void tagRequestEvents(const Memory& memory, const ClusterView& view, Decision& d) {
+  const std::uint64_t asked = view.request ? view.request->id : 0;
+  if (d.rule == "operator-failover") d.next.promote_request_id = asked;
+  if (!d.next.promoting) d.next.promote_request_id = 0;
+  for (auto& e : d.events) {
+    if (e.kind == "request") {
+      e.request_id = asked;
+    } else if (e.kind == "switchover") {
+      const auto& sw = d.next.switchover ? d.next.switchover : memory.switchover;
+      e.request_id = sw ? sw->request_id : 0;
+    } else if (e.kind == "failover") {
+      e.request_id = d.rule == "operator-failover" ? asked : memory.promote_request_id;
+    }
+  }
+}
+
 void recordVeto(const Facts& f, Decision& d) {
   d.next.veto = f.veto;
   if (f.memory->veto != f.veto) d.new_veto = f.veto;
@@ -1327,6 +1345,7 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
                 {}});
     }
   }
+  tagRequestEvents(memory, view, d);
   if (d.next.state != memory.state || memory.state_since == SteadyTime{})
     d.next.state_since = now.steady;
   return d;

@@ -128,7 +128,9 @@ struct Event {
   std::string result;  // "succeeded", "failed", "started", "refused"
   std::string reason;
   Millis duration{0};
-  std::string method;  // rejoin: "rewind" or "clone"
+  std::string method;  // rejoin: "restart", "rewind" or "clone"
+  // The operator request (AdminRequest::id) this event carries out or refuses; 0 for none.
+  std::uint64_t request_id = 0;
 };
 
 // A planned switchover in flight.
@@ -167,8 +169,9 @@ struct Memory {
   std::optional<double> previous_primary_heartbeat;
   std::optional<VetoReason> veto;
 
-  // An issued promotion.
+  // An issued promotion, and the operator request behind it (0: pgfailover's own decision).
   std::optional<std::size_t> promoting;
+  std::uint64_t promote_request_id = 0;
   SteadyTime promote_issued_at{};
   int promote_attempts = 0;
 

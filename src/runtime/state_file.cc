@@ -35,9 +35,16 @@ std::string isoTime(WallTime t) {
 }
 
 json eventToJson(const HistoryEvent& e) {
-  return {{"at", isoTime(e.at)}, {"at_ms", toMillis(e.at)}, {"kind", e.kind},
-          {"node", e.node},      {"from", e.from},          {"to", e.to},
-          {"result", e.result},  {"reason", e.reason},      {"duration_ms", e.duration.count()}};
+  return {{"at", isoTime(e.at)},
+          {"at_ms", toMillis(e.at)},
+          {"kind", e.kind},
+          {"node", e.node},
+          {"from", e.from},
+          {"to", e.to},
+          {"result", e.result},
+          {"reason", e.reason},
+          {"duration_ms", e.duration.count()},
+          {"request_id", e.request_id == 0 ? json(nullptr) : json(e.request_id)}};
 }
 
 Status errnoStatus(const std::string& what, const std::string& path) {
@@ -96,6 +103,8 @@ std::optional<PersistedState> parseState(const std::string& text, std::string& e
       event.result = e.value("result", "");
       event.reason = e.value("reason", "");
       event.duration = Millis{e.value("duration_ms", std::int64_t{0})};
+      if (const auto id = e.find("request_id"); id != e.end() && id->is_number_unsigned())
+        event.request_id = id->get<std::uint64_t>();
       state.addEvent(std::move(event));
     }
     return state;

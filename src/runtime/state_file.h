@@ -27,6 +27,7 @@ struct HistoryEvent {
   std::string result;  // "succeeded", "failed", "started"
   std::string reason;
   Millis duration{0};
+  std::uint64_t request_id = 0;  // the operator request it belongs to; 0 for none
 };
 
 struct PersistedState {

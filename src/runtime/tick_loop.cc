@@ -266,7 +266,8 @@ void TickLoop::persist(const core::Decision& decision, WallTime now) {
   persisted_.system_identifier = next.last_primary_system_identifier;
   persisted_.failovers = next.failovers;
   for (const auto& e : decision.events) {
-    HistoryEvent event{now, e.kind, e.node, e.from, e.to, e.result, e.reason, e.duration};
+    HistoryEvent event{now,      e.kind,   e.node,     e.from,      e.to,
+                       e.result, e.reason, e.duration, e.request_id};
     persisted_.addEvent(std::move(event));
     log_.info("event", e.kind + " " + e.result + (e.node.empty() ? "" : " on '" + e.node + "'") +
                            ": " + e.reason);

@@ -126,6 +126,24 @@ class AdminCommandServer : public ::testing::Test {
   std::ostringstream out_, err_;
 };
 
+// Events tagged with another request's id are someone else's, whatever their kind and target.
+TEST_F(AdminCommandServer, WaitFollowsOnlyEventsOfItsOwnRequest) {
+  auto tagged = [](Json e, int id) {
+    e["request_id"] = id;
+    return e;
+  };
+  recordAfterSubmit({
+      tagged(event(5000, "switchover", "pg2", "pg1", "pg2", "failed", "someone else's"), 99),
+      tagged(event(5100, "switchover", "pg2", "pg1", "pg2", "started", "requested"), 1),
+      tagged(event(7300, "switchover", "pg2", "pg1", "pg2", "succeeded", "planned", 2300), 1),
+  });
+  EXPECT_EQ(switchoverCommandMain(args({"--to", "pg2", "--wait", "10"}), out_, err_, options_), 0)
+      << err_.str() << out_.str();
+  EXPECT_EQ(out_.str().find("someone else's"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("switchover succeeded: 'pg2' is the primary"), std::string::npos)
+      << out_.str();
+}
+
 TEST_F(AdminCommandServer, SwitchoverWaitsForTheSucceededEventAndExitsZero) {
   recordAfterSubmit({
       event(5000, "switchover", "pg2", "pg1", "pg2", "started", "requested by an operator"),

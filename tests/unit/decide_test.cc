@@ -669,6 +669,72 @@ TEST(Lifecycle, SwitchoverFencesWaitsForCatchUpThenPromotes) {
   EXPECT_EQ(*d.next.primary, 1u);
 }
 
+// Every event of a request carries its id, from the start to the outcome ticks later.
+TEST(Lifecycle, EventsOfARequestCarryItsId) {
+  LifecycleStory s;
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  auto d = s.tick({primaryNode("pg1"), downNode("pg2")},
+                  AdminRequest{RequestKind::kSwitchover, 1, false, 41});
+  ASSERT_EQ(d.events.size(), 1u);
+  EXPECT_EQ(d.events[0].kind, "request");
+  EXPECT_EQ(d.events[0].request_id, 41u);
+
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  d = s.tick({primaryNode("pg1"), replicaNode("pg2")},
+             AdminRequest{RequestKind::kSwitchover, 1, false, 42});
+  ASSERT_EQ(d.events.size(), 1u);
+  EXPECT_EQ(d.events[0].kind, "switchover");
+  EXPECT_EQ(d.events[0].request_id, 42u);
+  auto fenced = primaryNode("pg1", 1, 0x3000200);
+  fenced.read_only = true;
+  fenced.heartbeat_written = false;
+  s.tick({fenced, replicaNode("pg2", true, 0.1, 0x3000200)});
+  d = s.tick({fenced, primaryNode("pg2", 2)});
+  ASSERT_TRUE(d.switchover_completed);
+  std::size_t tagged = 0;
+  for (const auto& e : d.events)
+    if (e.kind == "switchover") tagged += e.request_id == 42u ? 1 : 0;
+  EXPECT_EQ(tagged, 1u);
+
+  // An operator failover (forced, pg2 healthy primary now): started and succeeded carry 43.
+  s.tick({replicaNode("pg1"), primaryNode("pg2", 2)});
+  d = s.tick({replicaNode("pg1"), primaryNode("pg2", 2)},
+             AdminRequest{RequestKind::kFailover, 0, true, 43});
+  ASSERT_EQ(d.rule, "operator-failover") << d.reason;
+  ASSERT_FALSE(d.events.empty());
+  for (const auto& e : d.events) EXPECT_EQ(e.request_id, 43u) << e.kind << " " << e.result;
+  auto demoted = primaryNode("pg2", 2);
+  demoted.read_only = true;
+  d = s.tick({primaryNode("pg1", 3), demoted});
+  ASSERT_TRUE(d.failover_completed) << d.reason;
+  for (const auto& e : d.events) {
+    if (e.kind == "failover") {
+      EXPECT_EQ(e.request_id, 43u) << e.result;
+    }
+  }
+  EXPECT_EQ(d.next.promote_request_id, 0u);
+}
+
+TEST(Lifecycle, PgfailoversOwnFailoverCarriesNoRequestId) {
+  LifecycleStory s;
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  std::size_t events = 0;
+  bool promoted = false;
+  for (int i = 0; i < 15; ++i) {
+    // Once the promotion is issued, pg2 answers as a primary on timeline 2.
+    auto d =
+        s.tick({downNode("pg1"), promoted ? primaryNode("pg2", 2) : replicaNode("pg2", false)});
+    promoted = promoted || !actionsOf(d, ActionKind::kPromote).empty();
+    for (const auto& e : d.events) {
+      ++events;
+      EXPECT_EQ(e.request_id, 0u) << e.kind << " " << e.result;
+    }
+    EXPECT_EQ(d.next.promote_request_id, 0u);
+  }
+  EXPECT_TRUE(promoted);
+  EXPECT_GT(events, 0u);
+}
+
 TEST(Lifecycle, SwitchoverThatCannotCatchUpIsAbortedAndUnfenced) {
   Policy policy = lifecyclePolicy();
   policy.switchover_timeout = 3000ms;
