@@ -349,9 +349,17 @@ TEST_F(SshRunnerTest, HostThatStopsAnsweringCannotHoldACallPastItsDeadline) {
   EXPECT_EQ(quick.connectCount(), 1u);
 
   sshd_.resume();
-  result = quick.run("echo alive", 10s);
-  ASSERT_TRUE(result.succeeded()) << result.summary();
-  EXPECT_EQ(quick.connectCount(), 2u);
+  // The runner connects anew by itself. On a loaded machine sshd may need longer than the
+  // 400 ms connect timeout to authenticate, so a few attempts are allowed; each is a new
+  // connection.
+  const bool alive = testing::waitUntil(
+      [&] {
+        result = quick.run("echo alive", 10s);
+        return result.succeeded();
+      },
+      30s);
+  ASSERT_TRUE(alive) << result.summary();
+  EXPECT_GE(quick.connectCount(), 2u);
 }
 
 TEST_F(SshRunnerTest, LargeOutputIsCappedAndTheCommandStillCompletes) {
