@@ -262,6 +262,10 @@ void assessReplicas(Facts& f) {
 // old primary), or one that has not been a healthy replica for the grace period. Only while the
 // primary is healthy, only where a host executor exists, one operation at a time per node, and
 // not again right after an operation on it finished (it needs a moment to start streaming).
+// How long a standby that only lost its connection to the primary may try to reconnect by
+// itself before it is restarted (see chooseRejoin).
+constexpr Millis kReconnectGrace{60000};
+
 void chooseRejoin(Facts& f) {
   const auto& policy = *f.policy;
   if (!policy.rejoin || !f.primary_ok) return;
@@ -290,8 +294,16 @@ void chooseRejoin(Facts& f) {
       f.rejoin_why = f.nameOf(i) + " is not in recovery (" + describeProblem(node) + ")";
       return;
     }
-    if (f.unhealthy_since[i] &&
-        elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.rejoin_grace) {
+    // A reachable standby of this cluster on the primary's timeline has no history to repair:
+    // if it does not stream, the network between it and the primary is the likely cause, and
+    // a restart cannot fix that; its WAL receiver retries by itself. It gets a longer grace.
+    const auto& primary = f.node(*f.primary);
+    const bool only_disconnected = node.reachable && node.in_recovery && node.timeline != 0 &&
+                                   node.timeline == primary.timeline &&
+                                   node.system_identifier == primary.system_identifier;
+    const Millis grace =
+        only_disconnected ? std::max(policy.rejoin_grace, kReconnectGrace) : policy.rejoin_grace;
+    if (f.unhealthy_since[i] && elapsed(*f.unhealthy_since[i], f.now.steady) >= grace) {
       f.rejoin = i;
       f.rejoin_why = replicaProblem(f, i).value_or(f.nameOf(i) + " is not a healthy replica") +
                      " for " + formatSeconds(elapsed(*f.unhealthy_since[i], f.now.steady));
@@ -581,6 +593,9 @@ void createSlotsFor(const Facts& f, Decision& d, std::size_t primary) {
   }
 }
 
+// How often a replica streaming without its slot is asked again to use it.
+constexpr Millis kSlotUseRetry{30000};
+
 // Keeps one physical slot per replica on a healthy primary; drops the slot of a node that has
 // been unreachable for slot_drop_after so retained WAL cannot fill the disk.
 void maintainSlots(const Facts& f, Decision& d) {
@@ -601,6 +616,21 @@ void maintainSlots(const Facts& f, Decision& d) {
       Action a{ActionKind::kCreateSlot, *f.primary, "slot for " + f.nameOf(i)};
       a.argument = name;
       d.actions.push_back(a);
+    } else if (slot && !slot->active && f.healthy_replica[i] && f.node(i).wal_receiver &&
+               f.node(i).wal_receiver->slot_name != name) {
+      // A replica cloned without the slot (pg_basebackup -R alone, as the usual how-to does)
+      // streams around it, and the unused slot would retain WAL until the disk fills. Since
+      // PostgreSQL 13 primary_slot_name takes effect on reload: set it on the replica.
+      auto& asked = d.next.slot_use_requested_at;
+      asked.resize(f.view->nodes.size());
+      if (!asked[i] || elapsed(*asked[i], f.now.steady) >= kSlotUseRetry) {
+        Action a{ActionKind::kUseSlot, i,
+                 f.nameOf(i) + " streams without its slot '" + name +
+                     "', which would retain WAL for nothing: set primary_slot_name on it"};
+        a.argument = name;
+        d.actions.push_back(a);
+        asked[i] = f.now.steady;
+      }
     } else if (slot && !slot->active && gone_too_long) {
       Action a{ActionKind::kDropSlot, *f.primary,
                f.nameOf(i) + " has been unreachable for " +
@@ -1166,7 +1196,8 @@ const std::vector<Transition>& transitionTable() {
        {},
        S::kDegraded,
        "the primary commits and a node with a host executor is not in recovery (fenced), or "
-       "has not been a healthy replica for failover.rejoin_grace_ms",
+       "has not been a healthy replica for failover.rejoin_grace_ms (at least 60 s for a "
+       "reachable standby on the primary's timeline, whose WAL receiver reconnects by itself)",
        "rejoin it: stop, pg_rewind (re-clone if that fails), follow the primary, start",
        "The cluster heals itself back to a primary and a streaming replica; one operation per "
        "node at a time, retried after failover.rejoin_retry_interval_ms.",

@@ -54,6 +54,7 @@ struct WalReceiver {
   std::uint32_t received_timeline = 0;
   // Seconds since the replica last heard anything from its primary, by the replica's own clock.
   std::optional<double> seconds_since_last_message;
+  std::string slot_name;  // the slot it streams from; empty when none
 };
 
 // A physical replication slot seen on a node (pg_replication_slots).

@@ -104,6 +104,8 @@ const char* toString(ActionKind kind) {
       return "drop_slot";
     case ActionKind::kSetSynchronousStandbys:
       return "set_synchronous_standbys";
+    case ActionKind::kUseSlot:
+      return "use_slot";
   }
   return "unknown";
 }

@@ -96,6 +96,7 @@ enum class ActionKind {
   kCreateSlot,
   kDropSlot,
   kSetSynchronousStandbys,
+  kUseSlot,  // make a replica stream from its slot (primary_slot_name on the replica)
 };
 const char* toString(ActionKind kind);
 
@@ -183,6 +184,8 @@ struct Memory {
   std::optional<Switchover> switchover;  // in flight (phase kSwitchingOver or kPromoting)
   std::vector<std::optional<SteadyTime>> unhealthy_since;  // per node: not a healthy replica
   std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
+  // Per node: when a replica streaming without its slot was last told to use it.
+  std::vector<std::optional<SteadyTime>> slot_use_requested_at;
 
   // Synchronous mode: the node the healthy primary last reported as its synchronous standby
   // (only that node may be promoted without losing acknowledged commits).

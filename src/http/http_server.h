@@ -38,6 +38,9 @@ class Metrics;
 
 namespace pgfailover::http {
 
+// The nice value of the HTTP worker threads (see http_server.cc).
+inline constexpr int kWorkerNice = 10;
+
 struct ServerOptions {
   std::string address = "0.0.0.0";
   int port = kDefaultPort;  // 0 binds an ephemeral port; see HttpServer::boundPort()

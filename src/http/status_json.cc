@@ -173,6 +173,16 @@ Json statusJson(const Snapshot& snapshot) {
   }
   json["veto"] = snapshot.veto ? Json(core::toString(*snapshot.veto)) : Json(nullptr);
   json["split_brain"] = snapshot.split_brain;
+  {
+    Json sync;
+    sync["mode"] = core::toString(snapshot.sync_mode);
+    sync["standby"] =
+        snapshot.synchronous_standby && *snapshot.synchronous_standby < snapshot.nodes.size()
+            ? Json(snapshot.nodes[*snapshot.synchronous_standby].name)
+            : Json(nullptr);
+    sync["standalone"] = snapshot.sync_standalone;
+    json["synchronous"] = std::move(sync);
+  }
   if (snapshot.last_failover) {
     const auto& record = *snapshot.last_failover;
     Json failover;

@@ -38,6 +38,7 @@ constexpr const char* kStateQuery = R"sql(SELECT
   w.sender_port,
   w.received_tli,
   extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time),
+  w.slot_name,
   (SELECT string_agg(slot_name || ' ' || active || ' ' || coalesce(restart_lsn::text, '-'), ','
                      ORDER BY slot_name)
    FROM pg_replication_slots WHERE slot_type = 'physical'),
@@ -71,6 +72,7 @@ enum StateColumn {
   kReceiverSenderPort,
   kReceiverTimeline,
   kReceiverSilenceSeconds,
+  kReceiverSlotName,
   kSlots,
   kSynchronousStandbyNames,
   kPeerPid,
@@ -287,6 +289,7 @@ bool NodeProber::readState(core::NodeObservation& observation, const QueryResult
     receiver.received_timeline =
         static_cast<std::uint32_t>(parseInt64(result.value(0, kReceiverTimeline)).value_or(0));
     receiver.seconds_since_last_message = parseDouble(result.value(0, kReceiverSilenceSeconds));
+    receiver.slot_name = textAt(result, 0, kReceiverSlotName);
     observation.wal_receiver = std::move(receiver);
   }
   if (observation.wal_receiver && observation.wal_receiver->received_timeline != 0) {
@@ -453,6 +456,23 @@ Status NodeProber::setSynchronousStandbyNames(const std::string& value) {
                       steadyNow() + probe_.query_timeout);
   if (!set.ok())
     return actionError("ALTER SYSTEM SET synchronous_standby_names failed", *set.error);
+  ExecOutcome reloaded =
+      connection.exec("SELECT pg_reload_conf()", steadyNow() + probe_.query_timeout);
+  if (!reloaded.ok()) return actionError("pg_reload_conf failed", *reloaded.error);
+  return Status::ok();
+}
+
+Status NodeProber::useReplicationSlot(const std::string& slot) {
+  if (!isValidSlotName(slot)) {
+    return Status(StatusCode::kInvalidArgument,
+                  description_ + ": '" + slot + "' is not a valid replication slot name");
+  }
+  Connection connection(cancel_slot_);
+  if (Status connected = connectForAction(connection); !connected.isOk()) return connected;
+  // ALTER SYSTEM takes no parameters; a valid slot name is [a-z0-9_] only, quoted anyway.
+  ExecOutcome set = connection.exec("ALTER SYSTEM SET primary_slot_name = " + quoteLiteral(slot),
+                                    steadyNow() + probe_.query_timeout);
+  if (!set.ok()) return actionError("ALTER SYSTEM SET primary_slot_name failed", *set.error);
   ExecOutcome reloaded =
       connection.exec("SELECT pg_reload_conf()", steadyNow() + probe_.query_timeout);
   if (!reloaded.ok()) return actionError("pg_reload_conf failed", *reloaded.error);

@@ -61,6 +61,8 @@ class NodeProber {
   // finds its WAL kept. Ok when the slot exists already. InvalidArgument for a name PostgreSQL
   // would refuse (see isValidSlotName).
   Status createReplicationSlot(const std::string& slot);
+  // On a replica: stream from `slot` (ALTER SYSTEM SET primary_slot_name, reload).
+  Status useReplicationSlot(const std::string& slot);
   // ALTER SYSTEM SET synchronous_standby_names and reload: synchronous replication on ("FIRST 1
   // (...)") or off (""). Commits waiting on a standby that is gone are released by the reload.
   Status setSynchronousStandbyNames(const std::string& value);

@@ -67,9 +67,14 @@ Status ClusterActionExecutor::execute(const core::Action& action) {
   switch (action.kind) {
     case core::ActionKind::kPromote: {
       if (Status hook = runFencingHook(action); !hook.isOk()) return hook;
-      // Fence at rest: while the old primary is down, put standby.signal into its data directory
-      // so that whatever restarts it brings it up read-only (the rejoin follows). Runs beside the
-      // promotion and is bounded; an unreachable host is expected here and does not block it.
+      // Fence at rest, on the old primary's host: standby.signal goes into its data directory so
+      // that whatever restarts it brings it up as a standby (the rejoin follows). If its
+      // postmaster still runs, it is the one pgfailover could not get an answer from for the
+      // whole timeout while the replica lost it too: hung (SIGSTOP, stuck I/O) or cut off from
+      // both. It is killed with its children (SIGKILL also ends stopped processes), so that it
+      // cannot wake up as a second writable primary. Guarded against a reused PID by the
+      // process's working directory, which a postmaster sets to its data directory. Runs beside
+      // the promotion and is bounded; an unreachable host is expected here and does not block it.
       std::future<void> fenced_at_rest;
       if (action.argument != "switchover" && action.peer != action.node &&
           action.peer < config_.nodes.size() && operations_.runner(action.peer)) {
@@ -80,11 +85,21 @@ Status ClusterActionExecutor::execute(const core::Action& action) {
             "; [ -f \"$d/PG_VERSION\" ] || exit 0; "
             "pid=$(head -n 1 \"$d/postmaster.pid\" 2>/dev/null || true); "
             "if [ -n \"$pid\" ] && [ -d /proc/\"$pid\" ] && "
-            "! grep -qs '^State:[[:space:]]*Z' /proc/\"$pid\"/status; then exit 0; fi; "
+            "! grep -qs '^State:[[:space:]]*Z' /proc/\"$pid\"/status && "
+            "[ \"$(readlink /proc/\"$pid\"/cwd)\" = \"$(cd \"$d\" && pwd -P)\" ]; then "
+            "kids=$(cat /proc/\"$pid\"/task/*/children 2>/dev/null || true); "
+            "kill -KILL \"$pid\" $kids 2>/dev/null; echo \"killed postmaster $pid\"; fi; "
             "touch \"$d/standby.signal\"";
         auto* runner = operations_.runner(action.peer);
-        fenced_at_rest = std::async(std::launch::async,
-                                    [runner, command] { runner->run(command, Millis{3000}); });
+        fenced_at_rest = std::async(std::launch::async, [this, runner, command, name = old.name] {
+          auto result = runner->run(command, Millis{3000});
+          if (result.stdout_text.find("killed postmaster") != std::string::npos)
+            log_.warn("fenced_at_rest",
+                      "the old primary '" + name +
+                          "' still ran without answering: killed it "
+                          "(postmaster and children) and wrote standby.signal",
+                      {{"node", name}});
+        });
       }
       Status promoted = prober.promote(config_.failover.promote_timeout);
       if (fenced_at_rest.valid()) fenced_at_rest.wait();
@@ -94,6 +109,8 @@ Status ClusterActionExecutor::execute(const core::Action& action) {
       return prober.fenceReadOnly();
     case core::ActionKind::kUnfence:
       return prober.unfence();
+    case core::ActionKind::kUseSlot:
+      return prober.useReplicationSlot(action.argument);
     case core::ActionKind::kCreateSlot:
       return prober.createReplicationSlot(action.argument);
     case core::ActionKind::kDropSlot:
@@ -123,7 +140,7 @@ TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
     raw.push_back(probers_.back().get());
   }
   operations_ = std::make_unique<NodeOperations>(config, log);
-  executor_ = std::make_unique<ClusterActionExecutor>(config, std::move(raw), *operations_);
+  executor_ = std::make_unique<ClusterActionExecutor>(config, std::move(raw), *operations_, log);
   if (!config.state_file.empty()) state_file_ = std::make_unique<StateFile>(config.state_file);
   history_json_ = std::make_shared<const std::string>("[]");
 }

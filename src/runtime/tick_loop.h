@@ -40,8 +40,8 @@ class ActionExecutor {
 class ClusterActionExecutor : public ActionExecutor {
  public:
   ClusterActionExecutor(const config::Config& config, std::vector<pg::NodeProber*> probers,
-                        NodeOperations& operations)
-      : config_(config), probers_(std::move(probers)), operations_(operations) {}
+                        NodeOperations& operations, Logger& log)
+      : config_(config), probers_(std::move(probers)), operations_(operations), log_(log) {}
   Status execute(const core::Action& action) override;
 
  private:
@@ -50,6 +50,7 @@ class ClusterActionExecutor : public ActionExecutor {
   const config::Config& config_;
   std::vector<pg::NodeProber*> probers_;
   NodeOperations& operations_;
+  Logger& log_;
 };
 
 class TickLoop {

@@ -407,6 +407,36 @@ TEST(PgProberTest, ReplicationSlotsAreCreatedObservedAndDropped) {
   EXPECT_TRUE(prober.probe(true).slots.empty());
 }
 
+// A replica cloned without a slot (pg_basebackup -R alone) is made to stream from one, on
+// reload, without a restart.
+TEST(PgProberTest, ReplicaIsMadeToStreamFromItsSlot) {
+  PgCluster cluster(1);
+  ASSERT_TRUE(cluster.ok());
+  NodeProber primary(nodeConfig(cluster, 0), probeConfig());
+  NodeProber replica(nodeConfig(cluster, 1), probeConfig());
+  ASSERT_TRUE(waitUntil([&] { return replica.probe(false).streaming(); }, 30s));
+  EXPECT_EQ(replica.probe(false).wal_receiver->slot_name, "");
+  ASSERT_TRUE(primary.createReplicationSlot("pgfailover_pg2").isOk());
+
+  Status used = replica.useReplicationSlot("pgfailover_pg2");
+  ASSERT_TRUE(used.isOk()) << used.message();
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto seen = replica.probe(false);
+        return seen.streaming() && seen.wal_receiver->slot_name == "pgfailover_pg2";
+      },
+      30s))
+      << describe(replica.probe(false));
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto seen = primary.probe(true);
+        return seen.slots.size() == 1 && seen.slots[0].active;
+      },
+      30s));
+  EXPECT_EQ(replica.useReplicationSlot("x'; DROP TABLE t; --").code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(PgProberTest, HeartbeatThatCannotCommitIsReported) {
   PgCluster cluster(0);
   ASSERT_TRUE(cluster.ok());

@@ -41,7 +41,8 @@ NodeObservation replicaNode(const std::string& name, bool streaming = true,
   n.replay_lsn = lsn;
   n.wal_receiver_timeout = 5000ms;
   n.heartbeat_unix_seconds = 999.5;
-  if (streaming) n.wal_receiver = WalReceiver{"streaming", "127.0.0.1", 6432, 1, last_message_age};
+  if (streaming)
+    n.wal_receiver = WalReceiver{"streaming", "127.0.0.1", 6432, 1, last_message_age, {}};
   return n;
 }
 
@@ -515,6 +516,33 @@ TEST(Lifecycle, PrimaryKeepsASlotForEachReplica) {
   EXPECT_TRUE(actionsOf(d, ActionKind::kCreateSlot).empty());
 }
 
+// A replica cloned without its slot streams around it; pgfailover tells it to use it (the
+// unused slot would retain WAL for nothing), at most every 30 s, and stops once it does.
+TEST(Lifecycle, ReplicaStreamingWithoutItsSlotIsToldToUseIt) {
+  LifecycleStory s;
+  auto primary = withSlots(primaryNode("pg1"), {"pgfailover_pg2"});
+  primary.slots[0].active = false;
+  auto replica = replicaNode("pg2");
+  auto d = s.tick({primary, replica});
+  auto uses = actionsOf(d, ActionKind::kUseSlot);
+  ASSERT_EQ(uses.size(), 1u) << d.reason;
+  EXPECT_EQ(uses[0].node, 1u);
+  EXPECT_EQ(uses[0].argument, "pgfailover_pg2");
+  for (int i = 0; i < 29; ++i) {
+    d = s.tick({primary, replica});
+    EXPECT_TRUE(actionsOf(d, ActionKind::kUseSlot).empty()) << "tick " << i;
+  }
+  d = s.tick({primary, replica});
+  EXPECT_EQ(actionsOf(d, ActionKind::kUseSlot).size(), 1u) << "asked again after 30 s";
+  // Streaming from it now.
+  primary.slots[0].active = true;
+  replica.wal_receiver->slot_name = "pgfailover_pg2";
+  for (int i = 0; i < 40; ++i) {
+    d = s.tick({primary, replica});
+    EXPECT_TRUE(actionsOf(d, ActionKind::kUseSlot).empty());
+  }
+}
+
 TEST(Lifecycle, SlotOfANodeGoneTooLongIsDropped) {
   Policy policy = lifecyclePolicy();
   policy.slot_drop_after = 5000ms;
@@ -617,6 +645,33 @@ TEST(Lifecycle, DownReplicaIsRejoinedAfterGraceAndRetriedAfterFailure) {
     ++retried_after;
   } while (actionsOf(d, ActionKind::kRejoin).empty() && retried_after < 20);
   EXPECT_EQ(retried_after, 10);
+}
+
+// A standby that answers, on the primary's timeline, but does not stream (its link to the
+// primary is cut) is left to reconnect by itself for 60 s: a restart cannot fix a network.
+TEST(Lifecycle, DisconnectedStandbyGetsAMinuteToReconnectBeforeARestart) {
+  Policy policy = lifecyclePolicy();
+  policy.rejoin_grace = 3000ms;
+  LifecycleStory s(policy);
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  int ticks = 0;
+  do {
+    d = s.tick({primaryNode("pg1"), replicaNode("pg2", /*streaming=*/false)});
+    ++ticks;
+  } while (actionsOf(d, ActionKind::kRejoin).empty() && ticks < 100);
+  EXPECT_EQ(ticks, 61) << "first unhealthy tick + 60 s";
+  // On another timeline it has history to repair: the normal grace applies.
+  LifecycleStory other(policy);
+  other.tick({primaryNode("pg1", 2), replicaNode("pg2")});
+  auto behind = replicaNode("pg2", /*streaming=*/false);
+  behind.timeline = 1;
+  ticks = 0;
+  do {
+    d = other.tick({primaryNode("pg1", 2), behind});
+    ++ticks;
+  } while (actionsOf(d, ActionKind::kRejoin).empty() && ticks < 100);
+  EXPECT_LE(ticks, 4) << "the normal 3 s grace, counted from its first unhealthy tick";
 }
 
 TEST(Lifecycle, NoRejoinWithoutAHostExecutor) {

@@ -28,7 +28,7 @@ NodeSnapshot node(std::string name, bool replica) {
   n.observation.in_recovery = replica;
   n.observation.timeline = 1;
   if (replica) {
-    n.observation.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 1, 0.1};
+    n.observation.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 1, 0.1, {}};
     n.lag_bytes = 0;
   } else {
     n.observation.current_lsn = 0x3000000;

@@ -49,7 +49,7 @@ NodeSnapshot replicaNode(std::string name, Lsn replayed, std::uint64_t lag_bytes
   seen.timeline = 3;
   seen.receive_lsn = replayed;
   seen.replay_lsn = replayed;
-  seen.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 3, 0.2};
+  seen.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 3, 0.2, {}};
   node.lag_bytes = lag_bytes;
   return node;
 }

@@ -67,7 +67,7 @@ Snapshot healthySnapshot() {
   r.timeline = 3;
   r.receive_lsn = 0x3000148;
   r.replay_lsn = 0x3000100;
-  r.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 3, 0.2};
+  r.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 3, 0.2, {}};
   r.heartbeat_unix_seconds = 1714567889.1;
   replica.lag_bytes = 1024;
   replica.lag_seconds = 0.4;
@@ -244,6 +244,26 @@ TEST(HttpRouter, StatusShowsTheRunningTimeoutVetoAndLastFailover) {
   EXPECT_EQ(status["last_failover"]["to"], "pg1");
   EXPECT_EQ(status["last_failover"]["duration_ms"], 3400);
   EXPECT_EQ(status["last_failover"]["reason"], "primary pg0 refused connections for 3.1 s");
+}
+
+TEST(HttpRouter, StatusShowsSynchronousReplication) {
+  Snapshot snapshot = healthySnapshot();
+  Json status = body(routed(get("/status"), snapshot));
+  EXPECT_EQ(status["synchronous"]["mode"], "off");
+  EXPECT_TRUE(status["synchronous"]["standby"].is_null());
+  EXPECT_EQ(status["synchronous"]["standalone"], false);
+
+  snapshot.sync_mode = core::SyncMode::kOn;
+  snapshot.synchronous_standby = 1;
+  status = body(routed(get("/status"), snapshot));
+  EXPECT_EQ(status["synchronous"]["mode"], core::toString(core::SyncMode::kOn));
+  EXPECT_EQ(status["synchronous"]["standby"], "pg2");
+
+  snapshot.synchronous_standby.reset();
+  snapshot.sync_standalone = true;
+  status = body(routed(get("/status"), snapshot));
+  EXPECT_TRUE(status["synchronous"]["standby"].is_null());
+  EXPECT_EQ(status["synchronous"]["standalone"], true);
 }
 
 TEST(HttpRouter, StatusShowsEachNodesRejoinRunningAndLast) {

@@ -4,9 +4,15 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -32,7 +38,7 @@ NodeSnapshot node(std::string name, int port, NodeRole role, bool in_recovery) {
   n.observation.in_recovery = in_recovery;
   n.observation.timeline = 1;
   if (in_recovery) {
-    n.observation.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 1, 0.1};
+    n.observation.wal_receiver = core::WalReceiver{"streaming", "127.0.0.1", 5432, 1, 0.1, {}};
     n.lag_bytes = 0;
   }
   return n;
@@ -110,6 +116,34 @@ TEST_F(HttpServerTest, PrimaryNodeAnswersGetHeadAndOptions) {
   auto replica_head = http.Head("/primary/pg2");
   ASSERT_TRUE(replica_head);
   EXPECT_EQ(replica_head->status, 503);
+}
+
+// The nice value of each thread of this process, from /proc (field 19 of .../stat).
+std::vector<long> threadNiceValues() {
+  std::vector<long> values;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    // After "pid (comm) ": state is field 3; nice is field 19.
+    for (int i = 3; i <= 19 && fields >> field; ++i)
+      if (i == 19) values.push_back(std::stol(field));
+  }
+  return values;
+}
+
+TEST_F(HttpServerTest, WorkersServeAtALowerPriorityThanTheRestOfTheProcess) {
+  auto http = client();
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(http.Get("/health"));
+  const auto values = threadNiceValues();
+  const auto lowered = std::count(values.begin(), values.end(), long{kWorkerNice});
+  EXPECT_GE(lowered, 1) << "no thread at nice " << kWorkerNice;
+  EXPECT_LT(static_cast<std::size_t>(lowered), values.size()) << "every thread was lowered";
+  errno = 0;
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), 0) << "the test thread";
 }
 
 TEST_F(HttpServerTest, QueryStringReachesTheRouter) {
