@@ -37,6 +37,11 @@ Usage: scripts/lab-netns.sh COMMAND
   start NODE [--guard] start the node's PostgreSQL as its data directory is; with --guard, ask
                        pgfailover first and start as a standby when it is not the primary
   shutdown NODE        pg_ctl stop -m fast
+  pgfailover start|stop|kill
+                       start pgfailover again, stop it (SIGTERM), or kill -9 it (a crash)
+  switchover [NODE]    planned switchover to NODE (default: the replica), through the admin API
+  poweroff NODE        SIGKILL of the postmaster and all its processes at once: the host's power
+                       cut through an out-of-band channel (works while its link is down)
   link HOST down|up    the host's cable: its veth in the bridge namespace
   partition HOST [from HOST] [--one-way]
                        drop IPv4 between HOST and everyone (or only the other HOST), both
@@ -49,7 +54,9 @@ NODE is pg1, pg2, primary or replica (the current holder of that role, from pgfa
 /status). HOST is a NODE, pgfailover (pgf) or client.
 Environment: LAB_NET (10.231.77.0/24, a private /24), LAB_PREFIX (pgflab-), LAB_DIR
 (/tmp/pgfailover-netns-lab), LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_SKIP_DEPS=1,
-LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp). See docs/lab-netns.md.
+LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp), LAB_SYNC (off, on, strict:
+pgfailover's synchronous.mode), LAB_FENCING_HOOK=1 (failover.fencing_hook powers the old
+primary off before every failover promotion, as IPMI or a cloud API would). See docs/lab-netns.md.
 EOF
 }
 
@@ -71,6 +78,8 @@ if [[ -f $LAB_ENV ]]; then
 else
   LAB_NET=${LAB_NET:-10.231.77.0/24}
   LAB_PREFIX=${LAB_PREFIX:-pgflab-}
+  LAB_SYNC=${LAB_SYNC:-off}
+  LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
   LAB_BUILD_DIR=$(realpath -m -- "${LAB_BUILD_DIR:-$REPO_ROOT/build}")
   if [[ -n ${PGFAILOVER_BIN:-} ]]; then
     PGFAILOVER_BIN=$(realpath -m -- "$PGFAILOVER_BIN")
@@ -91,6 +100,10 @@ if ! ((o1 == 10 || (o1 == 172 && o2 >= 16 && o2 <= 31) || (o1 == 192 && o2 == 16
   die "LAB_NET must be in a private range (10/8, 172.16/12, 192.168/16), got '$LAB_NET'"
 fi
 NET_BASE=$o1.$o2.$o3
+LAB_SYNC=${LAB_SYNC:-off} # a lab.env written before LAB_SYNC existed
+LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
+[[ $LAB_FENCING_HOOK =~ ^[01]$ ]] || die "LAB_FENCING_HOOK must be 0 or 1, got '$LAB_FENCING_HOOK'"
+[[ $LAB_SYNC =~ ^(off|on|strict)$ ]] || die "LAB_SYNC must be off, on or strict, got '$LAB_SYNC'"
 [[ $LAB_PREFIX =~ ^[a-z][a-z0-9-]{0,7}$ ]] || die "LAB_PREFIX must be 1-8 of a-z 0-9 -, starting with a letter, got '$LAB_PREFIX'"
 
 PG_PORT=5432
@@ -101,6 +114,7 @@ SUPERUSER=pgfailover
 REPL_USER=replicator
 SECRETS=$LAB_DIR/secrets
 PASSWORD_FILE=$SECRETS/pgfailover.password
+ADMIN_TOKEN_FILE=$SECRETS/admin.token # bearer token of POST /switchover and /failover
 REPL_PASSWORD_FILE=$SECRETS/replication.password
 PGPASS=$SECRETS/pgpass
 REPL_PASSFILE=$LAB_DIR/replication.pgpass # on the nodes' "hosts": the same path on each
@@ -176,11 +190,22 @@ proc_state() {
   printf '%s\n' "${stat%% *}"
 }
 
-# Direct children of a PID (from /proc/*/stat), for SIGSTOP/SIGCONT of a server's backends.
+# Direct children of a PID, for SIGSTOP/SIGCONT of a server's backends: from the kernel's
+# /proc/PID/task/*/children when it has them, else by scanning /proc/*/stat (read with the shell's
+# own `read`: a `cat` per process takes seconds on a loaded machine, and the chaos suite times
+# the fault from when this command returns).
 children_of() {
-  local parent=$1 stat pid rest ppid
+  local parent=$1 stat pid rest ppid task
+  local -a pids=()
+  if [[ -r /proc/$parent/task/$parent/children ]]; then
+    for task in /proc/"$parent"/task/*/children; do
+      read -r -a pids <"$task" 2>/dev/null || true
+      ((${#pids[@]} == 0)) || printf '%s\n' "${pids[@]}"
+    done
+    return 0
+  fi
   for stat in /proc/[0-9]*/stat; do
-    rest=$(cat "$stat" 2>/dev/null) || continue
+    read -r rest <"$stat" 2>/dev/null || continue
     pid=${rest%% *}
     rest=${rest##*) }
     read -r _ ppid _ <<<"$rest"
@@ -389,6 +414,7 @@ make_secrets() {
   install -d -m 0700 "$SECRETS" "$PGF_DIR/ssh"
   [[ -s $PASSWORD_FILE ]] || new_password | write_file "$PASSWORD_FILE" 0600
   [[ -s $REPL_PASSWORD_FILE ]] || new_password | write_file "$REPL_PASSWORD_FILE" 0600
+  [[ -s $ADMIN_TOKEN_FILE ]] || new_password | write_file "$ADMIN_TOKEN_FILE" 0600
   # pgpass host fields match literally, not by pattern: list every node.
   {
     local node
@@ -475,7 +501,9 @@ write_config() {
     --arg dir1 "$LAB_DIR/pg1/data" --arg dir2 "$LAB_DIR/pg2/data" --arg bin "$PG_BIN" \
     --arg log1 "$LAB_DIR/pg1/postgresql.log" --arg log2 "$LAB_DIR/pg2/postgresql.log" \
     --arg key "$SSH_KEY" --arg kh "$KNOWN_HOSTS" --arg passfile "$REPL_PASSFILE" \
-    --arg state "$PGF_DIR/state.json" --argjson icmp "$([[ ${LAB_ICMP:-1} == 1 ]] && echo true || echo false)" '
+    --arg state "$PGF_DIR/state.json" --arg token "$ADMIN_TOKEN_FILE" --arg sync "$LAB_SYNC" \
+    --arg hook "$([[ $LAB_FENCING_HOOK == 1 ]] && printf 'LAB_DIR=%q bash %q fencing-hook' "$LAB_DIR" "$REPO_ROOT/scripts/lab-netns.sh")" \
+    --argjson icmp "$([[ ${LAB_ICMP:-1} == 1 ]] && echo true || echo false)" '
     def node($name; $ip; $dir; $log): {
       name: $name, host: $ip, port: $port, dbname: "postgres", user: $user, password_file: $pw,
       data_dir: $dir, bin_dir: $bin,
@@ -491,8 +519,10 @@ write_config() {
                  rejoin_retry_interval_ms: 10000},
       replication: {user: $repl, passfile: $passfile},
       http: {listen_address: $ipf, port: $http},
+      admin: {token_file: $token},
       state_file: $state
-    }')
+    } + (if $sync == "off" then {} else {synchronous: {mode: $sync}} end)
+      | if $hook == "" then . else .failover.fencing_hook = $hook end')
   printf '%s\n' "$config" | write_file "$CONFIG" 0600
 }
 
@@ -534,8 +564,8 @@ cmd_up() {
   if [[ ! -f $LAB_ENV ]]; then
     {
       printf '# Written by scripts/lab-netns.sh up; later commands use these values.\n'
-      printf 'LAB_NET=%q\nLAB_PREFIX=%q\nLAB_BUILD_DIR=%q\nPGFAILOVER_BIN=%q\nLAB_SKIP_BUILD=%q\n' \
-        "$LAB_NET" "$LAB_PREFIX" "$LAB_BUILD_DIR" "$PGFAILOVER_BIN" "$LAB_SKIP_BUILD"
+      printf 'LAB_NET=%q\nLAB_PREFIX=%q\nLAB_BUILD_DIR=%q\nPGFAILOVER_BIN=%q\nLAB_SKIP_BUILD=%q\nLAB_SYNC=%q\nLAB_FENCING_HOOK=%q\n' \
+        "$LAB_NET" "$LAB_PREFIX" "$LAB_BUILD_DIR" "$PGFAILOVER_BIN" "$LAB_SKIP_BUILD" "$LAB_SYNC" "$LAB_FENCING_HOOK"
     } >"$LAB_ENV"
   fi
   install -d -m 0755 "$PGF_DIR"
@@ -693,6 +723,68 @@ cmd_shutdown() {
   local node
   node=$(resolve_node "${1:-}")
   node_script stop.sh "$node" --mode fast
+}
+
+# pgfailover's own lifecycle, for faults of the sidecar itself: `kill` is a crash (SIGKILL, no
+# chance to write anything more), `stop` a clean SIGTERM, `start` runs it again with the same
+# configuration and state file.
+cmd_pgfailover() {
+  require_lab
+  local pid deadline
+  case ${1:-} in
+    start) start_pgfailover ;;
+    stop | kill)
+      pid=$(daemon_pid)
+      [[ -n $pid ]] || die "pgfailover is not running"
+      if [[ $1 == kill ]]; then kill -KILL "$pid"; else kill -TERM "$pid"; fi
+      deadline=$((SECONDS + 15))
+      while [[ -n $(daemon_pid) ]] && ((SECONDS < deadline)); do sleep 0.1; done
+      [[ -z $(daemon_pid) ]] || die "pgfailover (pid $pid) still runs 15 s after SIG$([[ $1 == kill ]] && echo KILL || echo TERM)"
+      say "pgfailover (pid $pid) $([[ $1 == kill ]] && echo killed with SIGKILL || echo stopped)"
+      ;;
+    *) die "pgfailover takes start, stop or kill" ;;
+  esac
+}
+
+# A planned switchover through the admin API (pgfailover's own CLI, run inside pgf; the token
+# comes from a file, never the command line). Waits for the outcome (at most 90 s).
+cmd_switchover() {
+  require_lab
+  local -a to=()
+  if [[ -n ${1:-} ]]; then to=(--to "$(resolve_node "$1")"); fi
+  in_ns pgf "$PGFAILOVER_BIN" switchover --url "$URL" --token-file "$ADMIN_TOKEN_FILE" "${to[@]}" --wait 90
+}
+
+# The old primary's power cut, out of band: SIGKILL to the postmaster and every process it has,
+# all at once (a SIGSTOPped server included: SIGKILL needs no SIGCONT). Nothing of the server is
+# left to answer or to hold its shared memory. Succeeds when the server is not running at all.
+cmd_poweroff() {
+  require_lab
+  local node pid child
+  node=$(resolve_node "${1:-}")
+  pid=$(postmaster_pid "$node")
+  if [[ -z $pid ]]; then
+    say "$node's PostgreSQL is not running: nothing to power off"
+    return 0
+  fi
+  local -a pids=("$pid")
+  while read -r child; do [[ -n $child ]] && pids+=("$child"); done < <(children_of "$pid")
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+  local deadline=$((SECONDS + 10))
+  while [[ -n $(postmaster_pid "$node") ]] && ((SECONDS < deadline)); do sleep 0.1; done
+  [[ -z $(postmaster_pid "$node") ]] || die "$node's postmaster (pid $pid) survived SIGKILL"
+  say "powered $node off: SIGKILL to ${#pids[@]} process(es): ${pids[*]}"
+}
+
+# failover.fencing_hook with LAB_FENCING_HOOK=1: pgfailover runs it before every failover
+# promotion with PGFAILOVER_OLD_PRIMARY in the environment (STONITH). A non-zero exit cancels
+# that promotion attempt.
+cmd_fencing_hook() {
+  require_lab
+  local old=${PGFAILOVER_OLD_PRIMARY:-}
+  [[ $old == pg1 || $old == pg2 ]] || die "fencing-hook: PGFAILOVER_OLD_PRIMARY is '$old', expected pg1 or pg2"
+  say "fencing hook: powering $old off before ${PGFAILOVER_NEW_PRIMARY:-the replica} is promoted"
+  cmd_poweroff "$old"
 }
 
 cmd_link() {
@@ -876,6 +968,10 @@ case $command in
   cont) cmd_signal_tree CONT "$@" ;;
   start) cmd_start "$@" ;;
   shutdown) cmd_shutdown "$@" ;;
+  pgfailover | pgf) cmd_pgfailover "$@" ;;
+  switchover) cmd_switchover "$@" ;;
+  poweroff) cmd_poweroff "$@" ;;
+  fencing-hook) cmd_fencing_hook ;;
   link) cmd_link "$@" ;;
   partition) cmd_partition "$@" ;;
   heal) cmd_heal ;;
