@@ -294,6 +294,11 @@ void chooseRejoin(Facts& f) {
       f.rejoin_why = f.nameOf(i) + " is not in recovery (" + describeProblem(node) + ")";
       return;
     }
+    if (f.starting_up_since[i] &&
+        elapsed(*f.starting_up_since[i], f.now.steady) < policy.starting_up_grace) {
+      f.operations_note += "; " + f.nameOf(i) + " is starting up";
+      continue;
+    }
     // A reachable standby of this cluster on the primary's timeline has no history to repair:
     // if it does not stream, the network between it and the primary is the likely cause, and
     // a restart cannot fix that; its WAL receiver retries by itself. It gets a longer grace.
@@ -1024,6 +1029,15 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
     f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout;
   }
 
+  // A node that answers "starting up" is coming back by itself (an operator, systemd or a
+  // container restarted it): a rejoin now would stop it half-way. It gets the starting-up grace.
+  f.starting_up_since.assign(nodes.size(), std::nullopt);
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].reachable || nodes[i].failure != ProbeFailure::kStartingUp) continue;
+    f.starting_up_since[i] = i < memory.starting_up_since.size() && memory.starting_up_since[i]
+                                 ? memory.starting_up_since[i]
+                                 : now.steady;
+  }
   f.unhealthy_since.assign(nodes.size(), std::nullopt);
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if ((f.primary == i && !f.split_brain) || f.healthy_replica[i]) continue;
@@ -1333,6 +1347,7 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   }
 
   d.next.unhealthy_since = f.unhealthy_since;
+  d.next.starting_up_since = f.starting_up_since;
   // Each finished node operation is reported once.
   d.next.operations_seen.resize(view.operations.size(), 0);
   for (std::size_t i = 0; i < view.operations.size(); ++i) {

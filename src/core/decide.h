@@ -58,8 +58,9 @@ struct Facts {
 
   // Lifecycle.
   std::vector<bool> healthy_replica;  // per node: streams from the primary within the lag limit
-  std::vector<std::optional<SteadyTime>> unhealthy_since;  // per node, carried in memory
-  std::optional<std::size_t> rejoin;                       // a node to rejoin now
+  std::vector<std::optional<SteadyTime>> unhealthy_since;    // per node, carried in memory
+  std::vector<std::optional<SteadyTime>> starting_up_since;  // per node, carried in memory
+  std::optional<std::size_t> rejoin;                         // a node to rejoin now
   std::string rejoin_why;
   std::string operations_note;  // running operations, for reasons
 

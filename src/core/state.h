@@ -182,7 +182,8 @@ struct Memory {
 
   // Lifecycle.
   std::optional<Switchover> switchover;  // in flight (phase kSwitchingOver or kPromoting)
-  std::vector<std::optional<SteadyTime>> unhealthy_since;  // per node: not a healthy replica
+  std::vector<std::optional<SteadyTime>> unhealthy_since;    // per node: not a healthy replica
+  std::vector<std::optional<SteadyTime>> starting_up_since;  // per node: answers "starting up"
   std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
   // Per node: when a replica streaming without its slot was last told to use it.
   std::vector<std::optional<SteadyTime>> slot_use_requested_at;

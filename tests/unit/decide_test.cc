@@ -674,6 +674,25 @@ TEST(Lifecycle, DisconnectedStandbyGetsAMinuteToReconnectBeforeARestart) {
   EXPECT_LE(ticks, 4) << "the normal 3 s grace, counted from its first unhealthy tick";
 }
 
+// A node restarted from outside answers "starting up": a rejoin would stop it half-way, so it
+// gets the starting-up grace first; stuck in that state for longer, it is rejoined.
+TEST(Lifecycle, NodeThatIsStartingUpIsNotRejoinedUntilTheStartingUpGracePasses) {
+  Policy policy = lifecyclePolicy();
+  policy.rejoin_grace = 3000ms;
+  policy.starting_up_grace = 20000ms;
+  LifecycleStory s(policy);
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  for (int i = 0; i < 2; ++i) d = s.tick({primaryNode("pg1"), downNode("pg2")});
+  ASSERT_TRUE(actionsOf(d, ActionKind::kRejoin).empty());
+  int ticks = 0;
+  do {
+    d = s.tick({primaryNode("pg1"), downNode("pg2", ProbeFailure::kStartingUp)});
+    ++ticks;
+  } while (actionsOf(d, ActionKind::kRejoin).empty() && ticks < 60);
+  EXPECT_EQ(ticks, 21) << "the first starting-up tick + 20 s";
+}
+
 TEST(Lifecycle, NoRejoinWithoutAHostExecutor) {
   LifecycleStory s;
   s.operations()[1].available = false;
