@@ -69,41 +69,43 @@ cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DPGFAILO
 say "building with $JOBS jobs"
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
-failed=0
+failed_phases=()
 phase "unit tests"
-ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" || failed=1
+ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" ||
+  failed_phases+=("unit tests")
 phase "integration tests (real PostgreSQL 15, one at a time)"
 # An integration test that fails is run once more: real servers on a loaded 2-core machine
 # occasionally miss a deadline. Both attempts are in the output; a test that fails twice fails.
 ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure --repeat until-pass:2 \
-  "${ctest_extra[@]}" || failed=1
+  "${ctest_extra[@]}" || failed_phases+=("integration tests")
 if [[ -z ${CTEST_ARGS:-} && ${SKIP_HELM:-0} != 1 ]]; then
   # The Helm chart, offline: a real helm binary from npm, Kubernetes schemas, and the
   # rendered pgfailover.json through this build's check-config (docs/kubernetes.md).
   phase "helm chart (offline validation)"
-  PGFAILOVER_BIN="$BUILD_DIR/pgfailover" bash tests/helm/run.sh || failed=1
+  PGFAILOVER_BIN="$BUILD_DIR/pgfailover" bash tests/helm/run.sh || failed_phases+=("helm chart")
 fi
 if [[ -z ${CTEST_ARGS:-} && ${SKIP_LABS:-0} != 1 ]]; then
   phase "static checks: compose files, Dockerfiles, HAProxy, Prometheus rules, dashboards"
-  bash tests/labs/static_checks.sh || failed=1
+  bash tests/labs/static_checks.sh || failed_phases+=("static checks")
   # Each lab in its own address range and namespace prefix (docs/lab-netns.md).
   phase "namespace lab, end to end"
   PGFAILOVER_BIN="$BUILD_DIR/pgfailover" NETNS_TEST_NET=10.231.91.0/24 NETNS_TEST_PREFIX=pgfci- \
-    LAB_SKIP_DEPS=1 bash tests/labs/netns_test.sh || failed=1
+    LAB_SKIP_DEPS=1 bash tests/labs/netns_test.sh || failed_phases+=("namespace lab")
   if [[ ${SKIP_CHAOS:-0} != 1 && -f tests/chaos/run.sh ]]; then
     phase "chaos suite, quick pass (docs/reliability.md)"
     PGFAILOVER_BIN="$BUILD_DIR/pgfailover" CHAOS_NET=10.231.92.0/24 CHAOS_PREFIX=pgfcc- \
-      bash tests/chaos/run.sh --quick || failed=1
+      bash tests/chaos/run.sh --quick || failed_phases+=("chaos suite")
   fi
   if [[ ${SKIP_COMPOSE:-0} != 1 ]]; then
     phase "compose lab with a private dockerd (images built from a debootstrapped base)"
-    bash tests/labs/compose_test.sh || failed=1
+    bash tests/labs/compose_test.sh || failed_phases+=("compose lab")
   fi
 fi
 phase "done"
 
-if ((failed)); then
-  say "FAILED: see the ctest output above"
+if ((${#failed_phases[@]})); then
+  printf -v failed_list '%s, ' "${failed_phases[@]}"
+  say "FAILED: ${failed_list%, } (see each phase's output above)"
   exit 1
 fi
 say "all tests passed"

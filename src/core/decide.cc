@@ -1038,9 +1038,13 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
                                  ? memory.starting_up_since[i]
                                  : now.steady;
   }
+  // A replica can only be healthy while a primary commits, so its clock starts (again) when one
+  // does: after both nodes were down, the replica being started by its host gets the whole
+  // rejoin grace from the moment the primary is back, instead of being stopped for a rejoin
+  // because it was down while there was nothing to follow.
   f.unhealthy_since.assign(nodes.size(), std::nullopt);
   for (std::size_t i = 0; i < nodes.size(); ++i) {
-    if ((f.primary == i && !f.split_brain) || f.healthy_replica[i]) continue;
+    if (!f.primary_ok || (f.primary == i && !f.split_brain) || f.healthy_replica[i]) continue;
     f.unhealthy_since[i] = i < memory.unhealthy_since.size() && memory.unhealthy_since[i]
                                ? memory.unhealthy_since[i]
                                : now.steady;

@@ -693,6 +693,26 @@ TEST(Lifecycle, NodeThatIsStartingUpIsNotRejoinedUntilTheStartingUpGracePasses) 
   EXPECT_EQ(ticks, 21) << "the first starting-up tick + 20 s";
 }
 
+// After both nodes were down, the replica's grace counts from the moment the primary commits
+// again, not from its crash: its host is starting it, and a rejoin would race that start.
+TEST(Lifecycle, ReplicaGraceStartsWhenThePrimaryIsBackAfterBothWereDown) {
+  Policy policy = lifecyclePolicy();
+  policy.rejoin_grace = 3000ms;
+  LifecycleStory s(policy);
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  for (int i = 0; i < 10; ++i) {
+    d = s.tick({downNode("pg1"), downNode("pg2")});
+    ASSERT_TRUE(actionsOf(d, ActionKind::kRejoin).empty());
+  }
+  int ticks = 0;
+  do {
+    d = s.tick({primaryNode("pg1"), downNode("pg2")});
+    ++ticks;
+  } while (actionsOf(d, ActionKind::kRejoin).empty() && ticks < 60);
+  EXPECT_EQ(ticks, 4) << "the first tick with a primary + 3 s, not at once";
+}
+
 TEST(Lifecycle, NoRejoinWithoutAHostExecutor) {
   LifecycleStory s;
   s.operations()[1].available = false;
