@@ -47,7 +47,7 @@ Usage: scripts/lab-netns.sh COMMAND
                        drop IPv4 between HOST and everyone (or only the other HOST), both
                        directions, or with --one-way only what HOST sends; invisible to the hosts
   heal                 remove every partition (and bring every link up)
-  logs [NAME]          last lines of pgfailover's log, or of pg1/pg2/primary/replica, sshd-pg1...
+  logs [NAME]          last lines of pgfailover's log, or of pg1/pg2/primary/replica, sshd-pg1, guard-pg1...
   down                 stop everything by PID, remove namespaces, route, lab folder
 
 NODE is pg1, pg2, primary or replica (the current holder of that role, from pgfailover's
@@ -56,7 +56,8 @@ Environment: LAB_NET (10.231.77.0/24, a private /24), LAB_PREFIX (pgflab-), LAB_
 (/tmp/pgfailover-netns-lab), LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_SKIP_DEPS=1,
 LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp), LAB_SYNC (off, on, strict:
 pgfailover's synchronous.mode), LAB_FENCING_HOOK=1 (failover.fencing_hook powers the old
-primary off before every failover promotion, as IPMI or a cloud API would). See docs/lab-netns.md.
+primary off before every failover promotion, as IPMI or a cloud API would), LAB_LEASE_GUARD=0 (no
+lease guard on the nodes: scripts/node/lease-guard.sh). See docs/lab-netns.md.
 EOF
 }
 
@@ -80,6 +81,7 @@ else
   LAB_PREFIX=${LAB_PREFIX:-pgflab-}
   LAB_SYNC=${LAB_SYNC:-off}
   LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
+  LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
   LAB_BUILD_DIR=$(realpath -m -- "${LAB_BUILD_DIR:-$REPO_ROOT/build}")
   if [[ -n ${PGFAILOVER_BIN:-} ]]; then
     PGFAILOVER_BIN=$(realpath -m -- "$PGFAILOVER_BIN")
@@ -103,6 +105,8 @@ NET_BASE=$o1.$o2.$o3
 LAB_SYNC=${LAB_SYNC:-off} # a lab.env written before LAB_SYNC existed
 LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
 [[ $LAB_FENCING_HOOK =~ ^[01]$ ]] || die "LAB_FENCING_HOOK must be 0 or 1, got '$LAB_FENCING_HOOK'"
+LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
+[[ $LAB_LEASE_GUARD =~ ^[01]$ ]] || die "LAB_LEASE_GUARD must be 0 or 1, got '$LAB_LEASE_GUARD'"
 [[ $LAB_SYNC =~ ^(off|on|strict)$ ]] || die "LAB_SYNC must be off, on or strict, got '$LAB_SYNC'"
 [[ $LAB_PREFIX =~ ^[a-z][a-z0-9-]{0,7}$ ]] || die "LAB_PREFIX must be 1-8 of a-z 0-9 -, starting with a letter, got '$LAB_PREFIX'"
 
@@ -294,6 +298,14 @@ write_file() { # file mode (content on stdin)
   cat >"$tmp"
   chmod "$2" "$tmp"
   mv -f -- "$tmp" "$1"
+}
+
+# The nodes' lease guards (scripts/lab-guard.sh), each in its node's namespace.
+# shellcheck source=scripts/lab-guard.sh
+source "$REPO_ROOT/scripts/lab-guard.sh"
+start_node_guard() {
+  [[ $LAB_LEASE_GUARD == 1 ]] || return 0
+  start_guard "$1" ip netns exec "$(ns_name "$1")" env PG_BIN="$PG_BIN"
 }
 
 node_script() { # script node [args...]  run in the node's namespace
@@ -564,8 +576,8 @@ cmd_up() {
   if [[ ! -f $LAB_ENV ]]; then
     {
       printf '# Written by scripts/lab-netns.sh up; later commands use these values.\n'
-      printf 'LAB_NET=%q\nLAB_PREFIX=%q\nLAB_BUILD_DIR=%q\nPGFAILOVER_BIN=%q\nLAB_SKIP_BUILD=%q\nLAB_SYNC=%q\nLAB_FENCING_HOOK=%q\n' \
-        "$LAB_NET" "$LAB_PREFIX" "$LAB_BUILD_DIR" "$PGFAILOVER_BIN" "$LAB_SKIP_BUILD" "$LAB_SYNC" "$LAB_FENCING_HOOK"
+      printf 'LAB_NET=%q\nLAB_PREFIX=%q\nLAB_BUILD_DIR=%q\nPGFAILOVER_BIN=%q\nLAB_SKIP_BUILD=%q\nLAB_SYNC=%q\nLAB_FENCING_HOOK=%q\nLAB_LEASE_GUARD=%q\n' \
+        "$LAB_NET" "$LAB_PREFIX" "$LAB_BUILD_DIR" "$PGFAILOVER_BIN" "$LAB_SKIP_BUILD" "$LAB_SYNC" "$LAB_FENCING_HOOK" "$LAB_LEASE_GUARD"
     } >"$LAB_ENV"
   fi
   install -d -m 0755 "$PGF_DIR"
@@ -598,6 +610,9 @@ cmd_up() {
       --primary-host "$(host_ip pg1)" --primary-port "$PG_PORT"
   fi
 
+  for node in "${NODES[@]}"; do
+    start_node_guard "$node"
+  done
   write_known_hosts
   write_config
   start_pgfailover
@@ -856,6 +871,7 @@ cmd_logs() {
   case $what in
     pgfailover | pgf) file=$LOG_FILE ;;
     sshd-pg1 | sshd-pg2) file=$LAB_DIR/ssh/${what#sshd-}/sshd.log ;;
+    guard-pg1 | guard-pg2) file=$LAB_DIR/${what#guard-}/lease-guard.log ;;
     *) file=$LAB_DIR/$(resolve_node "$what")/postgresql.log ;;
   esac
   [[ -f $file ]] || die "no log at $file"
@@ -898,6 +914,7 @@ cmd_down() {
       # what pg_ctl cannot stop.
       NODE_TIMEOUT=20 PG_BIN=$PG_BIN bash "$NODE_SCRIPTS/stop.sh" --dir "$(node_dir "$node")" --mode fast || failed=1
     fi
+    stop_guard "$node"
     pid=$(sshd_pid "$node")
     if [[ -n $pid ]]; then
       kill -TERM "$pid" 2>/dev/null || true

@@ -41,7 +41,8 @@ NODE is pg1, pg2, primary or replica (whichever node has that role now).
 Environment: LAB_DIR (.lab, or /tmp/pgfailover-lab when "postgres" cannot enter the repo),
 LAB_PG1_PORT (6432), LAB_PG2_PORT (6433) or LAB_PG_PORTS=P1,P2, LAB_HTTP_PORT (8008),
 LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_BUILD_TYPE (RelWithDebInfo), LAB_SKIP_DEPS=1,
-LAB_SKIP_BUILD=1, PGFAILOVER_BIN (a binary to use: nothing is built). See docs/lab.md.
+LAB_SKIP_BUILD=1, PGFAILOVER_BIN (a binary to use: nothing is built), LAB_LEASE_GUARD=0 (no lease guard
+next to the nodes: scripts/node/lease-guard.sh). See docs/lab.md.
 EOF
 }
 
@@ -215,6 +216,10 @@ node_script() { # script node [args...]
   NODE_TIMEOUT=$LAB_TIMEOUT bash "$NODE_SCRIPTS/$script" --dir "$(node_dir "$node")" --name "$node" "$@"
 }
 
+# The nodes' lease guards (scripts/lab-guard.sh).
+# shellcheck source=scripts/lab-guard.sh
+source "$REPO_ROOT/scripts/lab-guard.sh"
+
 # ----- commands -------------------------------------------------------------------------------
 
 cmd_up() {
@@ -291,6 +296,11 @@ cmd_up() {
   done
   [[ -n $streaming ]] || die "no replica streams after ${LAB_TIMEOUT}s; see $LAB_DIR/pg1/postgresql.log and $LAB_DIR/pg2/postgresql.log"
   say "replication streams from $streaming"
+  if [[ ${LAB_LEASE_GUARD:-1} == 1 ]]; then
+    for node in "${NODES[@]}"; do
+      start_guard "$node"
+    done
+  fi
 
   # Both nodes live on this host, so pgfailover fences and rejoins them with the local executor
   # (as "postgres" when run as root), the same commands it would run over ssh.
@@ -465,6 +475,7 @@ cmd_down() {
   fi
   local node
   for node in "${NODES[@]}"; do
+    stop_guard "$node"
     [[ -d $LAB_DIR/$node/data ]] || continue
     if [[ -n $(postmaster_pid "$node") || -f $LAB_DIR/$node/data/postmaster.pid ]]; then
       node_script stop.sh "$node" --mode fast --timeout 20 || failed=1

@@ -26,6 +26,8 @@
 #                     NODE_NAME/ssh_host_ed25519_key (the lab's init writes them; default /lab/nodes)
 #   NODE_SUPERUSER    pgfailover's superuser (pgfailover); NODE_REPL_USER (replicator)
 #   GUARD_WAIT        seconds the guard waits for pgfailover (10); READY_WAIT for SECRETS_DIR (300)
+#   LEASE_GUARD       1 (default): run scripts/node/lease-guard.sh beside the server, which makes
+#                     a primary read-only once it hears from neither pgfailover nor its replica
 set -euo pipefail
 
 say() { printf 'entrypoint[%s]: %s\n' "${NODE_NAME:-?}" "$*" >&2; }
@@ -173,6 +175,14 @@ say "sshd started (pid $(cat /run/pgfailover-node/sshd.pid))"
 tail -n 0 -F "$NODE_HOME/postgresql.log" &
 tail_pid=$!
 
+# The lease guard, for the container's whole life (the server comes and goes under it).
+guard_pid=
+if [[ ${LEASE_GUARD:-1} == 1 ]]; then
+  bash "$NODE_SCRIPTS/lease-guard.sh" --dir "$NODE_HOME" --name "$NODE_NAME" &
+  guard_pid=$!
+  say "lease guard started (pid $guard_pid)"
+fi
+
 stopping=0
 shutdown() {
   stopping=1
@@ -181,6 +191,7 @@ shutdown() {
   local pid
   pid=$(cat /run/pgfailover-node/sshd.pid 2>/dev/null || true)
   if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
+  if [[ -n $guard_pid ]]; then kill -TERM "$guard_pid" 2>/dev/null || true; fi
   kill -TERM "$tail_pid" 2>/dev/null || true
   exit 0
 }

@@ -144,8 +144,9 @@ const std::set<std::string> kSshKeys = {
 const std::set<std::string> kLocalKeys = {"run_as"};
 const std::set<std::string> kReplicationKeys = {"user", "passfile", "slots", "slot_drop_after_ms"};
 const std::set<std::string> kAdminKeys = {"token_file"};
-const std::set<std::string> kProbeKeys = {"interval_ms", "connect_timeout_ms", "query_timeout_ms",
-                                          "heartbeat",   "heartbeat_table",    "icmp"};
+const std::set<std::string> kProbeKeys = {
+    "interval_ms", "connect_timeout_ms", "query_timeout_ms", "heartbeat", "heartbeat_table",
+    "icmp",        "primary_lease_ms"};
 const std::set<std::string> kFailoverKeys = {"confirmed_down_timeout_ms",
                                              "unresponsive_timeout_ms",
                                              "starting_up_grace_ms",
@@ -298,6 +299,7 @@ LoadResult parseConfig(
     return result;
   }
   Config config;
+  std::optional<Millis> lease_setting;  // probe.primary_lease_ms as written, if it is
   Reader r(result.errors);
   r.rejectUnknown(root, "", kTopKeys);
   r.readString(root, "", "cluster_name", config.cluster_name);
@@ -333,6 +335,14 @@ LoadResult parseConfig(
     r.readBool(*probe, "probe", "heartbeat", config.probe.heartbeat);
     r.readString(*probe, "probe", "heartbeat_table", config.probe.heartbeat_table);
     r.readBool(*probe, "probe", "icmp", config.probe.icmp);
+    if (auto it = probe->find("primary_lease_ms"); it != probe->end()) {
+      if (!it->is_number_integer() || it->get<long long>() < 0 ||
+          it->get<long long>() > 3600LL * 1000)
+        r.error("probe.primary_lease_ms",
+                "must be an integer number of milliseconds, 0 (no lease) to 3600000");
+      else
+        lease_setting = Millis{it->get<long long>()};
+    }
     static const std::regex kTable("[a-z_][a-z0-9_]{0,62}\\.[a-z_][a-z0-9_]{0,62}");
     if (!std::regex_match(config.probe.heartbeat_table, kTable))
       r.error("probe.heartbeat_table", "must be schema.table in lower case letters, digits and _");
@@ -360,6 +370,34 @@ LoadResult parseConfig(
     if (f.promote_timeout < Millis{1000})
       r.error("failover.promote_timeout_ms",
               "must be at least 1000 (pg_promote waits whole seconds)");
+  }
+  {
+    // The guard fences a node whose lease ran out before pgfailover may promote the other one:
+    // the lease must end at least 500 ms before the shortest failover timeout, and outlast two
+    // heartbeats so that one late tick does not fence a healthy primary.
+    const auto& f = config.failover;
+    const Millis latest = std::min(f.confirmed_down_timeout, f.unresponsive_timeout) - Millis{500};
+    auto& lease = config.probe.primary_lease;
+    lease = lease_setting.value_or(latest);
+    if (!config.probe.heartbeat) {
+      if (lease_setting && *lease_setting > Millis{0})
+        r.error("probe.primary_lease_ms", "needs probe.heartbeat: the heartbeat renews the lease");
+      lease = Millis{0};
+    } else if (lease > Millis{0}) {
+      const std::string key = lease_setting ? "probe.primary_lease_ms"
+                                            : "probe.primary_lease_ms (by default min("
+                                              "failover timeouts) - 500 ms)";
+      if (lease > latest)
+        r.error(key, "is " + std::to_string(lease.count()) + " ms; it must end before " +
+                         "pgfailover may promote: at most " + std::to_string(latest.count()) +
+                         " ms, 500 ms below failover.confirmed_down_timeout_ms and "
+                         "unresponsive_timeout_ms");
+      else if (lease < 2 * config.probe.interval)
+        r.error(key, "is " + std::to_string(lease.count()) +
+                         " ms; it must cover two heartbeats (2 x probe.interval_ms = " +
+                         std::to_string((2 * config.probe.interval).count()) +
+                         " ms); set it to 0 to run without a lease");
+    }
   }
   if (!config.failover.preferred_node.empty()) {
     bool known = false;
@@ -484,7 +522,8 @@ std::string describeConfig(const Config& config) {
         {"query_timeout_ms", p.query_timeout.count()},
         {"heartbeat", p.heartbeat},
         {"heartbeat_table", p.heartbeat_table},
-        {"icmp", p.icmp}}},
+        {"icmp", p.icmp},
+        {"primary_lease_ms", p.primary_lease.count()}}},
       {"failover",
        {{"confirmed_down_timeout_ms", f.confirmed_down_timeout.count()},
         {"unresponsive_timeout_ms", f.unresponsive_timeout.count()},

@@ -91,6 +91,12 @@ struct ProbeConfig {
   bool heartbeat = true;
   std::string heartbeat_table = "pgfailover.heartbeat";
   bool icmp = false;  // also ping each node's host (the seed's check), for information only
+  // The lease each heartbeat grants the primary (written into the heartbeat row): a node's
+  // lease guard makes it read-only once neither pgfailover's heartbeat nor its replica has
+  // reached it for this long, which is before pgfailover can promote the other node
+  // (docs/lifecycle.md, "Self-fencing"). Unset in the file: min(failover timeouts) - 500 ms;
+  // 0: no lease.
+  Millis primary_lease{0};
 };
 
 struct FailoverConfig {

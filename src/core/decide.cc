@@ -42,6 +42,8 @@ std::string describeProblem(const NodeObservation& node) {
     return text;
   }
   if (node.in_recovery) return "in recovery";
+  if (node.read_only && node.self_fenced)
+    return "read-only: its lease guard fenced it (it heard from neither pgfailover nor a replica)";
   if (node.read_only) return "read-only";
   if (node.failure == ProbeFailure::kCannotCommit)
     return "cannot commit" + (node.error.empty() ? std::string() : ": " + node.error);
@@ -146,6 +148,28 @@ void resolvePrimary(Facts& f) {
   }
   f.primary = remembered;
   f.primary_basis = remembered ? "remembered" : "";
+  // No node takes writes, but one left recovery and then fenced itself (its lease guard): it is
+  // the primary if it is the one remembered, if it is on a newer timeline (promoted, then cut
+  // off from pgfailover before its first heartbeat), or, with nothing remembered, if every
+  // other node that answers is in recovery.
+  std::optional<std::size_t> self_fenced;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (!nodes[i].reachable || nodes[i].in_recovery) continue;
+    if (!nodes[i].self_fenced || self_fenced) {
+      self_fenced.reset();
+      break;
+    }
+    self_fenced = i;
+  }
+  if (self_fenced) {
+    const auto& node = nodes[*self_fenced];
+    if (!remembered || *remembered == *self_fenced || f.memory->last_primary_timeline == 0 ||
+        node.timeline > f.memory->last_primary_timeline) {
+      f.primary = self_fenced;
+      f.primary_basis = "out of recovery, fenced by its own lease guard";
+      return;
+    }
+  }
   if (!remembered && nodes.size() == 2 && f.all_probed) {
     // Started while the primary was already down: a two-node cluster whose only reachable node
     // is a replica had the other node as its primary.
@@ -283,7 +307,9 @@ void chooseRejoin(Facts& f) {
       if (since < wait) {
         f.operations_note +=
             "; last rejoin of " + f.nameOf(i) +
-            (op->last_succeeded ? " succeeded " : " failed (" + op->last_error + ") ") +
+            (op->last_succeeded          ? " succeeded "
+             : op->last_host_unreachable ? " could not reach the host (" + op->last_error + ") "
+                                         : " failed (" + op->last_error + ") ") +
             formatSeconds(since) + " ago";
         continue;
       }
@@ -467,6 +493,9 @@ bool promotionOverdue(const Facts& f) {
 }
 bool always(const Facts&) {
   return true;
+}
+bool primarySelfFenced(const Facts& f) {
+  return f.primary_self_fenced;
 }
 bool hasStaleWritable(const Facts& f) {
   return !f.stale_writable.empty();
@@ -727,6 +756,15 @@ void fenceStale(const Facts& f, Decision& d) {
   }
 }
 
+void unfenceSelfFencedPrimary(const Facts& f, Decision& d) {
+  const std::string why = f.nameOf(*f.primary) +
+                          " fenced itself (its lease ran out while it heard from neither "
+                          "pgfailover nor a replica); it is still the primary";
+  d.actions.push_back(Action{ActionKind::kUnfence, *f.primary, why + ": let it take writes again"});
+  if (f.memory->state != ClusterState::kPrimaryFailing || !f.memory->failing_since)
+    d.events.push_back(Event{"unfence", f.node(*f.primary).name, "", "", "started", why, {}});
+}
+
 void clearFailure(const Facts& f, Decision& d) {
   d.next.veto.reset();
   d.next.promote_attempts = 0;
@@ -902,6 +940,12 @@ std::string explainFence(const Facts& f) {
   return text + " while " + f.nameOf(*f.primary) + " is primary on timeline " +
          std::to_string(f.node(*f.primary).timeline) + "; it must be fenced";
 }
+std::string explainSelfFenced(const Facts& f) {
+  return "primary " + f.nameOf(*f.primary) + " on timeline " +
+         std::to_string(f.node(*f.primary).timeline) +
+         " made itself read-only when its lease ran out, and no other node took over; "
+         "pgfailover lifts the fence";
+}
 std::string explainNoPrimary(const Facts& f) {
   std::string text = "no node accepts writes and no primary is known";
   for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
@@ -1010,6 +1054,13 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
   if (f.primary && !f.split_brain) {
     const auto& primary = nodes[*f.primary];
     f.primary_ok = primary.writable() && (!policy.heartbeat || primary.heartbeat_written);
+    f.primary_self_fenced = primary.reachable && !primary.in_recovery && primary.read_only &&
+                            primary.self_fenced && f.writable.empty() && !memory.promoting &&
+                            !memory.switchover && primary.timeline >= memory.last_primary_timeline;
+    for (std::size_t i = 0; i < nodes.size() && f.primary_self_fenced; ++i)
+      if (i != *f.primary && nodes[i].reachable && !nodes[i].in_recovery &&
+          nodes[i].timeline >= primary.timeline)
+        f.primary_self_fenced = false;  // another node left recovery: not ours to undo
     if (!f.primary_ok) {
       // The timer survives ticks only while the same node is the one failing.
       const bool same_primary = memory.primary == f.primary;
@@ -1025,7 +1076,11 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
   }
 
   if (memory.promoting && *memory.promoting < nodes.size()) {
-    f.promotion_confirmed = nodes[*memory.promoting].writable();
+    // Out of recovery is promoted, even if its lease guard fenced it before pgfailover's first
+    // heartbeat reached it (unfenced next).
+    const auto& promoted = nodes[*memory.promoting];
+    f.promotion_confirmed = promoted.writable() ||
+                            (promoted.reachable && !promoted.in_recovery && promoted.self_fenced);
     f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout;
   }
 
@@ -1158,6 +1213,19 @@ const std::vector<Transition>& transitionTable() {
        always,
        keepSwitchoverFence,
        explainSwitchoverWait},
+      {"unfence-self-fenced-primary",
+       {},
+       S::kPrimaryFailing,
+       "the primary is reachable and read-only because its lease guard fenced it, no other "
+       "node is out of recovery on its timeline or a newer one, and no promotion or switchover "
+       "is in flight",
+       "unfence it (every tick until it commits again)",
+       "The guard fences a primary that hears from neither pgfailover nor its replica, because "
+       "pgfailover may be promoting the replica; once pgfailover sees it again and nothing "
+       "was promoted, the fence only costs writes.",
+       primarySelfFenced,
+       unfenceSelfFencedPrimary,
+       explainSelfFenced},
       {"fence-stale-writable",
        {},
        S::kFencingRequired,
@@ -1326,7 +1394,7 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   // newer timeline; record that failover once, so /history and the failover count stay true.
   if (f.primary && !f.split_brain && memory.primary && *memory.primary < view.nodes.size() &&
       *f.primary != *memory.primary && !memory.promoting && memory.last_primary_timeline != 0 &&
-      view.nodes[*f.primary].writable() &&
+      view.nodes[*f.primary].reachable && !view.nodes[*f.primary].in_recovery &&
       view.nodes[*f.primary].timeline > memory.last_primary_timeline) {
     FailoverRecord record;
     record.started_at = now.wall;
@@ -1359,7 +1427,9 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     if (op.finished > d.next.operations_seen[i]) {
       d.next.operations_seen[i] = op.finished;
       d.events.push_back(Event{"rejoin", view.nodes[i].name, "", "",
-                               op.last_succeeded ? "succeeded" : "failed",
+                               op.last_succeeded          ? "succeeded"
+                               : op.last_host_unreachable ? "host_unreachable"
+                                                          : "failed",
                                op.last_succeeded ? "rejoined by " + op.last_method : op.last_error,
                                op.last_duration, op.last_method});
     }

@@ -36,6 +36,9 @@ struct Facts {
   std::vector<std::size_t> stale_writable;  // writable nodes on an older timeline than primary
 
   bool primary_ok = false;  // reachable, writable, and (heartbeat on) committed this tick
+  // The primary made itself read-only (its lease guard), and nothing says another node took
+  // over: it gets its writes back.
+  bool primary_self_fenced = false;
   std::optional<SteadyTime> failing_since;
   std::optional<TimeoutKind> timeout_kind;
   Millis failing_for{0};

@@ -78,6 +78,9 @@ struct NodeObservation {
   // Valid when reachable.
   bool in_recovery = false;
   bool read_only = false;  // default_transaction_read_only = on (a fenced primary)
+  // Read-only because its lease guard fenced it (the heartbeat row's self_fenced_at is set):
+  // the node lost pgfailover and its replica at once, and stopped taking writes by itself.
+  bool self_fenced = false;
   std::uint64_t system_identifier = 0;
   std::uint32_t timeline = 0;
   std::optional<Lsn> current_lsn;            // primary: pg_current_wal_lsn()
@@ -120,6 +123,9 @@ struct NodeOperation {
   SteadyTime started_at{};     // when the running (or last) operation started
   std::uint64_t finished = 0;  // count of finished operations; a new value is a new result
   bool last_succeeded = false;
+  // The last one failed only because the node's host could not be reached (ssh did not
+  // connect): nothing on the node was touched. A host behind a partition is not a broken rejoin.
+  bool last_host_unreachable = false;
   std::string last_method;  // "restart", "rewind", "clone"
   std::string last_error;
   SteadyTime last_finished_at{};

@@ -75,6 +75,7 @@ Json rejoinJson(const Snapshot& snapshot, const NodeSnapshot& node) {
   if (op.finished > 0) {
     Json last;
     last["succeeded"] = op.last_succeeded;
+    last["host_unreachable"] = !op.last_succeeded && op.last_host_unreachable;
     last["method"] = op.last_method;
     last["error"] = op.last_succeeded ? Json(nullptr) : Json(op.last_error);
     last["finished_at"] = formatIso8601(wallTimeOf(op.last_finished_at, snapshot));
@@ -102,6 +103,7 @@ Json nodeJson(const Snapshot& snapshot, const NodeSnapshot& node) {
   json["error"] = stringOrNull(seen.error);
   json["in_recovery"] = answered ? Json(seen.in_recovery) : Json(nullptr);
   json["read_only"] = answered ? Json(seen.read_only) : Json(nullptr);
+  json["self_fenced"] = answered ? Json(seen.self_fenced) : Json(nullptr);
   // As a string: a 64-bit identifier does not survive a JavaScript number.
   json["system_identifier"] = answered && seen.system_identifier != 0
                                   ? Json(std::to_string(seen.system_identifier))

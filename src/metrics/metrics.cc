@@ -251,7 +251,8 @@ void Metrics::recordDecision(const core::Decision& decision) {
   if (decision.failover_failed) recordFailover(false);
   std::lock_guard lock(mutex_);
   for (const auto& event : decision.events) {
-    const bool finished = event.result == kSucceeded || event.result == kFailed;
+    const bool finished =
+        event.result == kSucceeded || event.result == kFailed || event.result == "host_unreachable";
     if (event.kind == "rejoin" && finished) {
       rejoins_
           .Add({{"method", event.method.empty() ? "none" : event.method}, {"result", event.result}})

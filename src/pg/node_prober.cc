@@ -134,18 +134,41 @@ NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe)
   // The validated name holds only [a-z0-9_] and double quotes, so it is safe inside a literal.
   std::string exists = "false";
   if (probe_.heartbeat && heartbeat_table_) {
-    exists = "to_regclass('" + heartbeat_table_->quoted() + "') IS NOT NULL";
+    // The table as this version writes it: with the lease columns (older versions created it
+    // without them; the setup below adds them).
+    exists = "(SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = to_regclass('" +
+             heartbeat_table_->quoted() +
+             "') AND attname IN ('lease_ms', 'self_fenced_at') AND NOT attisdropped)";
   }
   state_query_ = replaceAll(kStateQuery, "%HEARTBEAT_EXISTS%", exists);
   if (heartbeat_table_) {
     const std::string table = heartbeat_table_->quoted();
+    // lease_ms: how long this heartbeat keeps the node writable if no other one follows
+    // (scripts/node/lease-guard.sh reads it); self_fenced_at: set by that guard, in the same
+    // statement that checks the lease ran out, just before it fences the node; cleared by
+    // unfence() once the fence is lifted. The heartbeat never touches it: a heartbeat that
+    // lands between the guard's mark and its fence would otherwise leave a fence without a mark,
+    // which pgfailover must take for an operator's.
     heartbeat_setup_ = "CREATE SCHEMA IF NOT EXISTS " + quoteIdentifier(heartbeat_table_->schema) +
                        "; CREATE TABLE IF NOT EXISTS " + table +
-                       " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL)";
-    heartbeat_write_ = "INSERT INTO " + table +
-                       " (id, ts, node) VALUES (1, now(), $1) ON CONFLICT (id) DO UPDATE SET"
-                       " ts = excluded.ts, node = excluded.node RETURNING extract(epoch FROM ts)";
-    heartbeat_read_ = "SELECT extract(epoch FROM ts) FROM " + table + " WHERE id = 1";
+                       " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL)"
+                       "; ALTER TABLE " +
+                       table +
+                       " ADD COLUMN IF NOT EXISTS lease_ms integer NOT NULL DEFAULT 0,"
+                       " ADD COLUMN IF NOT EXISTS self_fenced_at timestamptz";
+    heartbeat_write_ =
+        "INSERT INTO " + table +
+        " (id, ts, node, lease_ms) VALUES (1, now(), $1, $2) ON CONFLICT (id) DO UPDATE SET"
+        " ts = excluded.ts, node = excluded.node, lease_ms = excluded.lease_ms"
+        " RETURNING extract(epoch FROM ts)";
+    heartbeat_read_ =
+        "SELECT extract(epoch FROM ts), self_fenced_at IS NOT NULL FROM " + table + " WHERE id = 1";
+    lease_release_ = "UPDATE " + table + " SET lease_ms = 0 WHERE id = 1 AND lease_ms <> 0";
+    // synchronous_commit = local: a primary that fenced itself may have lost its synchronous
+    // standby, and the mark must not wait for it.
+    self_fence_clear_ = "BEGIN; SET LOCAL synchronous_commit = local; UPDATE " + table +
+                        " SET self_fenced_at = NULL WHERE id = 1 AND self_fenced_at IS NOT NULL;"
+                        " COMMIT";
   }
 }
 
@@ -319,7 +342,10 @@ void NodeProber::heartbeat(core::NodeObservation& observation, bool write, bool 
       return;
     }
     if (observation.read_only) {
-      cannot_commit("default_transaction_read_only is on (the node is fenced)");
+      readHeartbeat(observation, table_exists, deadline);
+      cannot_commit(observation.self_fenced
+                        ? "default_transaction_read_only is on (its lease guard fenced it)"
+                        : "default_transaction_read_only is on (the node is fenced)");
       return;
     }
     auto failed = [&](const PgError& error) {
@@ -334,13 +360,19 @@ void NodeProber::heartbeat(core::NodeObservation& observation, bool write, bool 
       ExecOutcome setup = connection_.exec(heartbeat_setup_, deadline);
       if (!setup.ok()) return failed(*setup.error);
     }
-    ExecOutcome written = connection_.exec(heartbeat_write_, {node_.name}, deadline);
+    ExecOutcome written = connection_.exec(
+        heartbeat_write_, {node_.name, std::to_string(probe_.primary_lease.count())}, deadline);
     if (!written.ok()) return failed(*written.error);
     observation.heartbeat_written = true;
     observation.heartbeat_unix_seconds = parseDouble(written.result.value(0, 0));
     return;
   }
 
+  readHeartbeat(observation, table_exists, deadline);
+}
+
+void NodeProber::readHeartbeat(core::NodeObservation& observation, bool table_exists,
+                               SteadyTime deadline) {
   if (!heartbeat_table_ || !table_exists) return;
   ExecOutcome read = connection_.exec(heartbeat_read_, deadline);
   if (!read.ok()) {
@@ -351,7 +383,20 @@ void NodeProber::heartbeat(core::NodeObservation& observation, bool write, bool 
   }
   if (read.result.rows() > 0) {
     observation.heartbeat_unix_seconds = parseDouble(read.result.value(0, 0));
+    // Only a node that is read-only out of recovery can be self-fenced: on a replica the
+    // column is whatever the primary last wrote.
+    observation.self_fenced = !observation.in_recovery && observation.read_only &&
+                              parseBool(read.result.value(0, 1)).value_or(false);
   }
+}
+
+Status NodeProber::releaseLease() {
+  if (!heartbeat_table_ || lease_release_.empty()) return Status::ok();
+  Connection connection(cancel_slot_);
+  if (Status connected = connectForAction(connection); !connected.isOk()) return connected;
+  ExecOutcome released = connection.exec(lease_release_, steadyNow() + probe_.query_timeout);
+  if (!released.ok()) return actionError("releasing the primary's lease failed", *released.error);
+  return Status::ok();
 }
 
 Status NodeProber::actionError(std::string_view doing, const PgError& error) const {
@@ -444,7 +489,19 @@ Status NodeProber::unfence() {
   ExecOutcome reloaded =
       connection.exec("SELECT pg_reload_conf()", steadyNow() + probe_.query_timeout);
   if (!reloaded.ok()) return actionError("pg_reload_conf failed", *reloaded.error);
-  return waitForReadOnlySetting(connection, false);
+  if (Status settled = waitForReadOnlySetting(connection, false); !settled.isOk()) return settled;
+  if (!heartbeat_table_ || self_fence_clear_.empty()) return Status::ok();
+  // The node takes writes again; only now may its lease guard's mark go. A table without the
+  // column (never written by this version) is no error: there is no mark to clear.
+  ExecOutcome cleared = connection.exec(
+      "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('" + heartbeat_table_->quoted() +
+          "') AND attname = 'self_fenced_at' AND NOT attisdropped",
+      steadyNow() + probe_.query_timeout);
+  if (!cleared.ok() || cleared.result.rows() == 0) return Status::ok();
+  cleared = connection.exec(self_fence_clear_, steadyNow() + probe_.query_timeout);
+  if (!cleared.ok())
+    return actionError("unfenced, but clearing self_fenced_at failed", *cleared.error);
+  return Status::ok();
 }
 
 Status NodeProber::setSynchronousStandbyNames(const std::string& value) {

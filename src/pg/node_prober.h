@@ -56,6 +56,9 @@ class NodeProber {
   // until the setting is off. Fails when it stays on (set in postgresql.conf itself).
   // Idempotent.
   Status unfence();
+  // On a clean stop: sets the lease in the heartbeat row to 0, so the node's lease guard does
+  // not fence a primary only because pgfailover is not running.
+  Status releaseLease();
 
   // A physical replication slot that reserves WAL at once, so a replica that follows later
   // finds its WAL kept. Ok when the slot exists already. InvalidArgument for a name PostgreSQL
@@ -80,6 +83,7 @@ class NodeProber {
   void fail(core::NodeObservation& observation, const PgError& error);
   bool readState(core::NodeObservation& observation, const QueryResult& result,
                  bool* heartbeat_table_exists);
+  void readHeartbeat(core::NodeObservation& observation, bool table_exists, SteadyTime deadline);
   void heartbeat(core::NodeObservation& observation, bool write, bool table_exists,
                  SteadyTime deadline);
   // Opens a connection for an action, or returns the error as a Status.
@@ -97,6 +101,8 @@ class NodeProber {
   std::string heartbeat_setup_;
   std::string heartbeat_write_;
   std::string heartbeat_read_;
+  std::string lease_release_;
+  std::string self_fence_clear_;
   CancelSlot cancel_slot_;
   Connection connection_;
 };

@@ -192,6 +192,13 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
   report.step.clear();
   report.finished += 1;
   report.last_succeeded = result.status.isOk();
+  // Only the ssh session's own connect says this (a dropped session later is a real failure:
+  // steps may have run).
+  const std::string& message = result.status.message();
+  report.last_host_unreachable = !report.last_succeeded &&
+                                 result.status.code() == StatusCode::kUnavailable &&
+                                 (message.find("unable to connect") != std::string::npos ||
+                                  message.find("(connect timeout)") != std::string::npos);
   report.last_method = result.method;
   report.last_error = result.status.message();
   report.last_finished_at = std::chrono::steady_clock::now();

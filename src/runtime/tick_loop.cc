@@ -340,6 +340,16 @@ void TickLoop::run() {
     std::unique_lock lock(mutex_);
     wake_.wait_until(lock, next, [this] { return stop_.load(); });
   }
+  // A clean stop (an upgrade, maintenance) is not a reason for the primary to fence itself.
+  if (config_.probe.primary_lease > Millis{0} && memory_.primary) {
+    const auto& name = config_.nodes[*memory_.primary].name;
+    if (Status released = probers_[*memory_.primary]->releaseLease(); released.isOk())
+      log_.info("lease_released", "lease of primary " + name + " released: its guard stands down");
+    else
+      log_.warn("lease_not_released", "could not release the lease of primary " + name + ": " +
+                                          released.message() +
+                                          "; its guard fences it if its replica is gone too");
+  }
 }
 
 }  // namespace pgfailover::runtime

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "support/lifecycle_harness.h"
 #include "support/process.h"
@@ -532,6 +533,64 @@ TEST_F(LifecycleTest, DaemonKilledRightAfterPromotionConvergesWithoutASecondProm
        at = log.find(" promote: ", at + 1))
     ++promotes;
   EXPECT_EQ(promotes, 1u) << log;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4b. Self-fencing: the node's lease guard (scripts/node/lease-guard.sh) against the lease the
+// real daemon writes. A clean stop releases the lease, so the guard leaves the primary alone; a
+// crashed pgfailover leaves it, so a primary that then hears from no one fences itself; and the
+// restarted pgfailover, seeing that nothing was promoted, gives it its writes back.
+
+TEST_F(LifecycleTest, PrimaryFencedByItsLeaseGuardIsUnfencedWhenNothingWasPromoted) {
+  json config = h_.config(/*rejoin_grace_ms=*/60000);
+  config["failover"]["rejoin"] = false;  // the stopped replica stays stopped
+  const std::string path = h_.writeConfig(config);
+  ASSERT_TRUE(h_.startDaemon(path));
+  const std::string kLease = "SELECT lease_ms FROM pgfailover.heartbeat WHERE id = 1";
+  const std::string kReadOnly = "SHOW default_transaction_read_only";
+  ASSERT_EQ(cluster().sql(0, kLease), "2500") << "min(3 s, 10 s) - 500 ms";
+
+  // Nothing vouches for the primary any more: no replica streams, pgfailover stopped cleanly.
+  ASSERT_EQ(cluster().runNodeScript(1, "stop.sh", {"--mode", "fast"}), 0);
+  ASSERT_TRUE(h_.daemon()->stop().has_value());
+  EXPECT_EQ(cluster().sql(0, kLease), "0") << "a clean stop releases the lease";
+  std::this_thread::sleep_for(3500ms);
+  std::string guard_output;
+  EXPECT_EQ(cluster().runNodeScript(0, "lease-guard.sh", {"--once"}, &guard_output), 0)
+      << guard_output;
+  EXPECT_EQ(cluster().sql(0, kReadOnly), "off") << "no lease, no fence";
+
+  // pgfailover crashes: its lease stays, and once it ran out the guard fences the primary.
+  ASSERT_TRUE(h_.daemon()->start());
+  ASSERT_TRUE(waitUntil([&] { return cluster().sql(0, kLease) == "2500"; }, 30s)) << h_.describe();
+  h_.killDaemon();
+  std::this_thread::sleep_for(3500ms);
+  EXPECT_EQ(cluster().runNodeScript(0, "lease-guard.sh", {"--once"}, &guard_output), 3)
+      << guard_output;
+  EXPECT_NE(guard_output.find("the 2500 ms lease ran out"), std::string::npos) << guard_output;
+  EXPECT_EQ(cluster().sql(0, kReadOnly), "on");
+  EXPECT_EQ(cluster().sql(0, "SELECT self_fenced_at IS NOT NULL FROM pgfailover.heartbeat"), "t");
+  bool wrote = true;
+  cluster().sql(0, "CREATE TABLE fenced_write(id int)", &wrote);
+  EXPECT_FALSE(wrote) << "a self-fenced primary takes no write";
+
+  // pgfailover comes back: the primary is still the primary, nothing was promoted. It lifts
+  // the fence, and its next heartbeat clears the marker.
+  ASSERT_TRUE(h_.daemon()->start());
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return cluster().sql(0, kReadOnly) == "off" &&
+               cluster().sql(0, "SELECT self_fenced_at IS NULL FROM pgfailover.heartbeat") == "t";
+      },
+      30s))
+      << h_.describe();
+  ASSERT_TRUE(waitPrimary(0, 30s)) << h_.describe();
+  cluster().sql(0, "CREATE TABLE unfenced_write(id int)", &wrote);
+  EXPECT_TRUE(wrote);
+  const json history = h_.history();
+  EXPECT_EQ(countEvents(history, "unfence", "started", "fenced itself"), 1u) << history.dump(2);
+  EXPECT_EQ(countEvents(history, "failover", "succeeded"), 0u) << history.dump(2);
+  EXPECT_EQ(h_.inRecovery(1), "") << "the replica was left stopped";
 }
 
 // ---------------------------------------------------------------------------------------------

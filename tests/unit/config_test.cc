@@ -88,6 +88,45 @@ TEST(Config, ReadsEveryKey) {
   EXPECT_EQ(c.log.format, LogFormat::kJson);
 }
 
+TEST(Config, PrimaryLeaseDefaultsBelowTheShortestTimeoutAndIsChecked) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  EXPECT_EQ(r.config->probe.primary_lease, 2500ms) << "min(3 s, 10 s) - 500 ms";
+
+  auto with = [](const std::string& probe, const std::string& failover) {
+    return parse(R"({"nodes": [{"name": "pg1", "host": "h1"}, {"name": "pg2", "host": "h2"}],
+                    "probe": {)" +
+                 probe + R"(}, "failover": {)" + failover + "}}");
+  };
+  r = with(R"("interval_ms": 500)", R"("confirmed_down_timeout_ms": 1500)");
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  EXPECT_EQ(r.config->probe.primary_lease, 1000ms);
+  r = with(R"("primary_lease_ms": 0)", "");
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  EXPECT_EQ(r.config->probe.primary_lease, 0ms);
+  r = with(R"("heartbeat": false)", "");
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  EXPECT_EQ(r.config->probe.primary_lease, 0ms) << "no heartbeat renews it";
+
+  r = with(R"("primary_lease_ms": 2800)", "");
+  EXPECT_TRUE(hasError(r,
+                       "probe.primary_lease_ms: is 2800 ms; it must end before pgfailover "
+                       "may promote: at most 2500 ms"))
+      << allErrors(r);
+  r = with(R"("primary_lease_ms": 1500)", "");
+  EXPECT_TRUE(hasError(r, "must cover two heartbeats (2 x probe.interval_ms = 2000 ms)"))
+      << allErrors(r);
+  r = with("", R"("confirmed_down_timeout_ms": 2000)");
+  EXPECT_TRUE(hasError(r,
+                       "probe.primary_lease_ms (by default min(failover timeouts) - 500 ms): "
+                       "is 1500 ms"))
+      << allErrors(r);
+  r = with(R"("primary_lease_ms": -1)", "");
+  EXPECT_TRUE(hasError(r, "probe.primary_lease_ms: must be an integer")) << allErrors(r);
+  r = with(R"("heartbeat": false, "primary_lease_ms": 2000)", "");
+  EXPECT_TRUE(hasError(r, "probe.primary_lease_ms: needs probe.heartbeat")) << allErrors(r);
+}
+
 TEST(Config, InvalidJsonIsReportedWithPosition) {
   auto r = parse("{\"nodes\": [");
   EXPECT_FALSE(r.ok());

@@ -647,6 +647,25 @@ TEST(Lifecycle, DownReplicaIsRejoinedAfterGraceAndRetriedAfterFailure) {
   EXPECT_EQ(retried_after, 10);
 }
 
+// A rejoin that could not even reach the node's host (ssh did not connect) touched nothing: it
+// is reported as host_unreachable, not as a failed rejoin, and retried on the same schedule.
+TEST(Lifecycle, RejoinThatCouldNotReachTheHostIsNotAFailedRejoin) {
+  LifecycleStory s;
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  s.operations()[1].finished = 1;
+  s.operations()[1].last_succeeded = false;
+  s.operations()[1].last_host_unreachable = true;
+  s.operations()[1].last_error = "ssh pg2@10.0.0.2:22: unable to connect: No route to host";
+  s.operations()[1].last_finished_at = s.story().now().steady;
+  auto d = s.tick({primaryNode("pg1"), downNode("pg2")});
+  std::vector<std::string> results;
+  for (const auto& e : d.events)
+    if (e.kind == "rejoin") results.push_back(e.result);
+  EXPECT_EQ(results, std::vector<std::string>{"host_unreachable"});
+  EXPECT_NE(d.reason.find("could not reach the host"), std::string::npos) << d.reason;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kRejoin).empty()) << "retried after the interval";
+}
+
 // A standby that answers, on the primary's timeline, but does not stream (its link to the
 // primary is cut) is left to reconnect by itself for 60 s: a restart cannot fix a network.
 TEST(Lifecycle, DisconnectedStandbyGetsAMinuteToReconnectBeforeARestart) {
@@ -711,6 +730,114 @@ TEST(Lifecycle, ReplicaGraceStartsWhenThePrimaryIsBackAfterBothWereDown) {
     ++ticks;
   } while (actionsOf(d, ActionKind::kRejoin).empty() && ticks < 60);
   EXPECT_EQ(ticks, 4) << "the first tick with a primary + 3 s, not at once";
+}
+
+// The node's lease guard fenced the primary (it heard from neither pgfailover nor a replica).
+NodeObservation selfFencedNode(const std::string& name, std::uint32_t timeline = 1) {
+  NodeObservation n = primaryNode(name, timeline);
+  n.read_only = true;
+  n.self_fenced = true;
+  n.heartbeat_written = false;
+  n.failure = ProbeFailure::kCannotCommit;
+  return n;
+}
+
+TEST(SelfFencing, PrimaryFencedByItsGuardIsUnfencedWhileNothingElseIsPrimary) {
+  LifecycleStory s;
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  for (int i = 0; i < 15; ++i) {
+    auto d = s.tick({selfFencedNode("pg1"), replicaNode("pg2")});
+    ASSERT_EQ(d.rule, "unfence-self-fenced-primary") << d.reason;
+    const auto unfence = actionsOf(d, ActionKind::kUnfence);
+    ASSERT_EQ(unfence.size(), 1u);
+    EXPECT_EQ(unfence[0].node, 0u);
+    EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty()) << "never, whatever the timer says";
+    EXPECT_EQ(d.next.primary, std::optional<std::size_t>(0));
+    std::size_t events = 0;
+    for (const auto& e : d.events) events += e.kind == "unfence";
+    EXPECT_EQ(events, i == 0 ? 1u : 0u) << "one history event per fence, not one per tick";
+  }
+  auto d = s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kHealthy) << d.reason;
+}
+
+TEST(SelfFencing, NotUnfencedWhenAnotherNodeLeftRecoveryOrAPromotionIsInFlight) {
+  // The other node is out of recovery on the same timeline (read-only too): not ours to undo.
+  LifecycleStory s;
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  auto other = primaryNode("pg2");
+  other.read_only = true;
+  auto d = s.tick({selfFencedNode("pg1"), other});
+  EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+  // The other node was promoted (writable on a newer timeline): the fenced node is the old
+  // primary, rejoined, never unfenced.
+  LifecycleStory t;
+  t.tick({primaryNode("pg1"), replicaNode("pg2")});
+  d = t.tick({selfFencedNode("pg1"), primaryNode("pg2", 2)});
+  EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+  EXPECT_EQ(d.next.primary, std::optional<std::size_t>(1));
+  // An operator fenced it (no marker): pgfailover does not lift an operator's fence.
+  LifecycleStory u;
+  u.tick({primaryNode("pg1"), replicaNode("pg2")});
+  auto by_hand = selfFencedNode("pg1");
+  by_hand.self_fenced = false;
+  d = u.tick({by_hand, replicaNode("pg2")});
+  EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+}
+
+// Promoted, then fenced by its guard before pgfailover's first heartbeat reached it (pgfailover
+// was killed right after pg_promote, and the old primary is down): the promotion counts, and the
+// new primary is unfenced, never promoted again.
+TEST(SelfFencing, PromotedNodeThatFencedItselfIsConfirmedAndUnfenced) {
+  LifecycleStory s;
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  int ticks = 0;
+  do {
+    d = s.tick({downNode("pg1"), replicaNode("pg2", /*streaming=*/false, 30.0)});
+    ++ticks;
+  } while (actionsOf(d, ActionKind::kPromote).empty() && ticks < 30);
+  ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u) << d.reason;
+  d = s.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(d.rule, "promotion-confirmed") << d.reason;
+  EXPECT_EQ(d.next.primary, std::optional<std::size_t>(1));
+  d = s.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(d.rule, "unfence-self-fenced-primary") << d.reason;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
+
+  // The same after a restart that lost the promotion in flight: the state remembers pg1 on
+  // timeline 1; pg2, out of recovery on timeline 2 and self-fenced, is the primary.
+  Memory remembered;
+  remembered.primary = 0;
+  remembered.last_primary_timeline = 1;
+  LifecycleStory t;
+  t.story().mutableMemory() = remembered;
+  d = t.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(d.next.primary, std::optional<std::size_t>(1)) << d.reason;
+  EXPECT_EQ(actionsOf(d, ActionKind::kUnfence).size(), 1u) << d.reason;
+  EXPECT_EQ(d.next.failovers, 1u) << "the promotion it did not see complete is recorded";
+  EXPECT_TRUE(d.failover_completed);
+  // A self-fenced node on the remembered primary's timeline that is not the remembered primary
+  // is not adopted (nothing says it was promoted).
+  LifecycleStory u;
+  remembered.last_primary_timeline = 2;
+  u.story().mutableMemory() = remembered;
+  d = u.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(d.next.primary, std::optional<std::size_t>(0)) << d.reason;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+}
+
+TEST(SelfFencing, WithNoStateTheOnlySelfFencedNodeIsAdoptedAsPrimary) {
+  LifecycleStory s;
+  auto d = s.tick({selfFencedNode("pg1"), replicaNode("pg2")});
+  EXPECT_EQ(d.next.primary, std::optional<std::size_t>(0)) << d.reason;
+  EXPECT_EQ(actionsOf(d, ActionKind::kUnfence).size(), 1u) << d.reason;
+  // Two nodes out of recovery, one of them not self-fenced: nothing is adopted.
+  LifecycleStory t;
+  auto by_hand = primaryNode("pg2");
+  by_hand.read_only = true;
+  d = t.tick({selfFencedNode("pg1"), by_hand});
+  EXPECT_FALSE(d.next.primary.has_value()) << d.reason;
 }
 
 TEST(Lifecycle, NoRejoinWithoutAHostExecutor) {

@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# The labs' handling of the nodes' lease guard (scripts/node/lease-guard.sh): one per node, for
+# the lab's whole life, like a systemd service next to PostgreSQL. Sourced by scripts/lab.sh and
+# scripts/lab-netns.sh, which define LAB_DIR, NODE_SCRIPTS, node_dir and say. The guard is found
+# by its pid file and checked by its command line, so a recycled PID is never signalled.
+
+guard_pid() { # node
+  local file=$LAB_DIR/$1/lease-guard.pid pid=''
+  [[ -f $file ]] && read -r pid <"$file"
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "lease-guard.sh --dir $(node_dir "$1") " || return 0
+  printf '%s\n' "$pid"
+}
+
+guard_running() { [[ -n $(guard_pid "$1") ]]; }
+
+# Starts the node's guard unless it runs; the optional words after the node run it (e.g.
+# `ip netns exec NS env PG_BIN=...`). Waits up to 10 s for it to be found by its command line.
+start_guard() { # node [launcher...]
+  local node=$1 waited=0
+  shift
+  guard_running "$node" && return 0
+  nohup "$@" bash "$NODE_SCRIPTS/lease-guard.sh" --dir "$(node_dir "$node")" --name "$node" \
+    >>"$LAB_DIR/$node/lease-guard.log" 2>&1 </dev/null &
+  printf '%s\n' "$!" >"$LAB_DIR/$node/lease-guard.pid"
+  until guard_running "$node"; do
+    ((waited++ < 100)) || {
+      say "the lease guard of $node did not start (see $LAB_DIR/$node/lease-guard.log)"
+      return 1
+    }
+    sleep 0.1
+  done
+}
+
+stop_guard() { # node
+  local pid
+  pid=$(guard_pid "$1")
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  say "stopped the lease guard of $1 (pid $pid)"
+}
