@@ -27,7 +27,9 @@
 #   NODE_SUPERUSER    pgfailover's superuser (pgfailover); NODE_REPL_USER (replicator)
 #   GUARD_WAIT        seconds the guard waits for pgfailover (10); READY_WAIT for SECRETS_DIR (300)
 #   LEASE_GUARD       1 (default): run scripts/node/lease-guard.sh beside the server, which makes
-#                     a primary read-only once it hears from neither pgfailover nor its replica
+#                     a primary read-only once it hears from neither pgfailover nor its replica;
+#                     GUARD_DBNAME (postgres) and GUARD_TABLE (pgfailover.heartbeat) must match
+#                     pgfailover's nodes[].dbname and probe.heartbeat_table
 set -euo pipefail
 
 say() { printf 'entrypoint[%s]: %s\n' "${NODE_NAME:-?}" "$*" >&2; }

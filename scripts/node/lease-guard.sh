@@ -21,9 +21,10 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
 
 node_usage() {
   cat <<'EOF2'
-Usage: scripts/node/lease-guard.sh --dir DIR [--heartbeat-table SCHEMA.TABLE]
+Usage: scripts/node/lease-guard.sh --dir DIR [--heartbeat-table SCHEMA.TABLE] [--dbname DB]
                                    [--check-interval SECONDS] [--once] [options]
   --heartbeat-table   pgfailover's probe.heartbeat_table (default pgfailover.heartbeat)
+  --dbname            the database pgfailover connects to (nodes[].dbname; default postgres)
   --check-interval    seconds between checks (default 0.5)
   --once              check once and exit: 0 nothing to do, 3 fenced the node
 Runs in the foreground until killed; logs one line per fence to stderr.
@@ -31,6 +32,7 @@ EOF2
 }
 
 GUARD_TABLE=${GUARD_TABLE:-pgfailover.heartbeat}
+GUARD_DBNAME=${GUARD_DBNAME:-postgres}
 GUARD_INTERVAL=${GUARD_INTERVAL:-0.5}
 GUARD_ONCE=0
 node_args=()
@@ -44,6 +46,11 @@ while (($# > 0)); do
     --check-interval)
       (($# >= 2)) || die "option $1 needs a value"
       GUARD_INTERVAL=$2
+      shift 2
+      ;;
+    --dbname)
+      (($# >= 2)) || die "option $1 needs a value"
+      GUARD_DBNAME=$2
       shift 2
       ;;
     --once)
@@ -69,7 +76,7 @@ log() { printf '%s %s[%s]: %s\n' "$(date -u +%FT%T.%3NZ)" "$NODE_SCRIPT" "$NODE_
 # marker must commit on a primary whose synchronous standby is gone (the very case it is for).
 guard_psql() {
   local -a cmd=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$NODE_RUN_DIR" -p "$NODE_PORT"
-    -U "$NODE_RUN_AS" -d postgres "$@")
+    -U "$NODE_RUN_AS" -d "$GUARD_DBNAME" "$@")
   if ((EUID == 0)); then cmd=(runuser -u "$NODE_RUN_AS" -- "${cmd[@]}"); fi
   PGCONNECT_TIMEOUT=2 PGOPTIONS="-c statement_timeout=2000 -c synchronous_commit=local" \
     timeout 3 "${cmd[@]}"
@@ -154,7 +161,7 @@ if ((GUARD_ONCE)); then
   check_once
   exit $?
 fi
-log "guarding node $NODE_NAME (port $NODE_PORT, $GUARD_TABLE, every ${GUARD_INTERVAL}s)"
+log "guarding node $NODE_NAME (port $NODE_PORT, $GUARD_DBNAME.$GUARD_TABLE, every ${GUARD_INTERVAL}s)"
 trap 'log "stopped"; exit 0' TERM INT
 while true; do
   check_once || true

@@ -239,6 +239,7 @@ say "bad values"
 BAD=(
   "--set config.probe.interval_ms=-1000|config.probe.interval_ms: Must be greater than or equal to 1"
   "--set config.failover.confirmed_down_timeout_ms=0|config.failover.confirmed_down_timeout_ms: Must be greater than or equal to 1"
+  "--set config.probe.primary_lease_ms=-5|config.probe.primary_lease_ms: Must be greater than or equal to 0"
   "--set ssh.connectTimeoutMs=-5|ssh.connectTimeoutMs: Must be greater than or equal to 1"
   "--set config.failover.promote_timeout_ms=500|config.failover.promote_timeout_ms: Must be greater than or equal to 1000"
   "--set config.failover.confirmed_down_timeout=3000|config.failover: Additional property confirmed_down_timeout is not allowed"
