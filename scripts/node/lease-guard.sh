@@ -3,14 +3,17 @@
 # host runs. While its node is a primary, it checks twice a second whether anyone still vouches
 # for it: pgfailover, whose heartbeat row carries a lease (probe.primary_lease_ms), and the
 # replica, whose WAL receiver replies every wal_receiver_status_interval (1 s on these nodes).
-# When the lease ran out AND no replica replied for as long, the node is cut off from both, and
-# pgfailover may be about to promote the replica; so the guard makes it read-only first
-# (self_fenced_at in the heartbeat row, default_transaction_read_only = on, client sessions
-# ended). pgfailover's own timeouts are longer than the lease, so the fence always comes first.
-# If nothing was promoted, pgfailover lifts the fence when it sees the node again.
+# When the lease ran out AND one of the replicas pgfailover could promote (the peers it names in
+# the row) has not replied for as long, pgfailover may be about to promote that replica; so the
+# guard makes the node read-only first (self_fenced_at in the heartbeat row,
+# default_transaction_read_only = on, client sessions ended). pgfailover's timeouts are longer
+# than the lease, and it waits for the lease to run out before a promotion, so the fence comes
+# first. If nothing was promoted, pgfailover lifts the fence when it sees the node again.
+# Needs wal_receiver_status_interval well below the lease on the replicas (1 s on these nodes):
+# an idle replica replies only that often.
 #
 # It never fences a replica, a node already read-only, a node whose lease is 0 (pgfailover was
-# stopped cleanly, or runs without a lease), a primary whose replica still streams (only
+# stopped cleanly, or runs without a lease), a primary whose every peer still streams (only
 # pgfailover is gone: nobody can promote), or a node that became writable less than a lease ago
 # (just promoted or started: pgfailover's first heartbeat is still to come).
 # docs/lifecycle.md, "Self-fencing".
@@ -82,42 +85,58 @@ guard_psql() {
     timeout 3 "${cmd[@]}"
 }
 
-# One row: whether the node takes writes (out of recovery, not read-only), the lease, the
-# heartbeat's age and the age of the newest reply from a streaming standby (empty: none
-# streams), in ms on the server's own clock (pgfailover writes ts with the server's now()).
+# One row: whether the node takes writes (out of recovery, not read-only); the lease; the
+# heartbeat's timestamp as text and its age in ms on the server's clock; and, for every peer
+# pgfailover named in the row (the nodes it could promote), "name=reply_time=age_ms" of its
+# newest streaming walsender ("-" for a peer that does not stream), comma-separated. Only the
+# peers count: pg_receivewal, a logical subscriber or a base backup vouch for nothing.
 CHECK_SQL="SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off',
   coalesce(h.lease_ms, 0),
+  coalesce(h.ts::text, '-'),
   coalesce((extract(epoch FROM clock_timestamp() - h.ts) * 1000)::bigint, 0),
-  (SELECT (extract(epoch FROM clock_timestamp() - max(r.reply_time)) * 1000)::bigint
-     FROM pg_stat_replication AS r WHERE r.state = 'streaming')
+  coalesce((SELECT string_agg(p.name || '=' || coalesce(r.reply::text, '-') || '=' ||
+                              coalesce((extract(epoch FROM clock_timestamp() - r.reply) * 1000)::bigint::text, '-'), ',')
+            FROM unnest(string_to_array(nullif(h.peers, ''), ',')) AS p(name)
+            CROSS JOIN LATERAL (SELECT max(reply_time) AS reply FROM pg_stat_replication
+                                WHERE state = 'streaming' AND application_name = p.name) AS r), '')
 FROM (SELECT 1) AS one LEFT JOIN $GUARD_TABLE AS h ON h.id = 1"
 
-# When this guard first saw the node take writes (ms since the epoch), in this run. A node that
-# just became writable - promoted, started, unfenced - carries the last heartbeat of another
-# time; pgfailover writes its first one within a tick, so the lease counts from this moment
-# when it is later than the heartbeat. Only a definite answer (not writable) resets it.
-writable_since=
+# Ages are measured on this host's monotonic clock (/proc/uptime), from the moment this guard
+# saw a value change: a new heartbeat timestamp, a new reply_time of a peer. No clock of another
+# host is read, and a step of the wall clock changes nothing. A node that just became writable
+# (promoted, started, unfenced) starts every age at zero: pgfailover's first heartbeat is a tick
+# away. In --once mode there is no history, and the server's clock gives the ages.
+now_ms() {
+  local up
+  read -r up _ </proc/uptime
+  printf '%s\n' "$((${up%.*} * 1000 + 10#${up#*.} * 10))"
+}
+writable_since='' hb_last='' hb_seen=''
+declare -A peer_last=() peer_seen=()
 
-fence() { # lease_ms why
-  local lease=$1 why=$2 setting deadline marked
-  # The mark first, in one statement with the check that the lease still ran out (a heartbeat
-  # may have arrived since): pgfailover lifts only a fence it can tell from an operator's, and
-  # only pgfailover's unfence clears the mark.
+fence() { # lease_ms heartbeat_text peer why
+  local lease=$1 hb=$2 peer=$3 why=$4 setting deadline marked
+  # The mark first, in one statement with the check that nothing changed since (the same
+  # heartbeat, no newer reply from that peer): pgfailover lifts only a fence it can tell from an
+  # operator's, and only pgfailover's unfence clears the mark.
   if ! marked=$(guard_psql -At -c "UPDATE $GUARD_TABLE SET self_fenced_at = now()
-      WHERE id = 1 AND clock_timestamp() - ts > make_interval(secs => $lease / 1000.0)
+      WHERE id = 1 AND lease_ms > 0 AND ts::text = '$hb'
         AND NOT EXISTS (SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'
-          AND clock_timestamp() - reply_time <= make_interval(secs => $lease / 1000.0))
+          AND application_name = '$peer' AND reply_time::text <> '${peer_last[$peer]:-}')
       RETURNING 1"); then
     log "could not mark the fence in $GUARD_TABLE; not fencing ($why)"
     return 1
   fi
   if [[ $marked != 1 ]]; then
-    log "a heartbeat or a replica's reply arrived meanwhile; not fencing"
+    log "a heartbeat or a reply of $peer arrived meanwhile; not fencing"
     return 1
   fi
+  # From here on the node counts as not writable for this guard: once pgfailover lifts the
+  # fence, its next heartbeat gets a whole lease.
+  writable_since=
   guard_psql -c "ALTER SYSTEM SET default_transaction_read_only = on" \
     -c "SELECT pg_reload_conf()" >/dev/null || {
-    log "ALTER SYSTEM or pg_reload_conf failed ($why)"
+    log "ALTER SYSTEM or pg_reload_conf failed; the node is marked but not fenced ($why)"
     return 1
   }
   # Sessions forked after the postmaster reloaded start read-only; wait for that (a new
@@ -135,24 +154,48 @@ fence() { # lease_ms why
 }
 
 check_once() {
-  local row writable lease hb_age reply_age now_ms age
+  local row writable lease hb hb_age peers now entry name reply age stale='' stale_age=0
+  local -a entries=()
   # Down, starting, hung or no table yet: nothing to decide this time.
-  row=$(guard_psql -At -F ' ' -c "$CHECK_SQL" 2>/dev/null) || return 0
-  read -r writable lease hb_age reply_age <<<"$row"
+  row=$(guard_psql -At -F '|' -c "$CHECK_SQL" 2>/dev/null) || return 0
+  IFS='|' read -r writable lease hb hb_age peers <<<"$row"
   if [[ $writable != t ]]; then
     writable_since=
     return 0
   fi
   [[ $lease =~ ^[0-9]+$ && $hb_age =~ ^-?[0-9]+$ ]] || return 0
-  age=$hb_age
+  IFS=',' read -r -a entries <<<"$peers"
+  now=$(now_ms)
   if ((!GUARD_ONCE)); then
-    now_ms=$(date +%s%3N)
-    [[ -n $writable_since ]] || writable_since=$now_ms
-    ((now_ms - writable_since >= age)) || age=$((now_ms - writable_since))
+    if [[ -z $writable_since ]]; then
+      writable_since=$now hb_last=$hb hb_seen=$now
+      peer_last=() peer_seen=()
+    fi
+    if [[ $hb != "$hb_last" ]]; then hb_last=$hb hb_seen=$now; fi
+    hb_age=$((now - hb_seen))
   fi
-  ((lease > 0 && age > lease)) || return 0
-  if [[ -n ${reply_age:-} ]] && ((reply_age <= lease)); then return 0; fi
-  fence "$lease" "no heartbeat from pgfailover for ${age} ms and no reply from a streaming replica for $([[ -n ${reply_age:-} ]] && echo "${reply_age} ms" || echo "as long (none streams)"): the ${lease} ms lease ran out" &&
+  ((lease > 0 && hb_age > lease)) || return 0
+  # No peer named (a row from an older pgfailover): nobody can be told apart; do nothing.
+  ((${#entries[@]} > 0)) || return 0
+  for entry in "${entries[@]}"; do
+    IFS='=' read -r name reply age <<<"$entry"
+    [[ $name =~ ^[A-Za-z0-9_.-]{1,63}$ ]] || return 0
+    if ((GUARD_ONCE)); then
+      [[ $age =~ ^-?[0-9]+$ ]] || age=$((lease + 1))
+    else
+      [[ -n ${peer_seen[$name]:-} ]] || peer_seen[$name]=$writable_since
+      if [[ $reply != - && $reply != "${peer_last[$name]:-}" ]]; then
+        peer_last[$name]=$reply peer_seen[$name]=$now
+      fi
+      age=$((now - peer_seen[$name]))
+    fi
+    if ((age > lease)); then
+      stale=$name stale_age=$age
+      break
+    fi
+  done
+  [[ -n $stale ]] || return 0
+  fence "$lease" "$hb" "$stale" "no heartbeat from pgfailover for ${hb_age} ms and nothing from replica $stale for ${stale_age} ms: the ${lease} ms lease ran out" &&
     return 3
   return 0
 }

@@ -98,6 +98,31 @@ Millis timeoutFor(const Policy& policy, TimeoutKind kind) {
   return policy.unresponsive_timeout;
 }
 
+// The old primary's lease guard fences it once the lease of the last heartbeat has run out and
+// a replica stopped replying to it for as long. The timeouts are longer than the lease, so this
+// only holds a promotion back in the rare case where the primary stopped answering pgfailover
+// well after the first failed probe's tick (or a replica kept streaming from it meanwhile).
+// Half a second more covers the guard's poll.
+constexpr Millis kLeaseGuardMargin{500};
+
+void holdForTheLease(Facts& f) {
+  const auto& policy = *f.policy;
+  const auto& m = *f.memory;
+  if (!f.timeout_elapsed || policy.primary_lease <= Millis{0}) return;
+  std::optional<SteadyTime> until;
+  auto later = [&](const std::optional<SteadyTime>& seen) {
+    if (seen && (!until || *seen > *until)) until = seen;
+  };
+  later(m.heartbeat_seen_at);
+  for (std::size_t i = 0; i < m.streaming_seen_at.size(); ++i)
+    if (i != *f.primary) later(m.streaming_seen_at[i]);
+  if (!until) return;
+  const SteadyTime lease_end = *until + policy.primary_lease + kLeaseGuardMargin;
+  if (f.now.steady >= lease_end) return;
+  f.timeout_elapsed = false;
+  f.lease_wait = std::chrono::duration_cast<Millis>(lease_end - f.now.steady);
+}
+
 void resolvePrimary(Facts& f) {
   const auto& nodes = f.view->nodes;
   const auto& remembered = f.memory->primary;
@@ -152,19 +177,36 @@ void resolvePrimary(Facts& f) {
   // the primary if it is the one remembered, if it is on a newer timeline (promoted, then cut
   // off from pgfailover before its first heartbeat), or, with nothing remembered, if every
   // other node that answers is in recovery.
+  // Of several self-fenced nodes, only one on a strictly newer timeline than the others counts.
+  // With nothing remembered, every other node must answer, in recovery: an unreachable one
+  // could be a primary nobody here knows of.
   std::optional<std::size_t> self_fenced;
+  bool contested = false, all_others_standby = true;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (!nodes[i].reachable || nodes[i].in_recovery) continue;
-    if (!nodes[i].self_fenced || self_fenced) {
-      self_fenced.reset();
+    if (!nodes[i].self_fenced) {
+      contested = true;
       break;
     }
-    self_fenced = i;
+    if (!self_fenced || nodes[i].timeline > nodes[*self_fenced].timeline) {
+      self_fenced = i;
+      contested = false;
+    } else if (nodes[i].timeline == nodes[*self_fenced].timeline) {
+      contested = true;
+    }
   }
-  if (self_fenced) {
+  if (self_fenced && !contested) {
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      if (i != *self_fenced &&
+          (!nodes[i].reachable ||
+           (nodes[i].in_recovery && nodes[i].timeline > nodes[*self_fenced].timeline)))
+        all_others_standby = false;
+  }
+  if (self_fenced && !contested) {
     const auto& node = nodes[*self_fenced];
-    if (!remembered || *remembered == *self_fenced || f.memory->last_primary_timeline == 0 ||
-        node.timeline > f.memory->last_primary_timeline) {
+    if ((!remembered && all_others_standby) || (remembered && *remembered == *self_fenced) ||
+        (remembered && (f.memory->last_primary_timeline == 0 ||
+                        node.timeline > f.memory->last_primary_timeline))) {
       f.primary = self_fenced;
       f.primary_basis = "out of recovery, fenced by its own lease guard";
       return;
@@ -593,6 +635,7 @@ void promoteNode(const Facts& f, Decision& d, std::size_t node, const std::strin
   if (f.memory->switchover) promote.argument = "switchover";
   d.actions.push_back(promote);
   d.next.promoting = node;
+  d.next.unconfirmed_promotion = node;
   d.next.promote_issued_at = f.now.steady;
   d.next.promote_attempts = f.memory->promote_attempts + 1;
   d.next.veto.reset();
@@ -964,7 +1007,10 @@ std::string explainDegraded(const Facts& f) {
          f.operations_note;
 }
 std::string explainFailing(const Facts& f) {
-  std::string text = failingSentence(f) + ", " + formatSeconds(f.timeout - f.failing_for) + " left";
+  std::string text =
+      f.lease_wait ? failingSentence(f) + " ran out; waiting " + formatSeconds(*f.lease_wait) +
+                         " more for the old primary's lease to run out (its guard fences it first)"
+                   : failingSentence(f) + ", " + formatSeconds(f.timeout - f.failing_for) + " left";
   if (f.veto) text += "; would be vetoed now: " + f.veto_detail;
   return text;
 }
@@ -1054,9 +1100,11 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
   if (f.primary && !f.split_brain) {
     const auto& primary = nodes[*f.primary];
     f.primary_ok = primary.writable() && (!policy.heartbeat || primary.heartbeat_written);
-    f.primary_self_fenced = primary.reachable && !primary.in_recovery && primary.read_only &&
-                            primary.self_fenced && f.writable.empty() && !memory.promoting &&
-                            !memory.switchover && primary.timeline >= memory.last_primary_timeline;
+    f.primary_self_fenced =
+        primary.reachable && !primary.in_recovery && primary.read_only && primary.self_fenced &&
+        f.writable.empty() && !memory.promoting && !memory.switchover &&
+        (!memory.unconfirmed_promotion || *memory.unconfirmed_promotion == *f.primary) &&
+        primary.timeline >= memory.last_primary_timeline;
     for (std::size_t i = 0; i < nodes.size() && f.primary_self_fenced; ++i)
       if (i != *f.primary && nodes[i].reachable && !nodes[i].in_recovery &&
           nodes[i].timeline >= primary.timeline)
@@ -1070,6 +1118,8 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
       f.failing_for = elapsed(*f.failing_since, now.steady);
       f.timeout_elapsed = f.failing_for >= f.timeout;
       chooseCandidate(f);
+      // A veto says more than a wait: only a promotion that would happen waits for the lease.
+      if (!f.veto) holdForTheLease(f);
     } else {
       assessReplicas(f);
     }
@@ -1359,6 +1409,16 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
 
   // Bookkeeping shared by every row: who the primary is and what it was last seen at.
   if (!f.split_brain) d.next.primary = f.primary;
+  if (f.primary_ok) d.next.heartbeat_seen_at = now.steady;
+  d.next.streaming_seen_at.resize(view.nodes.size());
+  for (std::size_t i = 0; i < view.nodes.size(); ++i)
+    if (view.nodes[i].streaming()) d.next.streaming_seen_at[i] = now.steady;
+  // A promoted node seen again, in recovery or out of it, is no longer an unknown: whatever
+  // happened to the promotion is now in plain sight (a rule below may issue a new one).
+  if (memory.unconfirmed_promotion && memory.promoting != memory.unconfirmed_promotion &&
+      *memory.unconfirmed_promotion < view.nodes.size() &&
+      view.nodes[*memory.unconfirmed_promotion].reachable)
+    d.next.unconfirmed_promotion.reset();
   d.next.failing_since = f.failing_since;
   if (f.failing_since) {
     d.next.failing_since_wall =

@@ -44,6 +44,9 @@ struct Facts {
   Millis failing_for{0};
   Millis timeout{0};
   bool timeout_elapsed = false;
+  // The timeout ran out, but the old primary's lease (or a replica's vouching for it) has not:
+  // its lease guard may not have fenced it yet. How long until it has.
+  std::optional<Millis> lease_wait;
 
   // The replica that would be promoted, and why it may not be.
   std::optional<std::size_t> candidate;

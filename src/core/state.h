@@ -72,6 +72,9 @@ struct Policy {
   Millis promote_timeout{10000};
   int promote_attempts = 3;
   bool heartbeat = true;
+  // The lease the heartbeat grants the primary (0: none). No promotion before the lease pgfailover
+  // last renewed, and the replicas' vouching for the old primary, have run out.
+  Millis primary_lease{0};
 
   // Lifecycle: rejoin a node that is not a healthy replica (needs a host executor).
   bool rejoin = true;
@@ -173,6 +176,10 @@ struct Memory {
   // An issued promotion, and the operator request behind it (0: pgfailover's own decision).
   std::optional<std::size_t> promoting;
   std::uint64_t promote_request_id = 0;
+  // The last node pg_promote was issued to, until it is seen again: in recovery (it did not
+  // happen) or as the primary. While it is unknown, no self-fenced node is unfenced: the
+  // promotion may have happened out of sight.
+  std::optional<std::size_t> unconfirmed_promotion;
   SteadyTime promote_issued_at{};
   int promote_attempts = 0;
 
@@ -184,6 +191,10 @@ struct Memory {
   std::optional<Switchover> switchover;  // in flight (phase kSwitchingOver or kPromoting)
   std::vector<std::optional<SteadyTime>> unhealthy_since;    // per node: not a healthy replica
   std::vector<std::optional<SteadyTime>> starting_up_since;  // per node: answers "starting up"
+  // For the lease: the last tick the primary's heartbeat committed, and per node the last tick
+  // it was seen streaming (its replies vouch for the primary with the node's lease guard).
+  std::optional<SteadyTime> heartbeat_seen_at;
+  std::vector<std::optional<SteadyTime>> streaming_seen_at;
   std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
   // Per node: when a replica streaming without its slot was last told to use it.
   std::vector<std::optional<SteadyTime>> slot_use_requested_at;

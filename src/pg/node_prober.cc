@@ -123,43 +123,55 @@ StatusCode statusCodeFor(const PgError& error) {
   return StatusCode::kUnavailable;
 }
 
+// Node names hold [A-Za-z0-9_.-] only (config), so a comma separates them unambiguously.
+std::string joinPeers(const std::vector<std::string>& peers) {
+  std::string out;
+  for (const auto& peer : peers) out += (out.empty() ? "" : ",") + peer;
+  return out;
+}
+
 }  // namespace
 
-NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe)
+NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
+                       std::vector<std::string> peers)
     : node_(std::move(node)),
       probe_(std::move(probe)),
       description_(describeNode(node_.name, node_.host, node_.port)),
       heartbeat_table_(parseTableName(probe_.heartbeat_table)),
       connection_(cancel_slot_) {
+  peers_ = joinPeers(peers);
   // The validated name holds only [a-z0-9_] and double quotes, so it is safe inside a literal.
   std::string exists = "false";
   if (probe_.heartbeat && heartbeat_table_) {
     // The table as this version writes it: with the lease columns (older versions created it
     // without them; the setup below adds them).
-    exists = "(SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = to_regclass('" +
+    exists = "(SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = to_regclass('" +
              heartbeat_table_->quoted() +
-             "') AND attname IN ('lease_ms', 'self_fenced_at') AND NOT attisdropped)";
+             "') AND attname IN ('lease_ms', 'self_fenced_at', 'peers') AND NOT attisdropped)";
   }
   state_query_ = replaceAll(kStateQuery, "%HEARTBEAT_EXISTS%", exists);
   if (heartbeat_table_) {
     const std::string table = heartbeat_table_->quoted();
     // lease_ms: how long this heartbeat keeps the node writable if no other one follows
-    // (scripts/node/lease-guard.sh reads it); self_fenced_at: set by that guard, in the same
-    // statement that checks the lease ran out, just before it fences the node; cleared by
-    // unfence() once the fence is lifted. The heartbeat never touches it: a heartbeat that
-    // lands between the guard's mark and its fence would otherwise leave a fence without a mark,
-    // which pgfailover must take for an operator's.
+    // (scripts/node/lease-guard.sh reads it); peers: the other nodes, whose replies alone vouch
+    // for the node with the guard (the ones pgfailover could promote); self_fenced_at: set by that
+    // guard, in the same statement that checks the lease ran out, just before it fences the node;
+    // cleared by unfence() once the fence is lifted. The heartbeat never touches it: a heartbeat
+    // that lands between the guard's mark and its fence would otherwise leave a fence without a
+    // mark, which pgfailover must take for an operator's.
     heartbeat_setup_ = "CREATE SCHEMA IF NOT EXISTS " + quoteIdentifier(heartbeat_table_->schema) +
                        "; CREATE TABLE IF NOT EXISTS " + table +
                        " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL)"
                        "; ALTER TABLE " +
                        table +
                        " ADD COLUMN IF NOT EXISTS lease_ms integer NOT NULL DEFAULT 0,"
-                       " ADD COLUMN IF NOT EXISTS self_fenced_at timestamptz";
+                       " ADD COLUMN IF NOT EXISTS self_fenced_at timestamptz,"
+                       " ADD COLUMN IF NOT EXISTS peers text NOT NULL DEFAULT ''";
     heartbeat_write_ =
         "INSERT INTO " + table +
-        " (id, ts, node, lease_ms) VALUES (1, now(), $1, $2) ON CONFLICT (id) DO UPDATE SET"
-        " ts = excluded.ts, node = excluded.node, lease_ms = excluded.lease_ms"
+        " (id, ts, node, lease_ms, peers) VALUES (1, now(), $1, $2, $3) ON CONFLICT (id) DO"
+        " UPDATE SET ts = excluded.ts, node = excluded.node, lease_ms = excluded.lease_ms,"
+        " peers = excluded.peers"
         " RETURNING extract(epoch FROM ts)";
     heartbeat_read_ =
         "SELECT extract(epoch FROM ts), self_fenced_at IS NOT NULL FROM " + table + " WHERE id = 1";
@@ -361,7 +373,8 @@ void NodeProber::heartbeat(core::NodeObservation& observation, bool write, bool 
       if (!setup.ok()) return failed(*setup.error);
     }
     ExecOutcome written = connection_.exec(
-        heartbeat_write_, {node_.name, std::to_string(probe_.primary_lease.count())}, deadline);
+        heartbeat_write_, {node_.name, std::to_string(probe_.primary_lease.count()), peers_},
+        deadline);
     if (!written.ok()) return failed(*written.error);
     observation.heartbeat_written = true;
     observation.heartbeat_unix_seconds = parseDouble(written.result.value(0, 0));

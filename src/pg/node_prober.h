@@ -28,7 +28,9 @@ namespace pgfailover::pg {
 
 class NodeProber {
  public:
-  NodeProber(config::NodeConfig node, config::ProbeConfig probe);
+  // `peers`: the names of the other nodes, written into the heartbeat row for the lease guard.
+  NodeProber(config::NodeConfig node, config::ProbeConfig probe,
+             std::vector<std::string> peers = {});
   NodeProber(const NodeProber&) = delete;
   NodeProber& operator=(const NodeProber&) = delete;
 
@@ -102,6 +104,7 @@ class NodeProber {
   std::string heartbeat_write_;
   std::string heartbeat_read_;
   std::string lease_release_;
+  std::string peers_;  // the other nodes' names, comma-separated, for the heartbeat row
   std::string self_fence_clear_;
   CancelSlot cancel_slot_;
   Connection connection_;

@@ -18,6 +18,7 @@ core::Policy policyFromConfig(const config::Config& config) {
   policy.promote_timeout = f.promote_timeout;
   policy.promote_attempts = f.promote_attempts;
   policy.heartbeat = config.probe.heartbeat;
+  policy.primary_lease = config.probe.primary_lease;
   policy.rejoin = f.rejoin;
   policy.rejoin_grace = f.rejoin_grace;
   policy.rejoin_retry_interval = f.rejoin_retry_interval;
@@ -136,7 +137,10 @@ TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
       requests_(requests) {
   std::vector<pg::NodeProber*> raw;
   for (const auto& node : config.nodes) {
-    probers_.push_back(std::make_unique<pg::NodeProber>(node, config.probe));
+    std::vector<std::string> peers;
+    for (const auto& other : config.nodes)
+      if (other.name != node.name) peers.push_back(other.name);
+    probers_.push_back(std::make_unique<pg::NodeProber>(node, config.probe, std::move(peers)));
     raw.push_back(probers_.back().get());
   }
   operations_ = std::make_unique<NodeOperations>(config, log);

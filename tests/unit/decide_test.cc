@@ -785,18 +785,22 @@ TEST(SelfFencing, NotUnfencedWhenAnotherNodeLeftRecoveryOrAPromotionIsInFlight) 
   EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
 }
 
+// pg1 healthy, then crashed while pg2 lost it too: ticks until pgfailover issues pg_promote to
+// pg2 (at most 30), and returns that tick's decision.
+Decision crashUntilPromote(LifecycleStory& s) {
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  for (int ticks = 0; ticks < 30 && actionsOf(d, ActionKind::kPromote).empty(); ++ticks)
+    d = s.tick({downNode("pg1"), replicaNode("pg2", /*streaming=*/false, 30.0)});
+  return d;
+}
+
 // Promoted, then fenced by its guard before pgfailover's first heartbeat reached it (pgfailover
 // was killed right after pg_promote, and the old primary is down): the promotion counts, and the
 // new primary is unfenced, never promoted again.
 TEST(SelfFencing, PromotedNodeThatFencedItselfIsConfirmedAndUnfenced) {
   LifecycleStory s;
-  s.tick({primaryNode("pg1"), replicaNode("pg2")});
-  Decision d;
-  int ticks = 0;
-  do {
-    d = s.tick({downNode("pg1"), replicaNode("pg2", /*streaming=*/false, 30.0)});
-    ++ticks;
-  } while (actionsOf(d, ActionKind::kPromote).empty() && ticks < 30);
+  Decision d = crashUntilPromote(s);
   ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u) << d.reason;
   d = s.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
   EXPECT_EQ(d.rule, "promotion-confirmed") << d.reason;
@@ -825,6 +829,86 @@ TEST(SelfFencing, PromotedNodeThatFencedItselfIsConfirmedAndUnfenced) {
   d = u.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
   EXPECT_EQ(d.next.primary, std::optional<std::size_t>(0)) << d.reason;
   EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+}
+
+// pg_promote was issued to pg2, and pg2 vanished before pgfailover saw the result: it may be a
+// primary now. The old primary, back and self-fenced, stays fenced until pg2 is seen again.
+TEST(SelfFencing, NoUnfenceWhileAPromotionMayHaveHappenedOutOfSight) {
+  LifecycleStory s;
+  Decision d = crashUntilPromote(s);
+  ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u) << d.reason;
+  for (int i = 0; i < 60; ++i) {
+    d = s.tick({selfFencedNode("pg1"), downNode("pg2", ProbeFailure::kTimeout)});
+    ASSERT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << "tick " << i << ": " << d.reason;
+  }
+  // pg2 answers again, in recovery: the failover pgfailover decided goes on (pg1 is still not a
+  // working primary); pg1 is never unfenced while pg2 is being promoted.
+  for (int i = 0; i < 15; ++i) {
+    d = s.tick({selfFencedNode("pg1"), replicaNode("pg2", /*streaming=*/false, 30.0)});
+    EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+  }
+  EXPECT_EQ(d.next.promoting, std::optional<std::size_t>(1)) << d.reason;
+  d = s.tick({selfFencedNode("pg1"), primaryNode("pg2", 2)});
+  EXPECT_EQ(d.rule, "promotion-confirmed") << d.reason;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+}
+
+TEST(SelfFencing, AdoptionWithoutStateNeedsEveryOtherNodeInRecoveryAndPrefersTheNewestTimeline) {
+  // Nothing remembered, the other node does not answer: it could be a primary; nothing adopted.
+  LifecycleStory s;
+  auto d = s.tick({selfFencedNode("pg1"), downNode("pg2")});
+  EXPECT_FALSE(d.next.primary.has_value()) << d.reason;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+  // Both fenced themselves: the one on the newer timeline is the primary, the other is not.
+  LifecycleStory t;
+  d = t.tick({selfFencedNode("pg1", 1), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(d.next.primary, std::optional<std::size_t>(1)) << d.reason;
+  const auto unfence = actionsOf(d, ActionKind::kUnfence);
+  ASSERT_EQ(unfence.size(), 1u) << d.reason;
+  EXPECT_EQ(unfence[0].node, 1u);
+  // Both on the same timeline: nothing tells which history is right.
+  LifecycleStory u;
+  d = u.tick({selfFencedNode("pg1", 2), selfFencedNode("pg2", 2)});
+  EXPECT_FALSE(d.next.primary.has_value()) << d.reason;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
+}
+
+// With a lease, no promotion before the old primary's guard has had its chance: the lease of
+// the last heartbeat, and of the last tick a replica was seen streaming (its replies vouch for
+// the primary), plus the guard's poll. The timeouts normally cover it; here the replica kept
+// streaming for two ticks after pgfailover lost the primary.
+TEST(SelfFencing, NoPromotionBeforeTheOldPrimarysLeaseRanOut) {
+  auto promotedAt = [](Millis lease) {
+    Policy policy;
+    policy.primary_lease = lease;
+    Story s(policy);
+    s.tick({primaryNode("pg1"), replicaNode("pg2")});
+    s.tick({downNode("pg1"), replicaNode("pg2", true, 1.0)});  // t = 2: failing since here
+    s.tick({downNode("pg1"), replicaNode("pg2", true, 2.0)});  // t = 3: still streaming
+    for (int t = 4; t < 20; ++t) {
+      auto d = s.tick({downNode("pg1"), replicaNode("pg2", /*streaming=*/false, 30.0)});
+      if (!actionsOf(d, ActionKind::kPromote).empty()) return t;
+      if (lease > Millis{0} && t == 5) {
+        EXPECT_NE(d.reason.find("waiting 1.0 s more for the old primary's lease"),
+                  std::string::npos)
+            << d.reason;
+      }
+    }
+    return 0;
+  };
+  EXPECT_EQ(promotedAt(0ms), 5) << "the 3 s confirmed-down timeout from t = 2";
+  EXPECT_EQ(promotedAt(2500ms), 6) << "last seen streaming at t = 3, + 2.5 s lease + 0.5 s";
+  EXPECT_EQ(promotedAt(1000ms), 5) << "a short lease ends within the timeout: no delay";
+
+  // A replica that still hears the primary vetoes the failover; the lease does not hide that.
+  Policy policy;
+  policy.primary_lease = 2500ms;
+  Story s(policy);
+  s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  for (int t = 0; t < 12; ++t)
+    d = s.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2")});
+  EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed) << d.reason;
 }
 
 TEST(SelfFencing, WithNoStateTheOnlySelfFencedNodeIsAdoptedAsPrimary) {
