@@ -75,14 +75,67 @@ node_resolve
 
 log() { printf '%s %s[%s]: %s\n' "$(date -u +%FT%T.%3NZ)" "$NODE_SCRIPT" "$NODE_NAME" "$*" >&2; }
 
-# psql with a deadline: a hung server must not hang the guard. synchronous_commit = local: the
-# marker must commit on a primary whose synchronous standby is gone (the very case it is for).
+# psql over the unix socket as the server's OS user. statement_timeout: a hung server must not
+# hang the guard; synchronous_commit = local: the mark must commit on a primary whose
+# synchronous standby is gone (the very case it is for).
+psql_command() {
+  PSQL_CMD=("$PG_BIN/psql" -X -q -h "$NODE_RUN_DIR" -p "$NODE_PORT" -U "$NODE_RUN_AS"
+    -d "$GUARD_DBNAME" "$@")
+  if ((EUID == 0)); then PSQL_CMD=(runuser -u "$NODE_RUN_AS" -- "${PSQL_CMD[@]}"); fi
+}
+export PGCONNECT_TIMEOUT=2 PGOPTIONS="-c statement_timeout=2000 -c synchronous_commit=local"
+# A write to a session whose psql has died must fail, not kill the guard.
+trap '' PIPE
+
+# One-off statements (the fence itself: rare), each under a 3 s deadline.
 guard_psql() {
-  local -a cmd=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$NODE_RUN_DIR" -p "$NODE_PORT"
-    -U "$NODE_RUN_AS" -d "$GUARD_DBNAME" "$@")
-  if ((EUID == 0)); then cmd=(runuser -u "$NODE_RUN_AS" -- "${cmd[@]}"); fi
-  PGCONNECT_TIMEOUT=2 PGOPTIONS="-c statement_timeout=2000 -c synchronous_commit=local" \
-    timeout 3 "${cmd[@]}"
+  local -a PSQL_CMD
+  psql_command -v ON_ERROR_STOP=1 "$@"
+  timeout 3 "${PSQL_CMD[@]}"
+}
+
+# The checks go through one psql session kept open (a coprocess), not one process each: twice
+# a second, forking psql would cost the host more than everything else the guard does. Each
+# query ends with a marker line; no marker within 3 s (a hung server) ends the session, and the
+# next check opens a new one (so does a server restart, which ends psql by itself).
+session_pid=''
+session_open() {
+  local -a PSQL_CMD
+  psql_command -At -F '|' -v ON_ERROR_STOP=0
+  coproc SESSION { exec "${PSQL_CMD[@]}" 2>/dev/null; }
+  # shellcheck disable=SC2153  # SESSION_PID is set by coproc
+  session_pid=$SESSION_PID
+}
+session_close() {
+  if [[ -n $session_pid ]]; then
+    kill -TERM "$session_pid" 2>/dev/null || true
+    wait "$session_pid" 2>/dev/null || true
+  fi
+  session_pid=''
+}
+# Runs one statement; its rows (the first only) in SESSION_ROW. Fails when there is no answer.
+session_query() {
+  local line got=0
+  SESSION_ROW=''
+  if [[ -z $session_pid ]] || ! kill -0 "$session_pid" 2>/dev/null; then
+    session_close
+    session_open
+  fi
+  printf '%s;\n\\echo __guard_end__\n' "$1" 1>&"${SESSION[1]}" 2>/dev/null || {
+    session_close
+    return 1
+  }
+  while IFS= read -r -t 3 -u "${SESSION[0]}" line; do
+    if [[ $line == __guard_end__ ]]; then
+      got=1
+      break
+    fi
+    [[ -n $SESSION_ROW ]] || SESSION_ROW=$line
+  done
+  if ((!got)); then
+    session_close
+    return 1
+  fi
 }
 
 # One row: whether the node takes writes (out of recovery, not read-only); the lease; the
@@ -157,7 +210,8 @@ check_once() {
   local row writable lease hb hb_age peers now entry name reply age stale='' stale_age=0
   local -a entries=()
   # Down, starting, hung or no table yet: nothing to decide this time.
-  row=$(guard_psql -At -F '|' -c "$CHECK_SQL" 2>/dev/null) || return 0
+  session_query "$CHECK_SQL" || return 0
+  row=$SESSION_ROW
   IFS='|' read -r writable lease hb hb_age peers <<<"$row"
   if [[ $writable != t ]]; then
     writable_since=
@@ -181,7 +235,7 @@ check_once() {
     IFS='=' read -r name reply age <<<"$entry"
     [[ $name =~ ^[A-Za-z0-9_.-]{1,63}$ ]] || return 0
     if ((GUARD_ONCE)); then
-      [[ $age =~ ^-?[0-9]+$ ]] || age=$((lease + 1))
+      [[ $age =~ ^-?[0-9]+$ ]] || age=$((lease + 1)) # it does not stream at all
     else
       [[ -n ${peer_seen[$name]:-} ]] || peer_seen[$name]=$writable_since
       if [[ $reply != - && $reply != "${peer_last[$name]:-}" ]]; then
@@ -195,7 +249,7 @@ check_once() {
     fi
   done
   [[ -n $stale ]] || return 0
-  fence "$lease" "$hb" "$stale" "no heartbeat from pgfailover for ${hb_age} ms and nothing from replica $stale for ${stale_age} ms: the ${lease} ms lease ran out" &&
+  fence "$lease" "$hb" "$stale" "no heartbeat from pgfailover for ${hb_age} ms and no reply from replica $stale for at least ${stale_age} ms: the ${lease} ms lease ran out" &&
     return 3
   return 0
 }
@@ -205,9 +259,10 @@ if ((GUARD_ONCE)); then
   exit $?
 fi
 log "guarding node $NODE_NAME (port $NODE_PORT, $GUARD_DBNAME.$GUARD_TABLE, every ${GUARD_INTERVAL}s)"
-trap 'log "stopped"; exit 0' TERM INT
+trap 'session_close; log "stopped"; exit 0' TERM INT
+# A pipe nobody writes to: reading it with a timeout sleeps without a process of its own.
+exec {tick_fd}<> <(:)
 while true; do
   check_once || true
-  sleep "$GUARD_INTERVAL" &
-  wait $! || true
+  read -r -t "$GUARD_INTERVAL" -u "$tick_fd" _ || true
 done
