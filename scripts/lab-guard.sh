@@ -8,7 +8,7 @@ guard_pid() { # node
   local file=$LAB_DIR/$1/lease-guard.pid pid=''
   [[ -f $file ]] && read -r pid <"$file"
   [[ $pid =~ ^[0-9]+$ ]] || return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "lease-guard.sh --dir $(node_dir "$1") " || return 0
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "lease-guard.sh --dir $(node_dir "$1") " || return 0
   printf '%s\n' "$pid"
 }
 

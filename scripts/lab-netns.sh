@@ -235,7 +235,7 @@ sshd_pid() {
   [[ -f $dir/sshd.pid ]] && read -r pid <"$dir/sshd.pid"
   [[ $pid =~ ^[0-9]+$ ]] || return 0
   [[ $(readlink "/proc/$pid/exe" 2>/dev/null || true) == /usr/sbin/sshd ]] || return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/sshd_config" || return 0
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$dir/sshd_config" || return 0
   printf '%s\n' "$pid"
 }
 

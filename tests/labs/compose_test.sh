@@ -118,7 +118,7 @@ dockerd_pid() {
   [[ -f $DOCKERD_PID_FILE ]] && read -r pid <"$DOCKERD_PID_FILE"
   [[ $pid =~ ^[0-9]+$ ]] || return 0
   [[ $(readlink "/proc/$pid/exe" 2>/dev/null || true) == /usr/sbin/dockerd ]] || return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$SOCKET" || return 0
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$SOCKET" || return 0
   printf '%s\n' "$pid"
 }
 

@@ -91,7 +91,7 @@ remember_pids() {
   for file in "$LAB_DIR/pgf/pgfailover.pid" "$LAB_DIR"/ssh/pg{1,2}/sshd.pid "$LAB_DIR"/pg{1,2}/data/postmaster.pid; do
     [[ -f $file ]] || continue
     read -r pid <"$file" || continue
-    [[ $pid =~ ^[0-9]+$ ]] && lab_pids[$pid]=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] && lab_pids[$pid]=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)
   done
   return 0
 }
@@ -110,7 +110,7 @@ check_nothing_left() {
   for pid in "${!lab_pids[@]}"; do
     cmd=${lab_pids[$pid]}
     [[ -n $cmd ]] || continue
-    if [[ -d /proc/$pid && $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true) == "$cmd" ]]; then
+    if [[ -d /proc/$pid && $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true) == "$cmd" ]]; then
       problems+=("process $pid ($cmd) from the lab's pid files still runs")
     fi
   done
