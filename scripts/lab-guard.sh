@@ -32,10 +32,13 @@ start_guard() { # node [launcher...]
   done
 }
 
+# SIGTERM, then up to 5 s for it to end its psql session and exit (it does between checks).
 stop_guard() { # node
-  local pid
+  local pid waited=0
   pid=$(guard_pid "$1")
   [[ -n $pid ]] || return 0
   kill -TERM "$pid" 2>/dev/null || true
+  while [[ -n $(guard_pid "$1") ]] && ((waited++ < 50)); do sleep 0.1; done
+  [[ -z $(guard_pid "$1") ]] || kill -KILL "$pid" 2>/dev/null || true
   say "stopped the lease guard of $1 (pid $pid)"
 }

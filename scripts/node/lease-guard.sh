@@ -73,7 +73,14 @@ node_resolve
 [[ $GUARD_INTERVAL =~ ^[0-9]*[1-9][0-9]*(\.[0-9]+)?$|^[0-9]+\.[0-9]*[1-9][0-9]*$ ]] ||
   die "--check-interval must be a positive number of seconds, got '$GUARD_INTERVAL'"
 
-log() { printf '%s %s[%s]: %s\n' "$(date -u +%FT%T.%3NZ)" "$NODE_SCRIPT" "$NODE_NAME" "$*" >&2; }
+# Timestamps without a process (date): the guard logs from its signal trap too.
+export TZ=UTC
+log() {
+  local now=$EPOCHREALTIME stamp frac
+  printf -v stamp '%(%Y-%m-%dT%H:%M:%S)T' "${now%.*}"
+  frac=${now#*.}
+  printf '%s.%sZ %s[%s]: %s\n' "$stamp" "${frac:0:3}" "$NODE_SCRIPT" "$NODE_NAME" "$*" >&2
+}
 
 # psql over the unix socket as the server's OS user. statement_timeout: a hung server must not
 # hang the guard; synchronous_commit = local: the mark must commit on a primary whose
@@ -100,15 +107,26 @@ guard_psql() {
 # next check opens a new one (so does a server restart, which ends psql by itself).
 session_pid=''
 session_open() {
-  local -a PSQL_CMD
-  psql_command -At -F '|' -v ON_ERROR_STOP=0
-  coproc SESSION { exec "${PSQL_CMD[@]}" 2>/dev/null; }
+  local -a cmd=("$PG_BIN/psql" -X -q -h "$NODE_RUN_DIR" -p "$NODE_PORT" -U "$NODE_RUN_AS"
+    -d "$GUARD_DBNAME" -At -F '|' -v ON_ERROR_STOP=0)
+  # setpriv execs psql itself (runuser would stay in between as its parent): the session's PID
+  # is psql's, so ending the session ends psql.
+  if ((EUID == 0)); then
+    cmd=(setpriv --reuid="$NODE_RUN_AS" --regid="$(id -g "$NODE_RUN_AS")" --init-groups "${cmd[@]}")
+  fi
+  coproc SESSION { exec "${cmd[@]}" 2>/dev/null; }
   # shellcheck disable=SC2153  # SESSION_PID is set by coproc
   session_pid=$SESSION_PID
 }
 session_close() {
+  local i
   if [[ -n $session_pid ]]; then
     kill -TERM "$session_pid" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do
+      kill -0 "$session_pid" 2>/dev/null || break
+      read -r -t 0.05 -u "$tick_fd" _ || true
+    done
+    kill -KILL "$session_pid" 2>/dev/null || true
     wait "$session_pid" 2>/dev/null || true
   fi
   session_pid=''
@@ -254,15 +272,22 @@ check_once() {
   return 0
 }
 
-if ((GUARD_ONCE)); then
-  check_once
-  exit $?
-fi
-log "guarding node $NODE_NAME (port $NODE_PORT, $GUARD_DBNAME.$GUARD_TABLE, every ${GUARD_INTERVAL}s)"
-trap 'session_close; log "stopped"; exit 0' TERM INT
 # A pipe nobody writes to: reading it with a timeout sleeps without a process of its own.
 exec {tick_fd}<> <(:)
-while true; do
+if ((GUARD_ONCE)); then
+  status=0
+  check_once || status=$?
+  session_close
+  exit "$status"
+fi
+log "guarding node $NODE_NAME (port $NODE_PORT, $GUARD_DBNAME.$GUARD_TABLE, every ${GUARD_INTERVAL}s)"
+# The trap only sets a flag: the loop ends the session and exits between checks.
+stopping=0
+trap 'stopping=1' TERM INT
+while ((!stopping)); do
   check_once || true
-  read -r -t "$GUARD_INTERVAL" -u "$tick_fd" _ || true
+  ((stopping)) || read -r -t "$GUARD_INTERVAL" -u "$tick_fd" _ || true
 done
+session_close
+log "stopped"
+exit 0
