@@ -12,10 +12,23 @@
 # Needs wal_receiver_status_interval well below the lease on the replicas (1 s on these nodes):
 # an idle replica replies only that often.
 #
+# Only this node's own lease counts: the row must have been written for this node (its node
+# column is --name) on the timeline the node writes on now (its timeline column; the first 8 hex
+# digits of the current WAL file's name, as pgfailover computes it). A row written for another
+# node, or on an older timeline (replicated from the old primary before this node was promoted),
+# is not this node's lease: the guard logs that once and enforces nothing until pgfailover
+# writes this node's heartbeat. A row on the current timeline that names another node means
+# --name does not match pgfailover's nodes[].name: the guard warns once and enforces it anyway.
+# A row without a timeline (0: an older pgfailover) is checked by its node name alone. And the
+# node never vouches for itself: --name is skipped among the peers.
+#
 # It never fences a replica, a node already read-only, a node whose lease is 0 (pgfailover was
-# stopped cleanly, or runs without a lease), a primary whose every peer still streams (only
-# pgfailover is gone: nobody can promote), or a node that became writable less than a lease ago
-# (just promoted or started: pgfailover's first heartbeat is still to come).
+# stopped cleanly, or runs without a lease), a node whose heartbeat row is not its own lease (see
+# above), a primary whose every peer still streams (only pgfailover is gone: nobody can
+# promote), a primary whose row names no peer but itself, or a node that became writable less
+# than a lease ago (just promoted or started: pgfailover's first heartbeat is still to come).
+# Until the table exists (with its lease columns) the guard only looks for it in the catalog, so
+# a guard started before pgfailover's first heartbeat leaves no error in the server log.
 # docs/lifecycle.md, "Self-fencing".
 set -euo pipefail
 NODE_SCRIPT="lease-guard.sh"
@@ -131,7 +144,8 @@ session_close() {
   fi
   session_pid=''
 }
-# Runs one statement; its rows (the first only) in SESSION_ROW. Fails when there is no answer.
+# Runs one psql script (statements and backslash commands); the first row it prints in
+# SESSION_ROW ("" when it printed none). Fails when there is no answer.
 session_query() {
   local line got=0
   SESSION_ROW=''
@@ -139,7 +153,7 @@ session_query() {
     session_close
     session_open
   fi
-  printf '%s;\n\\echo __guard_end__\n' "$1" 1>&"${SESSION[1]}" 2>/dev/null || {
+  printf '%s\n\\echo __guard_end__\n' "$1" 1>&"${SESSION[1]}" 2>/dev/null || {
     session_close
     return 1
   }
@@ -157,20 +171,53 @@ session_query() {
 }
 
 # One row: whether the node takes writes (out of recovery, not read-only); the lease; the
-# heartbeat's timestamp as text and its age in ms on the server's clock; and, for every peer
-# pgfailover named in the row (the nodes it could promote), "name=reply_time=age_ms" of its
-# newest streaming walsender ("-" for a peer that does not stream), comma-separated. Only the
-# peers count: pg_receivewal, a logical subscriber or a base backup vouch for nothing.
-CHECK_SQL="SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off',
+# heartbeat's timestamp as text and its age in ms on the server's clock; the row's timeline (-1:
+# no row) and the timeline the node writes on now (read once, out of recovery only:
+# pg_current_wal_lsn() fails during recovery); whether the row was written for this node; for
+# every peer pgfailover named in the row (the nodes it could promote), "name=reply_time=age_ms"
+# of its newest streaming walsender ("-" for a peer that does not stream), comma-separated; and
+# last, as free text, the node the row was written for. Only the peers count: pg_receivewal, a
+# logical subscriber or a base backup vouch for nothing. $1: the row's timeline column, or 0 for
+# a table without one.
+check_sql() {
+  printf '%s' "SELECT s.writable,
   coalesce(h.lease_ms, 0),
   coalesce(h.ts::text, '-'),
   coalesce((extract(epoch FROM clock_timestamp() - h.ts) * 1000)::bigint, 0),
+  coalesce($1, -1),
+  s.timeline,
+  coalesce(h.node = '$NODE_NAME', false),
   coalesce((SELECT string_agg(p.name || '=' || coalesce(r.reply::text, '-') || '=' ||
                               coalesce((extract(epoch FROM clock_timestamp() - r.reply) * 1000)::bigint::text, '-'), ',')
             FROM unnest(string_to_array(nullif(h.peers, ''), ',')) AS p(name)
             CROSS JOIN LATERAL (SELECT max(reply_time) AS reply FROM pg_stat_replication
-                                WHERE state = 'streaming' AND application_name = p.name) AS r), '')
-FROM (SELECT 1) AS one LEFT JOIN $GUARD_TABLE AS h ON h.id = 1"
+                                WHERE state = 'streaming' AND application_name = p.name) AS r), ''),
+  coalesce(h.node, '')
+FROM (SELECT NOT rec AND current_setting('default_transaction_read_only') = 'off' AS writable,
+             CASE WHEN NOT rec
+               THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint
+             END AS timeline
+      FROM pg_is_in_recovery() AS rec OFFSET 0) AS s
+LEFT JOIN $GUARD_TABLE AS h ON h.id = 1"
+}
+# The table is looked up in the catalog first, and read only once it exists with the columns the
+# guard needs (pgfailover creates it at its first heartbeat, and a replica has it only once that
+# is replayed): a query on a missing table would put an ERROR line, with the statement, into the
+# server log twice a second. One round trip: psql decides with \if, and prints no row when there
+# is no table.
+CHECK_SCRIPT="\\set guard_ready f
+\\set guard_timeline f
+SELECT count(*) FILTER (WHERE attname IN ('ts', 'node', 'lease_ms', 'self_fenced_at', 'peers')) = 5 AS ready,
+  count(*) FILTER (WHERE attname = 'timeline') = 1 AS timeline
+FROM pg_attribute WHERE attrelid = to_regclass('$GUARD_TABLE') AND attnum > 0 AND NOT attisdropped
+\\gset guard_
+\\if :guard_ready
+\\if :guard_timeline
+$(check_sql h.timeline);
+\\else
+$(check_sql 0);
+\\endif
+\\endif"
 
 # Ages are measured on this host's monotonic clock (/proc/uptime), from the moment this guard
 # saw a value change: a new heartbeat timestamp, a new reply_time of a peer. No clock of another
@@ -184,6 +231,8 @@ now_ms() {
 }
 writable_since='' hb_last='' hb_seen=''
 declare -A peer_last=() peer_seen=()
+# What was logged already ("node/timeline" of a row): each such line once, not twice a second.
+declare -A logged_foreign=() logged_misnamed=()
 
 fence() { # lease_ms heartbeat_text peer why
   local lease=$1 hb=$2 peer=$3 why=$4 setting deadline marked
@@ -225,17 +274,24 @@ fence() { # lease_ms heartbeat_text peer why
 }
 
 check_once() {
-  local row writable lease hb hb_age peers now entry name reply age stale='' stale_age=0
+  local row writable lease hb hb_age row_tl cur_tl own peers row_node now entry name reply age
+  local stale='' stale_age=0 key where
   local -a entries=()
-  # Down, starting, hung or no table yet: nothing to decide this time.
-  session_query "$CHECK_SQL" || return 0
+  # Down, starting or hung: nothing to decide this time.
+  session_query "$CHECK_SCRIPT" || return 0
   row=$SESSION_ROW
-  IFS='|' read -r writable lease hb hb_age peers <<<"$row"
+  # No table yet (or not with the lease columns): no lease to enforce.
+  if [[ -z $row ]]; then
+    writable_since=
+    return 0
+  fi
+  IFS='|' read -r writable lease hb hb_age row_tl cur_tl own peers row_node <<<"$row"
   if [[ $writable != t ]]; then
     writable_since=
     return 0
   fi
-  [[ $lease =~ ^[0-9]+$ && $hb_age =~ ^-?[0-9]+$ ]] || return 0
+  [[ $lease =~ ^[0-9]+$ && $hb_age =~ ^-?[0-9]+$ && $row_tl =~ ^-?[0-9]+$ &&
+    $cur_tl =~ ^[0-9]+$ ]] || return 0
   IFS=',' read -r -a entries <<<"$peers"
   now=$(now_ms)
   if ((!GUARD_ONCE)); then
@@ -246,12 +302,41 @@ check_once() {
     if [[ $hb != "$hb_last" ]]; then hb_last=$hb hb_seen=$now; fi
     hb_age=$((now - hb_seen))
   fi
+  # No row at all: no lease.
+  ((row_tl >= 0)) || return 0
+  # Only this node's own lease binds it: the row written for this node on the timeline it
+  # writes on now. Anything else (the previous primary's row, replicated before this node was
+  # promoted) says nothing about this node; pgfailover's first heartbeat replaces it.
+  key="$row_node/$row_tl"
+  if [[ $own == t ]]; then
+    if ((row_tl != 0 && row_tl != cur_tl)); then
+      if [[ -z ${logged_foreign[$key]:-} ]]; then
+        logged_foreign[$key]=1
+        log "the heartbeat row in $GUARD_TABLE was written for this node on timeline $row_tl, not on its current timeline $cur_tl (it predates the node's promotion): not this node's lease, nothing to enforce until pgfailover writes its heartbeat here"
+      fi
+      return 0
+    fi
+  elif ((row_tl == cur_tl)); then
+    # Written on this node's timeline, hence on this node, by pgfailover: it knows the node by
+    # another name. Enforce the lease all the same: the row is this node's.
+    if [[ -z ${logged_misnamed[$key]:-} ]]; then
+      logged_misnamed[$key]=1
+      log "WARNING: the heartbeat row in $GUARD_TABLE was written on this node's timeline $cur_tl for node '$row_node', but this guard runs with --name $NODE_NAME: --name must be the node's nodes[].name in pgfailover's configuration; enforcing the lease anyway"
+    fi
+  else
+    if [[ -z ${logged_foreign[$key]:-} ]]; then
+      logged_foreign[$key]=1
+      if ((row_tl == 0)); then where="by a pgfailover that writes no timeline"; else where="on timeline $row_tl"; fi
+      log "the heartbeat row in $GUARD_TABLE was written for node '$row_node' $where (this node is $NODE_NAME on timeline $cur_tl): not this node's lease, nothing to enforce until pgfailover writes its heartbeat here"
+    fi
+    return 0
+  fi
   ((lease > 0 && hb_age > lease)) || return 0
-  # No peer named (a row from an older pgfailover): nobody can be told apart; do nothing.
-  ((${#entries[@]} > 0)) || return 0
   for entry in "${entries[@]}"; do
     IFS='=' read -r name reply age <<<"$entry"
     [[ $name =~ ^[A-Za-z0-9_.-]{1,63}$ ]] || return 0
+    # The node never vouches for itself, and is never the replica pgfailover could promote.
+    [[ $name != "$NODE_NAME" ]] || continue
     if ((GUARD_ONCE)); then
       [[ $age =~ ^-?[0-9]+$ ]] || age=$((lease + 1)) # it does not stream at all
     else
@@ -266,6 +351,8 @@ check_once() {
       break
     fi
   done
+  # No stale peer; or none named but this node, or none at all (a row from an older
+  # pgfailover): nobody pgfailover could promote can be told apart; do nothing.
   [[ -n $stale ]] || return 0
   fence "$lease" "$hb" "$stale" "no heartbeat from pgfailover for ${hb_age} ms and no reply from replica $stale for at least ${stale_age} ms: the ${lease} ms lease ran out" &&
     return 3

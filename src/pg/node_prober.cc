@@ -145,9 +145,10 @@ NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
   if (probe_.heartbeat && heartbeat_table_) {
     // The table as this version writes it: with the lease columns (older versions created it
     // without them; the setup below adds them).
-    exists = "(SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = to_regclass('" +
+    exists = "(SELECT count(*) = 4 FROM pg_attribute WHERE attrelid = to_regclass('" +
              heartbeat_table_->quoted() +
-             "') AND attname IN ('lease_ms', 'self_fenced_at', 'peers') AND NOT attisdropped)";
+             "') AND attname IN ('lease_ms', 'self_fenced_at', 'peers', 'timeline')"
+             " AND NOT attisdropped)";
   }
   state_query_ = replaceAll(kStateQuery, "%HEARTBEAT_EXISTS%", exists);
   if (heartbeat_table_) {
@@ -166,12 +167,15 @@ NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
                        table +
                        " ADD COLUMN IF NOT EXISTS lease_ms integer NOT NULL DEFAULT 0,"
                        " ADD COLUMN IF NOT EXISTS self_fenced_at timestamptz,"
-                       " ADD COLUMN IF NOT EXISTS peers text NOT NULL DEFAULT ''";
+                       " ADD COLUMN IF NOT EXISTS peers text NOT NULL DEFAULT '',"
+                       " ADD COLUMN IF NOT EXISTS timeline bigint NOT NULL DEFAULT 0";
     heartbeat_write_ =
         "INSERT INTO " + table +
-        " (id, ts, node, lease_ms, peers) VALUES (1, now(), $1, $2, $3) ON CONFLICT (id) DO"
+        " (id, ts, node, lease_ms, peers, timeline) VALUES (1, now(), $1, $2, $3,"
+        " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint)"
+        " ON CONFLICT (id) DO"
         " UPDATE SET ts = excluded.ts, node = excluded.node, lease_ms = excluded.lease_ms,"
-        " peers = excluded.peers"
+        " peers = excluded.peers, timeline = excluded.timeline"
         " RETURNING extract(epoch FROM ts)";
     heartbeat_read_ =
         "SELECT extract(epoch FROM ts), self_fenced_at IS NOT NULL FROM " + table + " WHERE id = 1";

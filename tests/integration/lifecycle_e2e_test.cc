@@ -549,6 +549,8 @@ TEST_F(LifecycleTest, PrimaryFencedByItsLeaseGuardIsUnfencedWhenNothingWasPromot
   const std::string kLease = "SELECT lease_ms FROM pgfailover.heartbeat WHERE id = 1";
   const std::string kReadOnly = "SHOW default_transaction_read_only";
   ASSERT_EQ(cluster().sql(0, kLease), "2500") << "min(3 s, 10 s) - 500 ms";
+  // Written for pg1 on the timeline it writes on: the guard enforces only such a row.
+  EXPECT_EQ(cluster().sql(0, "SELECT node || ' ' || timeline FROM pgfailover.heartbeat"), "pg1 1");
 
   // Nothing vouches for the primary any more: no replica streams, pgfailover stopped cleanly.
   ASSERT_EQ(cluster().runNodeScript(1, "stop.sh", {"--mode", "fast"}), 0);
