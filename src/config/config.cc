@@ -149,6 +149,7 @@ const std::set<std::string> kProbeKeys = {
     "icmp",        "primary_lease_ms"};
 const std::set<std::string> kFailoverKeys = {"confirmed_down_timeout_ms",
                                              "unresponsive_timeout_ms",
+                                             "host_lost_timeout_ms",
                                              "starting_up_grace_ms",
                                              "replica_silence_ms",
                                              "max_lag_bytes",
@@ -352,6 +353,13 @@ LoadResult parseConfig(
     r.rejectUnknown(*failover, "failover", kFailoverKeys);
     r.readMillis(*failover, "failover", "confirmed_down_timeout_ms", f.confirmed_down_timeout);
     r.readMillis(*failover, "failover", "unresponsive_timeout_ms", f.unresponsive_timeout);
+    r.readMillis(*failover, "failover", "host_lost_timeout_ms", f.host_lost_timeout);
+    if (f.host_lost_timeout > f.unresponsive_timeout)
+      r.error("failover.host_lost_timeout_ms",
+              "is " + std::to_string(f.host_lost_timeout.count()) +
+                  " ms; a lost host is stronger evidence than silence: at most "
+                  "failover.unresponsive_timeout_ms (" +
+                  std::to_string(f.unresponsive_timeout.count()) + " ms)");
     r.readMillis(*failover, "failover", "starting_up_grace_ms", f.starting_up_grace);
     r.readMillis(*failover, "failover", "replica_silence_ms", f.replica_silence);
     r.readBytes(*failover, "failover", "max_lag_bytes", f.max_lag_bytes);
@@ -376,7 +384,9 @@ LoadResult parseConfig(
     // the lease must end at least 500 ms before the shortest failover timeout, and outlast two
     // heartbeats so that one late tick does not fence a healthy primary.
     const auto& f = config.failover;
-    const Millis latest = std::min(f.confirmed_down_timeout, f.unresponsive_timeout) - Millis{500};
+    const Millis latest =
+        std::min({f.confirmed_down_timeout, f.unresponsive_timeout, f.host_lost_timeout}) -
+        Millis{500};
     auto& lease = config.probe.primary_lease;
     lease = lease_setting.value_or(latest);
     if (!config.probe.heartbeat) {
@@ -390,8 +400,8 @@ LoadResult parseConfig(
       if (lease > latest)
         r.error(key, "is " + std::to_string(lease.count()) + " ms; it must end before " +
                          "pgfailover may promote: at most " + std::to_string(latest.count()) +
-                         " ms, 500 ms below failover.confirmed_down_timeout_ms and "
-                         "unresponsive_timeout_ms");
+                         " ms, 500 ms below failover.confirmed_down_timeout_ms, "
+                         "unresponsive_timeout_ms and host_lost_timeout_ms");
       else if (lease < 2 * config.probe.interval)
         r.error(key, "is " + std::to_string(lease.count()) +
                          " ms; it must cover two heartbeats (2 x probe.interval_ms = " +
@@ -527,6 +537,7 @@ std::string describeConfig(const Config& config) {
       {"failover",
        {{"confirmed_down_timeout_ms", f.confirmed_down_timeout.count()},
         {"unresponsive_timeout_ms", f.unresponsive_timeout.count()},
+        {"host_lost_timeout_ms", f.host_lost_timeout.count()},
         {"starting_up_grace_ms", f.starting_up_grace.count()},
         {"replica_silence_ms", f.replica_silence.count()},
         {"max_lag_bytes", f.max_lag_bytes},

@@ -104,6 +104,11 @@ struct FailoverConfig {
   Millis confirmed_down_timeout{3000};
   // Timeout when the primary is merely silent (probe deadlines expire, no route).
   Millis unresponsive_timeout{10000};
+  // Timeout when the primary is silent and its host is lost: it does not answer ICMP either
+  // (probe.icmp), and the lease is on, so that by the time it runs out the old primary's guard
+  // has fenced it if it still runs anywhere. The replica must have lost it too, as always.
+  // Never longer than unresponsive_timeout.
+  Millis host_lost_timeout{5000};
   // Grace while the primary says it is starting up, shutting down or recovering.
   Millis starting_up_grace{30000};
   // The replica counts as having lost the primary once it heard nothing for this long (or its

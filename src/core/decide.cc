@@ -75,12 +75,22 @@ bool stillHearsPrimary(const Policy& policy, const NodeObservation& candidate) {
   return *age * 1000.0 < static_cast<double>(effectiveReplicaSilence(policy, candidate).count());
 }
 
-TimeoutKind timeoutKindFor(const NodeObservation& primary) {
+// Silence alone proves nothing: the primary may be hung or only cut off from pgfailover. Its
+// host not answering ICMP either says the host (or its whole network) is gone, and with the
+// lease on, the old primary's guard has fenced it by the time a promotion may happen if it
+// still runs anywhere (holdForTheLease). The replica must have lost it too, as for every kind
+// (chooseCandidate). A primary that is only stalled while its host answers keeps the long wait.
+TimeoutKind timeoutKindFor(const Policy& policy, const NodeObservation& primary) {
   switch (primary.failure) {
     case ProbeFailure::kRefused:
       return TimeoutKind::kConfirmedDown;
     case ProbeFailure::kStartingUp:
       return TimeoutKind::kStartingUp;
+    case ProbeFailure::kTimeout:
+      if (policy.icmp && policy.primary_lease > Millis{0} && !primary.reachable &&
+          primary.host_answers_ping == false)
+        return TimeoutKind::kHostLost;
+      return TimeoutKind::kUnresponsive;
     default:
       return TimeoutKind::kUnresponsive;
   }
@@ -94,6 +104,8 @@ Millis timeoutFor(const Policy& policy, TimeoutKind kind) {
       return policy.starting_up_grace;
     case TimeoutKind::kUnresponsive:
       return policy.unresponsive_timeout;
+    case TimeoutKind::kHostLost:
+      return std::min(policy.host_lost_timeout, policy.unresponsive_timeout);
   }
   return policy.unresponsive_timeout;
 }
@@ -340,7 +352,10 @@ void chooseRejoin(Facts& f) {
     const NodeOperation* op = f.view->operation(i);
     if (!op || !op->available) continue;
     if (op->running) {
-      f.operations_note += "; rejoin of " + f.nameOf(i) + " running (" + op->step + ")";
+      f.operations_note +=
+          "; " + f.nameOf(i) +
+          (op->kind == OperationKind::kFenceAtRest ? ": fencing at rest (old primary)"
+                                                   : ": rejoin running (" + op->step + ")");
       continue;
     }
     if (op->finished > 0) {
@@ -1113,7 +1128,7 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
       // The timer survives ticks only while the same node is the one failing.
       const bool same_primary = memory.primary == f.primary;
       f.failing_since = same_primary && memory.failing_since ? *memory.failing_since : now.steady;
-      f.timeout_kind = timeoutKindFor(primary);
+      f.timeout_kind = timeoutKindFor(policy, primary);
       f.timeout = timeoutFor(policy, *f.timeout_kind);
       f.failing_for = elapsed(*f.failing_since, now.steady);
       f.timeout_elapsed = f.failing_for >= f.timeout;
@@ -1402,6 +1417,36 @@ const std::vector<Transition>& transitionTable() {
   return table;
 }
 
+// A node that was down and streams again without a rejoin of pgfailover's came back by
+// itself: its host's start guard, systemd or an operator started it as a standby. That is a
+// rejoin too, recorded with its duration from the last tick it was seen down, so that /history
+// and pgfailover_rejoins_total show how every node came back, not only pgfailover's attempts
+// (which may all have failed on a host that was still gone).
+void trackReturns(const Facts& f, const std::vector<bool>& rejoined_by_us, Decision& d) {
+  const auto& nodes = f.view->nodes;
+  auto& away = d.next.away_seen_at;
+  away.resize(nodes.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const NodeObservation& node = nodes[i];
+    const NodeOperation* op = f.view->operation(i);
+    if ((f.primary == i && !f.split_brain) || rejoined_by_us[i]) {
+      away[i].reset();
+    } else if (!node.reachable && node.failure != ProbeFailure::kStartingUp) {
+      away[i] = f.now.steady;
+    } else if (away[i] && f.healthy_replica[i] && !(op && op->running)) {
+      const Millis took = elapsed(*away[i], f.now.steady);
+      d.events.push_back(Event{"rejoin", node.name, "", "", "succeeded",
+                               node.name +
+                                   " came back as a standby started by its host (its "
+                                   "start guard, systemd or an operator) and streams from " +
+                                   f.nameOf(*f.primary) + " on timeline " +
+                                   std::to_string(node.timeline) + "; pgfailover ran nothing on it",
+                               took, "host_start"});
+      away[i].reset();
+    }
+  }
+}
+
 Decision decide(const Memory& memory, const ClusterView& view, Now now, const Policy& policy) {
   const Facts f = evaluateFacts(memory, view, now, policy);
   Decision d;
@@ -1482,10 +1527,12 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   d.next.starting_up_since = f.starting_up_since;
   // Each finished node operation is reported once.
   d.next.operations_seen.resize(view.operations.size(), 0);
+  std::vector<bool> rejoined_by_us(view.nodes.size(), false);
   for (std::size_t i = 0; i < view.operations.size(); ++i) {
     const auto& op = view.operations[i];
     if (op.finished > d.next.operations_seen[i]) {
       d.next.operations_seen[i] = op.finished;
+      if (i < rejoined_by_us.size()) rejoined_by_us[i] = op.last_succeeded;
       d.events.push_back(Event{"rejoin", view.nodes[i].name, "", "",
                                op.last_succeeded          ? "succeeded"
                                : op.last_host_unreachable ? "host_unreachable"
@@ -1494,6 +1541,7 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
                                op.last_duration, op.last_method});
     }
   }
+  trackReturns(f, rejoined_by_us, d);
 
   for (const auto& row : transitionTable()) {
     if (!row.from.empty() &&
@@ -1559,7 +1607,7 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
 
   if (m.failing_since && m.primary && m.primary < view.nodes.size() &&
       (m.state == S::kPrimaryFailing || m.state == S::kFailoverVetoed)) {
-    const auto kind = timeoutKindFor(view.nodes[*m.primary]);
+    const auto kind = timeoutKindFor(policy, view.nodes[*m.primary]);
     s.timeout =
         RunningTimeout{kind, timeoutFor(policy, kind), elapsed(*m.failing_since, now.steady)};
   }
@@ -1638,13 +1686,18 @@ std::string renderStateMachineDoc() {
          "`failover.confirmed_down_timeout_ms` | 3000 |\n"
       << "| silence: probe deadline expired, no route, rejected, cannot commit | "
          "`failover.unresponsive_timeout_ms` | 10000 |\n"
+      << "| a lost host: silence (deadline expired, no route), and the host does not answer "
+         "ICMP either (`probe.icmp` on), with the lease on (`probe.primary_lease_ms` > 0) | "
+         "`failover.host_lost_timeout_ms` | 5000 |\n"
       << "| \"the database system is starting up / shutting down / in recovery\" | "
          "`failover.starting_up_grace_ms` | 30000 |\n\n"
       << "The timer starts at the first failed probe and runs while every probe fails; the "
          "timeout that applies is the one for the latest evidence. The replica confirms it "
          "lost the primary when its WAL receiver is not streaming, or it heard nothing for "
          "`failover.replica_silence_ms` (never less than half its `wal_receiver_timeout` plus "
-         "1 s).\n";
+         "1 s). With the lease on, no promotion happens before the old primary's last lease "
+         "(and its replica's vouching for it) ran out, plus 0.5 s: a lost host is failed over "
+         "faster only because that evidence is as strong as a refused connection.\n";
   return out.str();
 }
 

@@ -116,11 +116,14 @@ struct NodeObservation {
 // What the node-operation worker (src/runtime) reports about long operations run on a node's
 // host (rejoin: stop, pg_rewind or re-clone, start). They run off the tick thread; their
 // progress and results come back here, as observations.
+enum class OperationKind { kRejoin, kFenceAtRest };
+
 struct NodeOperation {
   bool available = false;  // the node has a host executor (ssh or local) configured
   bool running = false;
-  std::string step;            // what the running operation is doing
-  SteadyTime started_at{};     // when the running (or last) operation started
+  OperationKind kind = OperationKind::kRejoin;  // of the running one
+  std::string step;                             // what the running operation is doing
+  SteadyTime started_at{};                      // when the running (or last) operation started
   std::uint64_t finished = 0;  // count of finished operations; a new value is a new result
   bool last_succeeded = false;
   // The last one failed only because the node's host could not be reached (ssh did not

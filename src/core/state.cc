@@ -50,6 +50,8 @@ const char* toString(TimeoutKind kind) {
       return "confirmed_down";
     case TimeoutKind::kUnresponsive:
       return "unresponsive";
+    case TimeoutKind::kHostLost:
+      return "host_lost";
     case TimeoutKind::kStartingUp:
       return "starting_up";
   }

@@ -40,7 +40,7 @@ enum class NodeRole { kPrimary, kReplica, kUnknown, kNeedsFencing, kFenced };
 const char* toString(NodeRole role);
 
 // Which failover timeout is running, chosen by the strength of the evidence.
-enum class TimeoutKind { kConfirmedDown, kUnresponsive, kStartingUp };
+enum class TimeoutKind { kConfirmedDown, kUnresponsive, kHostLost, kStartingUp };
 const char* toString(TimeoutKind kind);
 
 // Why a failover that was due did not happen.
@@ -66,6 +66,10 @@ const char* toString(SyncMode mode);
 struct Policy {
   Millis confirmed_down_timeout{3000};
   Millis unresponsive_timeout{10000};
+  // Silence from a primary whose host does not answer ICMP either, with the lease on (the
+  // lease, held back by holdForTheLease, makes sure its guard fenced it if it still runs).
+  Millis host_lost_timeout{5000};
+  bool icmp = false;  // the probe pings each node's host (probe.icmp)
   Millis starting_up_grace{30000};
   Millis replica_silence{5000};
   std::uint64_t max_lag_bytes = 16ull * 1024 * 1024;
@@ -132,7 +136,8 @@ struct Event {
   std::string result;  // "succeeded", "failed", "started", "refused"
   std::string reason;
   Millis duration{0};
-  std::string method;  // rejoin: "restart", "rewind" or "clone"
+  // rejoin: "restart", "rewind" or "clone" (pgfailover's), "host_start" (came back by itself)
+  std::string method;
   // The operator request (AdminRequest::id) this event carries out or refuses; 0 for none.
   std::uint64_t request_id = 0;
 };
@@ -196,6 +201,10 @@ struct Memory {
   std::optional<SteadyTime> heartbeat_seen_at;
   std::vector<std::optional<SteadyTime>> streaming_seen_at;
   std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
+  // Per node: the last tick it was seen down (unreachable, not starting up) while not the
+  // primary, until it streams again. A node that comes back by itself (its host's start guard,
+  // systemd, an operator) is a rejoin too; pgfailover's own rejoins report themselves.
+  std::vector<std::optional<SteadyTime>> away_seen_at;
   // Per node: when a replica streaming without its slot was last told to use it.
   std::vector<std::optional<SteadyTime>> slot_use_requested_at;
 

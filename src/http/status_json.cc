@@ -68,10 +68,14 @@ Json rejoinJson(const Snapshot& snapshot, const NodeSnapshot& node) {
   if (index >= snapshot.operations.size() || !snapshot.operations[index].available) return nullptr;
   const auto& op = snapshot.operations[index];
   Json json;
-  json["running"] = op.running;
-  json["step"] = op.running ? Json(op.step) : Json(nullptr);
+  const bool rejoining = op.running && op.kind == core::OperationKind::kRejoin;
+  json["running"] = rejoining;
+  // At a failover, the old primary's host is fenced at rest first (standby.signal); no rejoin
+  // of it starts until that ends.
+  json["fencing_at_rest"] = op.running && op.kind == core::OperationKind::kFenceAtRest;
+  json["step"] = rejoining ? Json(op.step) : Json(nullptr);
   json["started_at"] =
-      op.running ? Json(formatIso8601(wallTimeOf(op.started_at, snapshot))) : Json(nullptr);
+      rejoining ? Json(formatIso8601(wallTimeOf(op.started_at, snapshot))) : Json(nullptr);
   if (op.finished > 0) {
     Json last;
     last["succeeded"] = op.last_succeeded;

@@ -39,6 +39,12 @@ constexpr core::VetoReason kKnownVetoes[] = {
 
 constexpr const char* kSucceeded = "succeeded";
 constexpr const char* kFailed = "failed";
+// A rejoin attempt that could not reach the node's host touched nothing: counted apart, never
+// the "last rejoin duration".
+constexpr const char* kHostUnreachable = "host_unreachable";
+// Every way a node comes back, created at zero so that a dashboard shows 0, not "No data",
+// before the first one.
+constexpr const char* kRejoinMethods[] = {"host_start", "restart", "rewind", "clone"};
 
 }  // namespace
 
@@ -129,10 +135,12 @@ Metrics::Metrics()
                   "Finished rejoins of a node as a replica, by method (restart, rewind, clone) and "
                   "result.")
               .Register(registry_)),
-      last_rejoin_duration_(BuildGauge()
-                                .Name("pgfailover_last_rejoin_duration_seconds")
-                                .Help("Duration of the last finished rejoin, by node.")
-                                .Register(registry_)),
+      last_rejoin_duration_(
+          BuildGauge()
+              .Name("pgfailover_last_rejoin_duration_seconds")
+              .Help("Duration of the last successful rejoin, by node and method (from the last "
+                    "tick the node was seen down for host_start).")
+              .Register(registry_)),
       switchovers_(BuildCounter()
                        .Name("pgfailover_switchovers_total")
                        .Help("Planned switchovers finished, by result.")
@@ -151,6 +159,12 @@ Metrics::Metrics()
   timeout_remaining_.Add({}).Set(0);
   failovers_.Add({{"result", kSucceeded}});
   failovers_.Add({{"result", kFailed}});
+  switchovers_.Add({{"result", kSucceeded}});
+  switchovers_.Add({{"result", kFailed}});
+  for (const char* method : kRejoinMethods)
+    for (const char* result : {kSucceeded, kFailed, kHostUnreachable})
+      if (result == kSucceeded || std::string_view(method) != "host_start")
+        rejoins_.Add({{"method", method}, {"result", result}});
   for (auto reason : kKnownVetoes) vetoes_.Add({{"reason", core::toString(reason)}});
   last_failover_timestamp_.Add({}).Set(0);
   last_failover_duration_.Add({}).Set(0);
@@ -252,12 +266,20 @@ void Metrics::recordDecision(const core::Decision& decision) {
   std::lock_guard lock(mutex_);
   for (const auto& event : decision.events) {
     const bool finished =
-        event.result == kSucceeded || event.result == kFailed || event.result == "host_unreachable";
+        event.result == kSucceeded || event.result == kFailed || event.result == kHostUnreachable;
     if (event.kind == "rejoin" && finished) {
-      rejoins_
-          .Add({{"method", event.method.empty() ? "none" : event.method}, {"result", event.result}})
-          .Increment();
-      last_rejoin_duration_.Add({{"node", event.node}}).Set(seconds(event.duration));
+      const std::string method = event.method.empty() ? "none" : event.method;
+      rejoins_.Add({{"method", method}, {"result", event.result}}).Increment();
+      if (event.result == kSucceeded) {
+        // One series per node: the method of the last one is a label of its own gauge value.
+        for (const char* other : kRejoinMethods)
+          if (other != method &&
+              last_rejoin_duration_.Has({{"node", event.node}, {"method", other}}))
+            last_rejoin_duration_.Remove(
+                &last_rejoin_duration_.Add({{"node", event.node}, {"method", other}}));
+        last_rejoin_duration_.Add({{"node", event.node}, {"method", method}})
+            .Set(seconds(event.duration));
+      }
     } else if (event.kind == "switchover" && finished) {
       switchovers_.Add({{"result", event.result}}).Increment();
     }

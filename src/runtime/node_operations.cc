@@ -3,6 +3,7 @@
 #include <cctype>
 #include <chrono>
 
+#include "lifecycle/fence_at_rest.h"
 #include "lifecycle/rejoin.h"
 #include "pg/connection.h"
 #include "pg/errors.h"
@@ -115,9 +116,51 @@ void NodeOperations::startRejoin(std::size_t node, std::size_t primary) {
   if (slot.report.running) return;
   if (slot.thread.joinable()) slot.thread.join();  // a finished one
   slot.report.running = true;
+  slot.report.kind = core::OperationKind::kRejoin;
   slot.report.step = "starting";
   slot.report.started_at = std::chrono::steady_clock::now();
   slot.thread = std::thread([this, node, primary] { runRejoin(node, primary); });
+}
+
+void NodeOperations::startFenceAtRest(std::size_t node) {
+  if (node >= slots_.size() || !slots_[node].runner || stop_) return;
+  std::lock_guard lock(mutex_);
+  auto& slot = slots_[node];
+  if (slot.report.running) return;
+  if (slot.thread.joinable()) slot.thread.join();  // a finished one
+  slot.report.running = true;
+  slot.report.kind = core::OperationKind::kFenceAtRest;
+  slot.report.step = "fencing at rest";
+  slot.report.started_at = std::chrono::steady_clock::now();
+  slot.thread = std::thread([this, node] { runFenceAtRest(node); });
+}
+
+// Bounded like a probe: the host is often the one that is gone, and a later rejoin of the node
+// must not wait long behind it.
+constexpr Millis kFenceAtRestDeadline{3000};
+
+void NodeOperations::runFenceAtRest(std::size_t node) {
+  const auto& target = config_.nodes[node];
+  auto result = lifecycle::fenceAtRest(*slots_[node].runner, target.data_dir, kFenceAtRestDeadline);
+  if (result.status.isOk() && result.killed_postmaster)
+    log_.warn("fenced_at_rest",
+              "the old primary '" + target.name +
+                  "' still ran without answering: killed it (postmaster and children) and wrote "
+                  "standby.signal",
+              {{"node", target.name}});
+  else if (result.status.isOk())
+    log_.info("fenced_at_rest", "old primary '" + target.name + "': " + result.detail,
+              {{"node", target.name}});
+  else
+    log_.warn("fence_at_rest_failed",
+              "could not fence the old primary '" + target.name + "' at rest (" +
+                  result.status.message() +
+                  "); if it comes back writable it is fenced over SQL and rejoined",
+              {{"node", target.name}});
+  std::lock_guard lock(mutex_);
+  auto& report = slots_[node].report;
+  report.running = false;
+  report.step.clear();
 }
 
 void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {

@@ -31,6 +31,11 @@ class NodeOperations {
   bool available(std::size_t node) const;
   // Starts rejoining `node` as a replica of `primary`; ignored while one runs for that node.
   void startRejoin(std::size_t node, std::size_t primary);
+  // Starts fencing the old primary `node` at rest (lifecycle/fence_at_rest.h) on its host,
+  // whether or not rejoins are enabled; ignored while an operation runs for that node or when
+  // it has no host executor. It occupies the node's slot, so no rejoin can overlap it; it is
+  // not a rejoin and leaves the rejoin results alone.
+  void startFenceAtRest(std::size_t node);
   // One report per configured node.
   std::vector<core::NodeOperation> reports() const;
   // Asks running operations to stop between steps, and waits for them.
@@ -45,6 +50,7 @@ class NodeOperations {
     std::thread thread;
   };
   void runRejoin(std::size_t node, std::size_t primary);
+  void runFenceAtRest(std::size_t node);
 
   const config::Config& config_;
   Logger& log_;

@@ -12,6 +12,8 @@ core::Policy policyFromConfig(const config::Config& config) {
   core::Policy policy;
   policy.confirmed_down_timeout = f.confirmed_down_timeout;
   policy.unresponsive_timeout = f.unresponsive_timeout;
+  policy.host_lost_timeout = f.host_lost_timeout;
+  policy.icmp = config.probe.icmp;
   policy.starting_up_grace = f.starting_up_grace;
   policy.replica_silence = f.replica_silence;
   policy.max_lag_bytes = f.max_lag_bytes;
@@ -46,65 +48,22 @@ core::Policy policyFromConfig(const config::Config& config) {
   return policy;
 }
 
-Status ClusterActionExecutor::runFencingHook(const core::Action& promote) {
-  const auto& hook = config_.failover.fencing_hook;
-  if (hook.empty() || promote.argument == "switchover") return Status::ok();
-  const std::string old_primary =
-      promote.peer < config_.nodes.size() ? config_.nodes[promote.peer].name : "";
-  const std::string command =
-      "PGFAILOVER_OLD_PRIMARY=" + ssh::shellQuote(old_primary) +
-      " PGFAILOVER_NEW_PRIMARY=" + ssh::shellQuote(config_.nodes[promote.node].name) + " " + hook;
-  ssh::LocalRunner runner;
-  auto result = runner.run(command, config_.failover.fencing_hook_timeout);
-  if (result.succeeded()) return Status::ok();
-  return {StatusCode::kFailedPrecondition,
-          "fencing hook failed, not promoting: " + ssh::redactForLog(result.summary())};
-}
-
 Status ClusterActionExecutor::execute(const core::Action& action) {
   if (action.node >= probers_.size())
     return {StatusCode::kInvalidArgument, "action names node index " + std::to_string(action.node)};
   auto& prober = *probers_[action.node];
   switch (action.kind) {
     case core::ActionKind::kPromote: {
-      if (Status hook = runFencingHook(action); !hook.isOk()) return hook;
-      // Fence at rest, on the old primary's host: standby.signal goes into its data directory so
-      // that whatever restarts it brings it up as a standby (the rejoin follows). If its
-      // postmaster still runs, it is the one pgfailover could not get an answer from for the
-      // whole timeout while the replica lost it too: hung (SIGSTOP, stuck I/O) or cut off from
-      // both. It is killed with its children (SIGKILL also ends stopped processes), so that it
-      // cannot wake up as a second writable primary. Guarded against a reused PID by the
-      // process's working directory, which a postmaster sets to its data directory. Runs beside
-      // the promotion and is bounded; an unreachable host is expected here and does not block it.
-      std::future<void> fenced_at_rest;
-      if (action.argument != "switchover" && action.peer != action.node &&
-          action.peer < config_.nodes.size() && operations_.runner(action.peer)) {
-        const auto& old = config_.nodes[action.peer];
-        const std::string data = ssh::shellQuote(old.data_dir);
-        const std::string command =
-            "d=" + data +
-            "; [ -f \"$d/PG_VERSION\" ] || exit 0; "
-            "pid=$(head -n 1 \"$d/postmaster.pid\" 2>/dev/null || true); "
-            "if [ -n \"$pid\" ] && [ -d /proc/\"$pid\" ] && "
-            "! grep -qs '^State:[[:space:]]*Z' /proc/\"$pid\"/status && "
-            "[ \"$(readlink /proc/\"$pid\"/cwd)\" = \"$(cd \"$d\" && pwd -P)\" ]; then "
-            "kids=$(cat /proc/\"$pid\"/task/*/children 2>/dev/null || true); "
-            "kill -KILL \"$pid\" $kids 2>/dev/null; echo \"killed postmaster $pid\"; fi; "
-            "touch \"$d/standby.signal\"";
-        auto* runner = operations_.runner(action.peer);
-        fenced_at_rest = std::async(std::launch::async, [this, runner, command, name = old.name] {
-          auto result = runner->run(command, Millis{3000});
-          if (result.stdout_text.find("killed postmaster") != std::string::npos)
-            log_.warn("fenced_at_rest",
-                      "the old primary '" + name +
-                          "' still ran without answering: killed it "
-                          "(postmaster and children) and wrote standby.signal",
-                      {{"node", name}});
-        });
-      }
-      Status promoted = prober.promote(config_.failover.promote_timeout);
-      if (fenced_at_rest.valid()) fenced_at_rest.wait();
-      return promoted;
+      // Nothing here waits on a host: the old primary's host is often the one that is gone.
+      // Fence at rest runs on its host through the node-operation worker (bounded there), the
+      // fencing hook and pg_promote on the promotion worker; the decision confirms the promotion
+      // by observation.
+      const bool switchover = action.argument == "switchover";
+      const bool replaces_old =
+          !switchover && action.peer != action.node && action.peer < config_.nodes.size();
+      if (replaces_old) operations_.startFenceAtRest(action.peer);
+      return promotions_.start(
+          action.node, replaces_old ? std::optional<std::size_t>(action.peer) : std::nullopt);
     }
     case core::ActionKind::kFence:
       return prober.fenceReadOnly();
@@ -144,12 +103,15 @@ TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
     raw.push_back(probers_.back().get());
   }
   operations_ = std::make_unique<NodeOperations>(config, log);
-  executor_ = std::make_unique<ClusterActionExecutor>(config, std::move(raw), *operations_, log);
+  promotions_ = std::make_unique<PromotionWorker>(config, log, [this] { wakeNow(); });
+  executor_ = std::make_unique<ClusterActionExecutor>(config, std::move(raw), *operations_,
+                                                      *promotions_, log);
   if (!config.state_file.empty()) state_file_ = std::make_unique<StateFile>(config.state_file);
   history_json_ = std::make_shared<const std::string>("[]");
 }
 
 TickLoop::~TickLoop() {
+  promotions_->shutdown();
   operations_->shutdown();
 }
 
@@ -178,6 +140,14 @@ Status TickLoop::restoreState() {
                 ", timeline " + std::to_string(persisted_.primary_timeline) + ", " +
                 std::to_string(persisted_.history.size()) + " past events");
   return Status::ok();
+}
+
+void TickLoop::wakeNow() {
+  {
+    std::lock_guard lock(mutex_);
+    tick_now_ = true;
+  }
+  wake_.notify_all();
 }
 
 void TickLoop::requestStop() {
@@ -244,8 +214,10 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
     Status status = executor_->execute(action);
     const auto took = elapsed(action_started, std::chrono::steady_clock::now());
     const std::string kind = core::toString(action.kind);
-    // A rejoin only starts here; the worker logs how it ends.
-    if (status.isOk() && action.kind == core::ActionKind::kRejoin) continue;
+    // A rejoin or a promotion only starts here; its worker logs how it ends.
+    if (status.isOk() &&
+        (action.kind == core::ActionKind::kRejoin || action.kind == core::ActionKind::kPromote))
+      continue;
     if (status.isOk())
       log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, kind + "_done",
                kind + " on '" + node + "' succeeded",
@@ -342,7 +314,12 @@ void TickLoop::run() {
     // After a long tick (a promotion), start again from now instead of ticking in a burst.
     if (next < now) next = now;
     std::unique_lock lock(mutex_);
-    wake_.wait_until(lock, next, [this] { return stop_.load(); });
+    wake_.wait_until(lock, next, [this] { return stop_.load() || tick_now_; });
+    // Woken early (pg_promote returned): tick now, and keep the interval from here.
+    if (tick_now_) {
+      tick_now_ = false;
+      next = std::min(next, std::chrono::steady_clock::now());
+    }
   }
   // A clean stop (an upgrade, maintenance) is not a reason for the primary to fence itself.
   if (config_.probe.primary_lease > Millis{0} && memory_.primary) {

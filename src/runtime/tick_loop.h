@@ -22,6 +22,7 @@
 #include "pg/node_prober.h"
 #include "runtime/admin_queue.h"
 #include "runtime/node_operations.h"
+#include "runtime/promotion.h"
 #include "runtime/state_file.h"
 
 namespace pgfailover::runtime {
@@ -36,20 +37,24 @@ class ActionExecutor {
   virtual Status execute(const core::Action& action) = 0;
 };
 
-// Executes actions with the node probers (libpq) and the node-operation worker.
+// Executes actions with the node probers (libpq, bounded SQL on reachable nodes), the
+// node-operation worker (commands on a node's host) and the promotion worker.
 class ClusterActionExecutor : public ActionExecutor {
  public:
   ClusterActionExecutor(const config::Config& config, std::vector<pg::NodeProber*> probers,
-                        NodeOperations& operations, Logger& log)
-      : config_(config), probers_(std::move(probers)), operations_(operations), log_(log) {}
+                        NodeOperations& operations, PromotionWorker& promotions, Logger& log)
+      : config_(config),
+        probers_(std::move(probers)),
+        operations_(operations),
+        promotions_(promotions),
+        log_(log) {}
   Status execute(const core::Action& action) override;
 
  private:
-  Status runFencingHook(const core::Action& promote);
-
   const config::Config& config_;
   std::vector<pg::NodeProber*> probers_;
   NodeOperations& operations_;
+  PromotionWorker& promotions_;
   Logger& log_;
 };
 
@@ -69,6 +74,8 @@ class TickLoop {
   void tickOnce(SteadyTime scheduled);
   void tickOnce() { tickOnce(std::chrono::steady_clock::now()); }
   void requestStop();
+  // Runs the next tick now instead of at its scheduled time (a promotion finished).
+  void wakeNow();
 
   const core::Memory& memory() const { return memory_; }
 
@@ -85,6 +92,7 @@ class TickLoop {
   AdminQueue* requests_;
   std::vector<std::unique_ptr<pg::NodeProber>> probers_;
   std::unique_ptr<NodeOperations> operations_;
+  std::unique_ptr<PromotionWorker> promotions_;
   std::unique_ptr<ActionExecutor> executor_;
   std::unique_ptr<StateFile> state_file_;
   PersistedState persisted_;
@@ -98,6 +106,7 @@ class TickLoop {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
+  bool tick_now_ = false;  // guarded by mutex_
 };
 
 }  // namespace pgfailover::runtime
