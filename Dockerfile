@@ -13,6 +13,8 @@ ARG BASE_IMAGE=ubuntu:24.04
 
 FROM ${BASE_IMAGE} AS builder
 ARG DEBIAN_FRONTEND=noninteractive
+# Parallel compile jobs; empty means one per CPU (nproc). The compose lab passes PGF_BUILD_JOBS.
+ARG BUILD_JOBS=
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       cmake make g++ pkg-config binutils \
@@ -23,7 +25,7 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY src ./src
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DPGFAILOVER_BUILD_TESTS=OFF \
- && cmake --build /build --target pgfailover -j "$(nproc)" \
+ && cmake --build /build --target pgfailover -j "${BUILD_JOBS:-$(nproc)}" \
  && strip /build/pgfailover \
  && /build/pgfailover --version
 # The runtime packages: whichever packages own the libraries the dynamic linker resolves.

@@ -17,10 +17,13 @@ die() {
 
 usage() {
   cat <<'EOF'
-Usage: scripts/lab.sh [--netns] COMMAND
+Usage: scripts/lab.sh [--netns | --compose] COMMAND
 
   --netns        the same lab with one network namespace per host, each with its own
                  address, PostgreSQL and sshd (scripts/lab-netns.sh, docs/lab-netns.md)
+  --compose      the compose lab: pg1, pg2, pgfailover, HAProxy, Prometheus in containers,
+                 also without a registry (scripts/lab-compose.sh: up, status, kill NODE,
+                 start NODE, stop NODE, logs, psql, down...; docs/lab-compose.md)
 
   up             install packages, build pgfailover, start pg1 (primary), pg2 (replica) and
                  pgfailover; returns once replication streams and /readyz answers 200
@@ -495,6 +498,10 @@ shift || true
 # The same lab with one network namespace per host (docs/lab-netns.md).
 if [[ $command == --netns ]]; then
   exec bash "$REPO_ROOT/scripts/lab-netns.sh" "$@"
+fi
+# The compose lab: containers, HAProxy and Prometheus (docs/lab-compose.md).
+if [[ $command == --compose ]]; then
+  exec bash "$REPO_ROOT/scripts/lab-compose.sh" "$@"
 fi
 case $command in
   up) cmd_up "$@" ;;

@@ -26,6 +26,9 @@
 #                     NODE_NAME/ssh_host_ed25519_key (the lab's init writes them; default /lab/nodes)
 #   NODE_SUPERUSER    pgfailover's superuser (pgfailover); NODE_REPL_USER (replicator)
 #   GUARD_WAIT        seconds the guard waits for pgfailover (10); READY_WAIT for SECRETS_DIR (300)
+#   REPLICATION_SLOT  1 (default): a replica streams from the slot pgfailover keeps for it
+#                     (pgfailover_<node>): created on the primary before the clone, named in
+#                     primary_slot_name; 0 for pgfailover's replication.slots = false
 #   LEASE_GUARD       1 (default): run scripts/node/lease-guard.sh beside the server, which makes
 #                     a primary read-only once it hears from neither pgfailover nor its replica;
 #                     GUARD_DBNAME (postgres) and GUARD_TABLE (pgfailover.heartbeat) must match
@@ -118,6 +121,36 @@ pgfailover_primary() {
   [[ -n ${PGFAILOVER_URL:-} ]] || return 0
   curl -sf --max-time 2 "$PGFAILOVER_URL/status" 2>/dev/null | jq -r '.primary // empty' 2>/dev/null || true
 }
+# The physical slot pgfailover keeps for this node on the primary: replicationSlotName() in
+# src/runtime/node_operations.cc, "pgfailover_" + the node's name in lower case with every
+# character other than [a-z0-9_] as "_", at most 63 characters.
+slot=${NODE_NAME,,}
+slot=pgfailover_${slot//[^a-z0-9_]/_}
+SLOT_NAME=${slot:0:63}
+
+# Creates this node's slot on the primary (reserving WAL at once) unless it exists, as the
+# replication role: the clone then streams from its slot from the very start, instead of around
+# it until pgfailover notices ("streams without its slot") and sets primary_slot_name itself.
+# Prints what it did; fails when the primary refuses.
+create_slot_on() { # host port
+  local passfile=/run/pgfailover-node/replication.pgpass password status=0
+  password=$(cat "$NODE_REPL_PASSWORD_FILE")
+  password=${password//\\/\\\\}
+  (
+    umask 077
+    printf '*:*:*:%s:%s\n' "$NODE_REPL_USER" "${password//:/\\:}" >"$passfile"
+  )
+  # SLOT_NAME holds [a-z0-9_] only: safe inside the literal.
+  PGPASSFILE=$passfile psql -X -A -t -q -v ON_ERROR_STOP=1 \
+    -d "host=$1 port=$2 dbname=postgres user=$NODE_REPL_USER connect_timeout=5" -c "
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$SLOT_NAME')
+                THEN 'slot $SLOT_NAME exists on the primary'
+                ELSE (SELECT 'created slot ' || slot_name || ' on the primary at ' || lsn
+                        FROM pg_create_physical_replication_slot('$SLOT_NAME', true)) END" || status=$?
+  rm -f -- "$passfile"
+  return "$status"
+}
+
 peer_addr() { # name -> host:port from PEERS
   local entry
   for entry in ${PEERS:-}; do
@@ -157,10 +190,22 @@ if [[ ! -f $NODE_HOME/data/PG_VERSION ]]; then
       ((SECONDS < deadline)) || die "the primary at $PRIMARY_HOST:$PRIMARY_PORT did not answer within ${PRIMARY_WAIT:-300}s"
       sleep 1
     done
-    bash "$NODE_SCRIPTS/clone-replica.sh" "${common[@]}" --primary-host "$PRIMARY_HOST" --primary-port "$PRIMARY_PORT"
+    clone=("${common[@]}" --primary-host "$PRIMARY_HOST" --primary-port "$PRIMARY_PORT")
+    if [[ ${REPLICATION_SLOT:-1} == 1 ]]; then
+      if done_slot=$(create_slot_on "$PRIMARY_HOST" "$PRIMARY_PORT"); then
+        say "$done_slot"
+        # In pgfailover-node.conf (next to the data directory, kept by later starts); a rejoin
+        # or the guard below may set it again in postgresql.auto.conf, with the same name.
+        clone+=(--set "primary_slot_name = '$SLOT_NAME'")
+      else
+        say "could not create the slot $SLOT_NAME on the primary: cloning without it (pgfailover sets it later)"
+      fi
+    fi
+    bash "$NODE_SCRIPTS/clone-replica.sh" "${clone[@]}"
   fi
 else
   guard=(--dir "$NODE_HOME" --name "$NODE_NAME" --repl-user "$NODE_REPL_USER" --wait "${GUARD_WAIT:-10}")
+  [[ ${REPLICATION_SLOT:-1} == 1 ]] && guard+=(--slot "$SLOT_NAME")
   [[ -n ${PGFAILOVER_URL:-} ]] && guard+=(--pgfailover-url "$PGFAILOVER_URL")
   for entry in ${PEERS:-}; do guard+=(--peer "$entry"); done
   decision=$(/usr/local/bin/node-guard.sh "${guard[@]}")

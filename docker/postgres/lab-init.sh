@@ -79,7 +79,7 @@ jq -n --arg p1 "${ip[pg1]}" --arg p2 "${ip[pg2]}" --arg bin "/usr/lib/postgresql
   {
     cluster_name: $name,
     nodes: [node("pg1"; $p1), node("pg2"; $p2)],
-    probe: {interval_ms: 1000},
+    probe: {interval_ms: 1000, icmp: true},
     failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000},
     replication: {user: "replicator", passfile: ($home + "/replication.pgpass")},
     admin: {token_file: "/lab/pgfailover/admin.token"},

@@ -15,9 +15,11 @@
 # It never promotes anything and never removes standby.signal.
 #
 # Usage: node-guard.sh --dir N --name NAME [--pgfailover-url URL] [--peer NAME=HOST:PORT]...
-#          [--repl-user USER] [--passfile FILE] [--wait SECONDS]
+#          [--repl-user USER] [--passfile FILE] [--wait SECONDS] [--slot SLOT]
 # N is the node folder of scripts/node/ (data directory N/data). Peers are asked as the
-# replication role, with the passfile the node already has for streaming. Exit 0 with the
+# replication role, with the passfile the node already has for streaming. --slot: the physical
+# slot the node streams from (primary_slot_name, beside primary_conninfo, as pgfailover's rejoin
+# writes them; pgfailover keeps a slot of that name for every replica on the primary). Exit 0 with the
 # decision on stdout (primary | standby-of NAME | as-is), non-zero on a usage error.
 set -euo pipefail
 
@@ -27,7 +29,7 @@ die() {
   exit 2
 }
 
-dir='' name='' url='' repl_user=replicator passfile='' wait_seconds=10
+dir='' name='' url='' repl_user=replicator passfile='' wait_seconds=10 slot=
 declare -A peers=()
 declare -a peer_order=()
 while (($# > 0)); do
@@ -38,6 +40,10 @@ while (($# > 0)); do
     --repl-user) repl_user=${2:?} ;;
     --passfile) passfile=${2:?} ;;
     --wait) wait_seconds=${2:?} ;;
+    --slot)
+      [[ ${2:?} =~ ^[a-z0-9_]{1,63}$ ]] || die "--slot takes a replication slot name ([a-z0-9_], at most 63), got '$2'"
+      slot=$2
+      ;;
     --peer)
       [[ ${2:?} =~ ^([A-Za-z0-9_.-]+)=([^:]+):([0-9]+)$ ]] || die "--peer takes NAME=HOST:PORT, got '$2'"
       peers[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]}:${BASH_REMATCH[3]}"
@@ -154,10 +160,14 @@ conninfo="host=$host port=$port user=$repl_user passfile=$passfile application_n
 auto=$data/postgresql.auto.conf
 as_owner touch "$data/standby.signal" "$auto"
 current=$(sed -n "s/^primary_conninfo[[:space:]]*=[[:space:]]*'\(.*\)'$/\1/p" "$auto" | tail -n1)
-if [[ $current != "$conninfo" ]]; then
+current_slot=$(sed -n "s/^primary_slot_name[[:space:]]*=[[:space:]]*'\(.*\)'$/\1/p" "$auto" | tail -n1)
+if [[ $current != "$conninfo" || $current_slot != "$slot" ]]; then
   as_owner sed -i -e '/^primary_conninfo[[:space:]]*=/d' -e '/^primary_slot_name[[:space:]]*=/d' "$auto"
-  printf "primary_conninfo = '%s'\n" "${conninfo//\'/\'\'}" | as_owner tee -a "$auto" >/dev/null
+  {
+    printf "primary_conninfo = '%s'\n" "${conninfo//\'/\'\'}"
+    if [[ -n $slot ]]; then printf "primary_slot_name = '%s'\n" "$slot"; fi
+  } | as_owner tee -a "$auto" >/dev/null
 fi
-say "$name is not the primary ($primary is, at $primary_addr): starting as its standby (standby.signal written)"
+say "$name is not the primary ($primary is, at $primary_addr): starting as its standby (standby.signal written${slot:+, slot $slot})"
 log_decision "standby-of $primary"
 echo "standby-of $primary"

@@ -8,14 +8,17 @@
 #   3. a Debian 12 base image: debootstrap --variant=minbase bookworm | docker import (the
 #      tarball is cached in COMPOSE_TEST_WORK for the next run)
 #   4. builds the images FROM it (PostgreSQL 15 on bookworm), brings the lab up without Grafana
-#   5. checks: replication streams; HAProxy's 5432 reaches the primary (a write), 5433 the replica
+#   5. checks: replication streams, pg2 from its slot; HAProxy's 5432 reaches the primary (a
+#      write), 5433 the replica
 #   6. docker kill of the primary's container: the replica is promoted; /status and /metrics
 #      agree; HAProxy sends writes to the new primary (pg_is_in_recovery() = f, an INSERT works,
 #      the earlier row is there); Prometheus has scraped the new roles and raised
 #      PgfailoverFailoverHappened
 #   7. the old primary's container starts again: its guard asks pgfailover and starts it as a
-#      standby (it is never seen writable); pgfailover rejoins it; healthy again
-#   8. docker-compose down -v, dockerd stopped by PID.
+#      standby on its slot (it is never seen writable); pgfailover rejoins it; healthy again
+#   8. every query of every panel of the Grafana dashboard returns data from the lab's Prometheus
+#   9. docker-compose down -v, dockerd stopped by PID (unless another lab's containers remain).
+# Steps 1-4 are scripts/lib/compose-env.sh, which scripts/lab-compose.sh (the lab by hand) uses too.
 # Published ports are on 127.0.0.1 only. Prints the duration of each phase.
 #
 # Environment: COMPOSE_TEST_WORK (/var/tmp/pgfailover-compose: base image tarball and docker
@@ -32,32 +35,24 @@ cd "$REPO_ROOT"
   exit 1
 }
 
-WORK=${COMPOSE_TEST_WORK:-/var/tmp/pgfailover-compose}
-mkdir -p "$WORK"
+# The private dockerd, the base image and the build: scripts/lib/compose-env.sh, the same code
+# as the lab by hand (scripts/lab-compose.sh).
+CE_TAG=compose_test
+CE_WORK=${COMPOSE_TEST_WORK:-/var/tmp/pgfailover-compose}
+mkdir -p "$CE_WORK"
 if [[ ${COMPOSE_TEST_FRESH:-0} == 1 ]]; then
-  DATA_ROOT=$(mktemp -d "$WORK/docker-fresh.XXXXXX")
-else
-  DATA_ROOT=$WORK/docker
+  CE_DATA_ROOT=$(mktemp -d "$CE_WORK/docker-fresh.XXXXXX")
 fi
-EXEC_ROOT=/run/pgfailover-dockerd
-SOCKET=$EXEC_ROOT/docker.sock
-DOCKERD_PID_FILE=$EXEC_ROOT/dockerd.pid
-DOCKERD_LOG=$WORK/dockerd.log
-BASE_TAR=$WORK/base-bookworm.tar
-BASE_IMAGE=pgfailover-base:bookworm
-DOCKER_POOL=10.232.0.0/16
-DOCKER_BIP=10.233.0.1/24
+# shellcheck source=scripts/lib/compose-env.sh
+source "$REPO_ROOT/scripts/lib/compose-env.sh"
+ce_use_private_engine
 export LAB_NET_PREFIX=${LAB_NET_PREFIX:-10.232.77}
-export DOCKER_HOST=unix://$SOCKET
 export COMPOSE_PROJECT_NAME=pgfailover-ci
-export BASE_IMAGE
 # Ports on 127.0.0.1 that a developer's own lab (8008, 5432, 6432...) does not use.
 export PGF_HTTP_PORT=18008 PGF_PG_PORT=15432 PGF_PG_RO_PORT=15433 PGF_HAPROXY_STATS_PORT=18404 \
   PGF_PROMETHEUS_PORT=19090
-export COMPOSE_HTTP_TIMEOUT=300
-# Debian's client matches Debian's daemon (another docker CLI may be first on PATH).
-DOCKER=/usr/bin/docker
-compose() { docker-compose -f docker-compose.yml -f docker-compose.ci.yml "$@"; }
+DOCKER=$CE_DOCKER
+compose() { ce_compose "$@"; }
 
 START=$SECONDS
 phase_started=$SECONDS
@@ -86,100 +81,12 @@ wait_until() { # seconds description predicate...
 
 # ----- 1. packages --------------------------------------------------------------------------------
 phase "packages"
-packages=(docker.io docker-compose debootstrap curl jq)
-missing=()
-for p in "${packages[@]}"; do
-  [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true) == installed ]] || missing+=("$p")
-done
-command -v psql >/dev/null || missing+=(postgresql-client)
-if ((${#missing[@]} > 0)); then
-  log "installing ${missing[*]}"
-  # docker.io's maintainer scripts would start the system's dockerd (default 172.17.0.0/16
-  # bridge, NAT): forbid starting services during the install unless a policy already does.
-  policy_added=0
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 0755 /usr/sbin/policy-rc.d
-    policy_added=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null ||
-    {
-      apt-get -o DPkg::Lock::Timeout=300 update -qq
-      apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
-    }
-  ((policy_added == 0)) || rm -f /usr/sbin/policy-rc.d
-fi
+ce_install_packages
 phase_done packages
 
 # ----- 2. dockerd ---------------------------------------------------------------------------------
-dockerd_pid() {
-  local pid=''
-  [[ -f $DOCKERD_PID_FILE ]] && read -r pid <"$DOCKERD_PID_FILE"
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  [[ $(readlink "/proc/$pid/exe" 2>/dev/null || true) == /usr/sbin/dockerd ]] || return 0
-  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$SOCKET" || return 0
-  printf '%s\n' "$pid"
-}
-
-# Our ranges must not be networks this machine already uses (other than our dockerd's own).
-check_ranges() {
-  local net routes
-  for net in "$DOCKER_POOL" "${DOCKER_BIP%.*}.0/24"; do
-    routes=$( (ip -4 route show match "$net"; ip -4 route show root "$net") 2>/dev/null | grep -v '^default' || true)
-    [[ -z $routes ]] || fail "$net is already routed on this machine ($(head -n1 <<<"$routes")): another dockerd? stop it or change the ranges"
-  done
-}
-
-stop_dockerd() {
-  local pid deadline
-  pid=$(dockerd_pid)
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + 60))
-  while [[ -n $(dockerd_pid) ]] && ((SECONDS < deadline)); do sleep 0.5; done
-  if [[ -n $(dockerd_pid) ]]; then
-    log "dockerd (pid $pid) ignored SIGTERM for 60 s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 1
-  fi
-  log "stopped dockerd (pid $pid)"
-}
-
-# What a stopped dockerd leaves: the nsfs mount of its default network namespace under the exec
-# root, and its docker0 bridge (ours when it carries our --bip address).
-cleanup_dockerd_leftovers() {
-  local target
-  while read -r target; do
-    if [[ -n $target ]]; then umount "$target" 2>/dev/null || true; fi
-  done < <(findmnt -rn -o TARGET 2>/dev/null | grep "^$EXEC_ROOT/" | sort -r)
-  rm -rf -- "$EXEC_ROOT"
-  if ip -4 -o addr show dev docker0 2>/dev/null | grep -qF " $DOCKER_BIP "; then
-    ip link delete docker0
-  fi
-}
-
 phase "dockerd"
-if [[ -z $(dockerd_pid) ]]; then
-  cleanup_dockerd_leftovers
-  check_ranges
-  mkdir -p "$EXEC_ROOT" "$DATA_ROOT"
-  log "starting dockerd: socket $SOCKET, data root $DATA_ROOT, bridge $DOCKER_BIP, pool $DOCKER_POOL"
-  nohup /usr/sbin/dockerd --host "unix://$SOCKET" --pidfile "$DOCKERD_PID_FILE" \
-    --data-root "$DATA_ROOT" --exec-root "$EXEC_ROOT/exec" \
-    --bip "$DOCKER_BIP" --default-address-pool "base=$DOCKER_POOL,size=24" \
-    --iptables=false --ip-forward=false --ip-masq=false --userland-proxy=true \
-    --log-level warn >"$DOCKERD_LOG" 2>&1 </dev/null &
-fi
-deadline=$((SECONDS + 60))
-until $DOCKER info >/dev/null 2>&1; do
-  if ((SECONDS >= deadline)); then
-    tail -n 30 "$DOCKERD_LOG" >&2
-    fail "dockerd does not answer on $SOCKET after 60 s (log: $DOCKERD_LOG)"
-  fi
-  sleep 0.5
-done
-log "dockerd $($DOCKER version -f '{{.Server.Version}}') running (pid $(dockerd_pid))"
+ce_start_dockerd
 phase_done dockerd
 
 finish() {
@@ -195,16 +102,19 @@ finish() {
     done
   fi
   if [[ ${COMPOSE_TEST_KEEP:-0} == always || (${COMPOSE_TEST_KEEP:-0} == 1 && $status == 0) ]]; then
-    log "COMPOSE_TEST_KEEP=1: the lab and dockerd (pid $(dockerd_pid), DOCKER_HOST=$DOCKER_HOST) keep running"
+    log "COMPOSE_TEST_KEEP=1: the lab and dockerd (pid $(ce_dockerd_pid), DOCKER_HOST=$DOCKER_HOST) keep running"
   else
     log "docker-compose down -v"
     compose down -v --remove-orphans >&2 2>&1 || status=1
     # Dangling images older than a day: keeps the build cache of recent runs (the builder stage
     # is dangling once built), bounds the data root's growth.
     $DOCKER image prune -f --filter until=24h >/dev/null 2>&1 || true
-    stop_dockerd
-    cleanup_dockerd_leftovers
-    if [[ ${COMPOSE_TEST_FRESH:-0} == 1 ]]; then rm -rf -- "$DATA_ROOT"; fi
+    if ce_dockerd_idle; then
+      ce_stop_dockerd
+      if [[ ${COMPOSE_TEST_FRESH:-0} == 1 ]]; then rm -rf -- "$CE_DATA_ROOT"; fi
+    else
+      log "dockerd (pid $(ce_dockerd_pid)) keeps running: other containers remain on it (a lab by hand?)"
+    fi
   fi
   log "durations: ${durations[*]}; total $((SECONDS - START))s"
   if ((status == 0)); then log "PASSED in $((SECONDS - START))s"; else log "FAILED after $((SECONDS - START))s"; fi
@@ -215,53 +125,30 @@ trap 'exit 130' INT TERM
 
 # ----- 3. base image ------------------------------------------------------------------------------
 phase "base image $BASE_IMAGE"
-if $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  log "$BASE_IMAGE already in the data root"
-else
-  if [[ ! -s $BASE_TAR ]]; then
-    rootfs=$WORK/rootfs.tmp
-    rm -rf -- "$rootfs"
-    log "debootstrap --variant=minbase bookworm (the host's apt cache is reused)"
-    debootstrap --variant=minbase --cache-dir=/var/cache/apt/archives bookworm "$rootfs" \
-      http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 ||
-      {
-        tail -n 20 "$WORK/debootstrap.log" >&2
-        fail "debootstrap failed (log: $WORK/debootstrap.log)"
-      }
-    cat >"$rootfs/etc/apt/sources.list" <<'EOF'
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
-EOF
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" --numeric-owner -cf "$BASE_TAR.tmp" .
-    mv -f -- "$BASE_TAR.tmp" "$BASE_TAR"
-    rm -rf -- "$rootfs"
-  fi
-  log "docker import $BASE_TAR"
-  $DOCKER import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE_IMAGE" >/dev/null
-fi
+ce_base_image
 phase_done base-image
 
 # ----- 4. build and up ----------------------------------------------------------------------------
 phase "build the images FROM $BASE_IMAGE"
-compose config -q
-compose build 2>&1 | grep -E '^(Step [0-9]+/[0-9]+ : FROM|Successfully tagged|runtime packages:|lib|ERROR|E: )' >&2 ||
-  true
-for image in pgfailover/pgfailover pgfailover/postgres-node pgfailover/haproxy pgfailover/prometheus; do
-  $DOCKER image inspect "$image:local" >/dev/null 2>&1 || fail "the build left no $image:local (run: docker-compose build)"
-done
-$DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^pgfailover' >&2
+ce_build
 phase_done build
 
 phase "up (without the grafana profile)"
 compose down -v --remove-orphans >/dev/null 2>&1 || true
+# The same LAB_NET_PREFIX as a lab by hand on this dockerd would collide with it.
+for net in $($DOCKER network ls --format '{{.Name}}'); do
+  [[ $net != "${COMPOSE_PROJECT_NAME}_lab" ]] || continue
+  if [[ $($DOCKER network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$net" 2>/dev/null) == "$LAB_NET_PREFIX.0/24" ]]; then
+    fail "network $net (another compose lab: scripts/lab.sh --compose down?) already uses $LAB_NET_PREFIX.0/24; remove it or set LAB_NET_PREFIX"
+  fi
+done
 compose up -d >&2
 status_json() { curl -s --max-time 3 "http://127.0.0.1:$PGF_HTTP_PORT/status" 2>/dev/null || true; }
 field() { jq -r "$1" <<<"$(status_json)" 2>/dev/null || true; }
 role_of() { field "[.nodes[]? | select(.name == \"$1\") | .role][0] // empty"; }
 healthy_with() { [[ $(field .state) == healthy && $(field .primary) == "$1" && $(role_of "$2") == replica ]]; }
 wait_until 300 "healthy: pg1 primary, pg2 replica" healthy_with pg1 pg2
+lab_up_at=$SECONDS
 [[ $(field '[.nodes[] | select(.name == "pg2") | .wal_receiver.status][0]') == streaming ]] ||
   fail "pg2's WAL receiver does not stream"
 in_node() { # service sql
@@ -269,6 +156,10 @@ in_node() { # service sql
 }
 [[ $(in_node pg1 "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == 1 ]] ||
   fail "pg1 has no streaming replica in pg_stat_replication"
+# pg2 streams from the slot pgfailover keeps for it (pgfailover_pg2) from the start: its
+# entrypoint created the slot and set primary_slot_name before cloning.
+[[ $(in_node pg2 "SELECT slot_name FROM pg_stat_wal_receiver") == pgfailover_pg2 ]] ||
+  fail "pg2 does not stream from its slot pgfailover_pg2 (pg_stat_wal_receiver.slot_name: '$(in_node pg2 "SELECT slot_name FROM pg_stat_wal_receiver" 2>/dev/null || true)')"
 phase_done up
 
 # ----- 5. through HAProxy -------------------------------------------------------------------------
@@ -341,6 +232,92 @@ until [[ $(in_node pg1 "SELECT count(*) FROM public.compose_test" 2>/dev/null) =
   ((SECONDS < deadline)) || fail "pg1 does not replay pg2's rows"
   sleep 1
 done
+# The guard started pg1 on its own slot on pg2 (pgfailover created it after the promotion), and
+# pgfailover never had to tell a replica to use its slot.
+pg1_on_its_slot() {
+  [[ $(in_node pg1 "SELECT slot_name FROM pg_stat_wal_receiver WHERE status = 'streaming'" 2>/dev/null || true) == pgfailover_pg1 ]]
+}
+wait_until 30 "pg1 streams from its slot pgfailover_pg1" pg1_on_its_slot
+if compose logs --no-color pgfailover 2>/dev/null | grep -F 'streams without its slot' >&2; then
+  fail "pgfailover saw a replica streaming without its slot"
+fi
 phase_done rejoin
+
+# ----- 8. the dashboard: every panel's queries have data ------------------------------------------
+# After a failover and the old primary's return, every query of the shipped dashboard (each
+# target's expr, each panel) must return at least one series from the lab's Prometheus. Grafana's
+# variables are replaced the way Grafana would: $__rate_interval by 1m (4 scrape intervals of
+# 5 s, rounded up), $__interval by 15s, $__range by the time since the lab came up, and each
+# query variable (label_values(metric, label)) by its values, joined as a regex.
+phase "dashboard: every query of monitoring/grafana/dashboards/pgfailover.json has data"
+DASHBOARD=monitoring/grafana/dashboards/pgfailover.json
+prom_get() { # path [curl args...]
+  local path=$1
+  shift
+  curl -s --max-time 5 -G "http://127.0.0.1:$PGF_PROMETHEUS_PORT$path" "$@"
+}
+range_seconds=$((SECONDS - lab_up_at))
+((range_seconds >= 60)) || range_seconds=60
+declare -A variable_values=()
+while IFS=$'\t' read -r name type definition; do
+  case $type in
+    query)
+      [[ $definition =~ ^label_values\(([a-z_:][a-z0-9_:]*),[[:space:]]*([a-z_][a-z0-9_]*)\)$ ]] ||
+        fail "dashboard variable \$$name: cannot resolve '$definition' (only label_values(metric, label))"
+      values=$(prom_get "/api/v1/label/${BASH_REMATCH[2]}/values" --data-urlencode "match[]=${BASH_REMATCH[1]}" |
+        jq -r '.data // [] | join("|")')
+      [[ -n $values ]] || fail "dashboard variable \$$name ($definition) has no value in Prometheus"
+      variable_values[$name]=$values
+      ;;
+    datasource) ;;
+    *) fail "dashboard variable \$$name has type $type, which this test does not resolve" ;;
+  esac
+done < <(jq -r '.templating.list[] | [.name, .type, (.definition // "")] | @tsv' "$DASHBOARD")
+log "variables: $(for v in "${!variable_values[@]}"; do printf '$%s=%s ' "$v" "${variable_values[$v]}"; done)\$__range=${range_seconds}s"
+substitute() { # expr -> expr with every variable replaced
+  local expr=$1 v
+  expr=${expr//"\$__rate_interval"/1m}
+  expr=${expr//"\${__rate_interval}"/1m}
+  expr=${expr//"\$__interval"/15s}
+  expr=${expr//"\${__interval}"/15s}
+  expr=${expr//"\$__range"/${range_seconds}s}
+  expr=${expr//"\${__range}"/${range_seconds}s}
+  for v in "${!variable_values[@]}"; do
+    expr=${expr//"\${$v}"/${variable_values[$v]}}
+    expr=${expr//"\$$v"/${variable_values[$v]}}
+  done
+  [[ $expr != *'$'* ]] || fail "a dashboard query keeps an unresolved variable: $expr"
+  printf '%s\n' "$expr"
+}
+# title, refId, expr of every target of every panel (rows included, should one carry a query).
+mapfile -t dashboard_targets < <(jq -r '.panels[] | .title as $t | (.targets // [])[] | [$t, (.refId // "?"), .expr] | @tsv' "$DASHBOARD")
+((${#dashboard_targets[@]} > 0)) || fail "no query found in $DASHBOARD"
+empty_panels=()
+dashboard_has_data() {
+  local line title ref expr query answer
+  empty_panels=()
+  for line in "${dashboard_targets[@]}"; do
+    IFS=$'\t' read -r title ref expr <<<"$line"
+    query=$(substitute "$expr")
+    answer=$(prom_get /api/v1/query --data-urlencode "query=$query" |
+      jq -r 'if .status == "success" then (.data.result | length | tostring) else "error: " + (.error // "?") end' 2>/dev/null ||
+      echo "error: no answer")
+    if [[ ! $answer =~ ^[1-9][0-9]*$ ]]; then
+      empty_panels+=("'$title' ($ref): ${answer/#0/no series} for $query")
+    fi
+  done
+  ((${#empty_panels[@]} == 0))
+}
+# Rates need two scrapes after a change: give Prometheus a few scrape intervals.
+deadline=$((SECONDS + 45))
+until dashboard_has_data; do
+  if ((SECONDS >= deadline)); then
+    printf '  panel without data: %s\n' "${empty_panels[@]}" >&2
+    fail "${#empty_panels[@]} of ${#dashboard_targets[@]} dashboard queries return no series (Grafana would show 'No data')"
+  fi
+  sleep 5
+done
+log "ok: all ${#dashboard_targets[@]} queries of $(jq '[.panels[] | select(.targets)] | length' "$DASHBOARD") panels return data"
+phase_done dashboard
 
 log "failover took ${failover_seconds}s from docker kill to pg2 promoted"

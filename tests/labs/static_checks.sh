@@ -8,7 +8,7 @@
 #   - Grafana: provisioning YAML parses, the dashboard JSON parses, has unique panel ids, and
 #     every pgfailover_* metric its queries (and the alert rules) use is documented in
 #     docs/metrics.md and registered in src/metrics/metrics.cc
-#   - shellcheck on the lab and container scripts
+#   - shellcheck on the lab and container scripts (the compose lab's and its benchmark's too)
 # Exit status: 0 when everything passes; the last line says how many checks passed and failed.
 set -euo pipefail
 
@@ -132,7 +132,9 @@ sys.exit(1 if problems else 0)
 EOF
 
 check "shellcheck (lab and container scripts)" shellcheck -x scripts/lab-netns.sh tests/labs/*.sh \
-  docker/postgres/entrypoint.sh docker/postgres/node-guard.sh docker/postgres/lab-init.sh
+  docker/postgres/entrypoint.sh docker/postgres/node-guard.sh docker/postgres/lab-init.sh \
+  scripts/lab-compose.sh scripts/lib/compose-env.sh bench/compose_failover.sh
+check "bench/compose_writer.py parses" "$PY" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' bench/compose_writer.py
 
 printf '%s passed, %s failed\n' "$passed" "$failed"
 ((failed == 0))
