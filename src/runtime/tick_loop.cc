@@ -102,8 +102,12 @@ TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
     probers_.push_back(std::make_unique<pg::NodeProber>(node, config.probe, std::move(peers)));
     raw.push_back(probers_.back().get());
   }
+  inflight_.resize(probers_.size());
+  last_seen_.resize(probers_.size());
+  pings_.resize(probers_.size());
+  last_ping_.resize(probers_.size());
   operations_ = std::make_unique<NodeOperations>(config, log);
-  promotions_ = std::make_unique<PromotionWorker>(config, log, [this] { wakeNow(); });
+  promotions_ = std::make_unique<PromotionWorker>(config, log, [this] { promotionFinished(); });
   executor_ = std::make_unique<ClusterActionExecutor>(config, std::move(raw), *operations_,
                                                       *promotions_, log);
   if (!config.state_file.empty()) state_file_ = std::make_unique<StateFile>(config.state_file);
@@ -142,10 +146,11 @@ Status TickLoop::restoreState() {
   return Status::ok();
 }
 
-void TickLoop::wakeNow() {
+void TickLoop::promotionFinished() {
   {
     std::lock_guard lock(mutex_);
     tick_now_ = true;
+    promotion_finished_ = true;
   }
   wake_.notify_all();
 }
@@ -158,10 +163,22 @@ void TickLoop::requestStop() {
   wake_.notify_all();
 }
 
+namespace {
+template <typename T>
+bool ready(const std::future<T>& f) {
+  return f.valid() && f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+}  // namespace
+
 core::ClusterView TickLoop::observe() {
-  // Probe every node at once: a hung node costs one deadline, not one per node.
-  std::vector<std::future<core::NodeObservation>> pending;
-  for (std::size_t i = 0; i < probers_.size(); ++i) {
+  // Probe every node at once: a hung node costs one deadline, not one per node. A probe still
+  // running from an earlier tick (which ended early, see below) is not started again nor waited
+  // for: its node's last observation stands in until it ends.
+  const std::size_t count = probers_.size();
+  std::vector<bool> started(count, false);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (ready(inflight_[i])) last_seen_[i] = inflight_[i].get();
+    if (inflight_[i].valid()) continue;
     // The heartbeat goes to the primary pgfailover knows (and to a node being promoted), never
     // to any other node that happens to be writable: an old primary coming back must not take
     // a single write, not even pgfailover's own. With no primary known yet (first start), every
@@ -171,26 +188,43 @@ core::ClusterView TickLoop::observe() {
         last_snapshot_->nodes[i].role == core::NodeRole::kNeedsFencing)
       write_heartbeat = false;
     auto* prober = probers_[i].get();
-    pending.push_back(std::async(
-        std::launch::async, [prober, write_heartbeat] { return prober->probe(write_heartbeat); }));
+    inflight_[i] = std::async(std::launch::async,
+                              [prober, write_heartbeat] { return prober->probe(write_heartbeat); });
+    started[i] = true;
   }
   // The seed's ICMP check, concurrently with the probes and bounded like them.
-  std::vector<std::future<bool>> pings;
+  std::vector<bool> pinging(count, false);
   if (config_.probe.icmp) {
-    for (const auto& node : config_.nodes) {
-      const std::string host = node.host;
-      pings.push_back(std::async(std::launch::async, [host] {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (ready(pings_[i])) last_ping_[i] = pings_[i].get();
+      if (pings_[i].valid()) continue;
+      const std::string host = config_.nodes[i].host;
+      pings_[i] = std::async(std::launch::async, [host] {
         ssh::LocalRunner runner;
         return runner.run("ping -n -q -c 1 -W 1 " + ssh::shellQuote(host), Millis{1500})
             .succeeded();
-      }));
+      });
+      pinging[i] = true;
     }
   }
+  // Wait for what this tick started. A promotion that finishes meanwhile ends the wait: the
+  // promoted node is probed again on the tick that follows at once, instead of after a silent
+  // old primary's connect deadline; the probes still running carry over.
+  auto wait = [this](auto& future) {
+    while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready)
+      if (promotion_finished_) return false;
+    return true;
+  };
+  for (std::size_t i = 0; i < count; ++i)
+    if (started[i] && wait(inflight_[i])) last_seen_[i] = inflight_[i].get();
+  for (std::size_t i = 0; i < count; ++i)
+    if (pinging[i] && wait(pings_[i])) last_ping_[i] = pings_[i].get();
+
   core::ClusterView view;
-  for (std::size_t i = 0; i < pending.size(); ++i) {
-    auto observation = pending[i].get();
+  for (std::size_t i = 0; i < count; ++i) {
+    auto observation = last_seen_[i];
     observation.name = config_.nodes[i].name;
-    if (i < pings.size()) observation.host_answers_ping = pings[i].get();
+    if (config_.probe.icmp) observation.host_answers_ping = last_ping_[i];
     view.nodes.push_back(std::move(observation));
   }
   view.operations = operations_->reports();
@@ -198,7 +232,14 @@ core::ClusterView TickLoop::observe() {
   return view;
 }
 
+void TickLoop::settleProbe(std::size_t node) {
+  // Actions use the node's prober; a probe still running on it ends first.
+  if (node < inflight_.size() && inflight_[node].valid()) last_seen_[node] = inflight_[node].get();
+}
+
 void TickLoop::tickOnce(SteadyTime scheduled) {
+  // A promotion that finished before this tick started is seen by its fresh probes.
+  promotion_finished_ = false;
   const auto started = std::chrono::steady_clock::now();
   const Now now{scheduled, std::chrono::system_clock::now() - (started - scheduled)};
   core::ClusterView view = observe();
@@ -210,6 +251,7 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
     const bool routine = action.kind == core::ActionKind::kCreateSlot;
     log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, core::toString(action.kind),
              action.detail, {{"node", node}});
+    settleProbe(action.node);
     const auto action_started = std::chrono::steady_clock::now();
     Status status = executor_->execute(action);
     const auto took = elapsed(action_started, std::chrono::steady_clock::now());

@@ -10,8 +10,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "common/log.h"
@@ -74,13 +76,15 @@ class TickLoop {
   void tickOnce(SteadyTime scheduled);
   void tickOnce() { tickOnce(std::chrono::steady_clock::now()); }
   void requestStop();
-  // Runs the next tick now instead of at its scheduled time (a promotion finished).
-  void wakeNow();
+  // A promotion attempt ended (the promotion worker calls this): the tick in progress stops
+  // waiting for slow probes and the next one runs now, so the promoted node is seen at once.
+  void promotionFinished();
 
   const core::Memory& memory() const { return memory_; }
 
  private:
   core::ClusterView observe();
+  void settleProbe(std::size_t node);
   void logChanges(const core::Decision& decision, const core::ClusterView& view);
   void persist(const core::Decision& decision, WallTime now);
 
@@ -91,6 +95,12 @@ class TickLoop {
   Logger& log_;
   AdminQueue* requests_;
   std::vector<std::unique_ptr<pg::NodeProber>> probers_;
+  // Per node: a probe (and a ping) that may outlive the tick that started it, and the last
+  // finished one. Declared after probers_: a running probe ends before its prober goes.
+  std::vector<std::future<core::NodeObservation>> inflight_;
+  std::vector<core::NodeObservation> last_seen_;
+  std::vector<std::future<bool>> pings_;
+  std::vector<std::optional<bool>> last_ping_;
   std::unique_ptr<NodeOperations> operations_;
   std::unique_ptr<PromotionWorker> promotions_;
   std::unique_ptr<ActionExecutor> executor_;
@@ -107,6 +117,7 @@ class TickLoop {
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
   bool tick_now_ = false;  // guarded by mutex_
+  std::atomic<bool> promotion_finished_{false};
 };
 
 }  // namespace pgfailover::runtime
