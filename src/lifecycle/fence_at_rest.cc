@@ -16,7 +16,7 @@ std::string fenceAtRestCommand(const std::string& data_dir) {
          "'; exit 0; fi; "
          "pid=$(head -n 1 \"$d/postmaster.pid\" 2>/dev/null || true); "
          "case $pid in *[!0-9]*) pid= ;; esac; "
-         "if [ -n \"$pid\" ] && [ -d /proc/\"$pid\" ] && "
+         "if [ -n \"$pid\" ] && [ ! -f \"$d/standby.signal\" ] && [ -d /proc/\"$pid\" ] && "
          "! grep -qs '^State:[[:space:]]*Z' /proc/\"$pid\"/status && "
          "[ \"$(readlink /proc/\"$pid\"/cwd)\" = \"$(cd \"$d\" && pwd -P)\" ]; then "
          "kids=$(cat /proc/\"$pid\"/task/*/children 2>/dev/null || true); "

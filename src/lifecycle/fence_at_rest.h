@@ -7,7 +7,10 @@
 // (SIGKILL also ends stopped processes), so that it cannot wake up beside the promoted node.
 //
 // The PID in postmaster.pid is trusted only when that process's working directory is the data
-// directory (a postmaster chdirs there) and it is not a zombie: a reused PID is left alone.
+// directory (a postmaster chdirs there) and it is not a zombie: a reused PID is left alone. A
+// postmaster that runs with standby.signal in its directory was started as a standby (its
+// host's start guard brought it back as one while the promotion went on): not a second primary,
+// and left running, so that it streams within seconds instead of being killed and rewound.
 //
 // Deliberately not here: when to fence (src/core), threads and waiting (the caller runs this
 // beside the promotion, never on the tick thread: the host is often the one that is gone).

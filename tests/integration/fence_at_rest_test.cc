@@ -102,6 +102,18 @@ TEST_F(FenceAtRestTest, LeavesAloneAProcessThatOnlyHoldsTheRecordedPid) {
   EXPECT_TRUE(fs::exists(dir_ + "/standby.signal"));
 }
 
+TEST_F(FenceAtRestTest, LeavesRunningAPostmasterStartedAsAStandby) {
+  write("PG_VERSION", "15\n");
+  write("standby.signal", "");
+  const pid_t pid = spawnIn(dir_);
+  usleep(200000);
+  write("postmaster.pid", std::to_string(pid) + "\n" + dir_ + "\n");
+  auto result = fenceAtRest(runner_, dir_, Millis{5000});
+  ASSERT_TRUE(result.status.isOk()) << result.status.message();
+  EXPECT_FALSE(result.killed_postmaster);
+  EXPECT_EQ(kill(pid, 0), 0) << "a standby was killed";
+}
+
 TEST_F(FenceAtRestTest, NothingWithoutADataDirectoryAndAGarbledPidIsIgnored) {
   auto result = fenceAtRest(runner_, dir_ + "/missing", Millis{5000});
   ASSERT_TRUE(result.status.isOk()) << result.status.message();
