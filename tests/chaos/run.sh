@@ -394,7 +394,7 @@ scenario_5() {
     observed+=("the fencing hook powered $primary0 off: nothing left to resume")
   elif ! lab_postmaster_running "$primary0"; then
     # pgfailover's fence at rest reached the host over ssh and killed the hung postmaster and
-    # its children (src/runtime/tick_loop.cc): nothing is left to wake up as a second primary.
+    # its children (src/lifecycle/fence_at_rest.cc): nothing is left to wake up as a second primary.
     observed+=("pgfailover killed the hung $primary0 over ssh at the promotion: nothing left to resume")
   else
     inject cont "$primary0"
