@@ -160,6 +160,13 @@ in_node() { # service sql
 # entrypoint created the slot and set primary_slot_name before cloning.
 [[ $(in_node pg2 "SELECT slot_name FROM pg_stat_wal_receiver") == pgfailover_pg2 ]] ||
   fail "pg2 does not stream from its slot pgfailover_pg2 (pg_stat_wal_receiver.slot_name: '$(in_node pg2 "SELECT slot_name FROM pg_stat_wal_receiver" 2>/dev/null || true)')"
+# Nothing of pgfailover's own start (its probes and heartbeat, the nodes' lease guards, which
+# run before pgfailover created its table) leaves an ERROR in either server's log. Checked once
+# the guards have run a few times against the table.
+sleep 3
+start_errors=$(compose logs --no-color pg1 pg2 2>/dev/null | grep -E '(ERROR|PANIC): ' || true)
+[[ -z $start_errors ]] || fail "error lines in the servers' logs at the lab's start: $start_errors"
+log "ok: no ERROR or PANIC line in pg1's and pg2's logs at the lab's start"
 phase_done up
 
 # ----- 5. through HAProxy -------------------------------------------------------------------------

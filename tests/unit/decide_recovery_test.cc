@@ -5,43 +5,14 @@
 #include <gtest/gtest.h>
 
 #include "core/decide.h"
+#include "decide_story.h"
 
 namespace pgfailover::core {
 namespace {
 
 using namespace std::chrono_literals;
 
-NodeObservation primaryNode(const std::string& name, std::uint32_t timeline = 1) {
-  NodeObservation n;
-  n.name = name;
-  n.probed = true;
-  n.reachable = true;
-  n.in_recovery = false;
-  n.system_identifier = 7000;
-  n.timeline = timeline;
-  n.current_lsn = 0x3000148;
-  n.heartbeat_written = true;
-  n.heartbeat_unix_seconds = 1000.0;
-  n.host_answers_ping = true;
-  return n;
-}
-
-NodeObservation replicaNode(const std::string& name, bool streaming = true,
-                            std::uint32_t timeline = 1) {
-  NodeObservation n;
-  n.name = name;
-  n.probed = true;
-  n.reachable = true;
-  n.in_recovery = true;
-  n.system_identifier = 7000;
-  n.timeline = timeline;
-  n.receive_lsn = 0x3000148;
-  n.replay_lsn = 0x3000148;
-  n.wal_receiver_timeout = 5000ms;
-  n.host_answers_ping = true;
-  if (streaming) n.wal_receiver = WalReceiver{"streaming", "127.0.0.1", 6432, timeline, 0.2, {}};
-  return n;
-}
+using namespace story;
 
 NodeObservation silentNode(const std::string& name, std::optional<bool> ping) {
   NodeObservation n;
@@ -53,36 +24,6 @@ NodeObservation silentNode(const std::string& name, std::optional<bool> ping) {
   n.host_answers_ping = ping;
   return n;
 }
-
-NodeObservation downNode(const std::string& name, ProbeFailure failure = ProbeFailure::kRefused) {
-  NodeObservation n;
-  n.name = name;
-  n.probed = true;
-  n.reachable = false;
-  n.failure = failure;
-  return n;
-}
-
-class Story {
- public:
-  explicit Story(Policy policy) : policy_(policy) {}
-  Decision tick(std::vector<NodeObservation> nodes, Millis advance = 1000ms,
-                std::vector<NodeOperation> operations = {}) {
-    now_.steady += advance;
-    now_.wall += advance;
-    ClusterView view{std::move(nodes)};
-    view.operations = std::move(operations);
-    Decision d = decide(memory_, view, now_, policy_);
-    memory_ = d.next;
-    return d;
-  }
-  const Memory& memory() const { return memory_; }
-
- private:
-  Policy policy_;
-  Memory memory_;
-  Now now_{SteadyTime{} + 1h, WallTime{} + std::chrono::hours(24 * 365 * 50)};
-};
 
 Policy leasePolicy(bool icmp = true, Millis lease = 2500ms) {
   Policy p;
@@ -173,7 +114,10 @@ TEST(Returns, OldPrimaryBackAsAStandbyAfterAFailoverIsRecorded) {
   story.tick({primaryNode("pg1"), replicaNode("pg2")});
   // pg2 is the primary on timeline 2 (the failover itself is not under test here).
   for (int i = 0; i < 3; ++i) story.tick({downNode("pg1"), primaryNode("pg2", 2)});
-  auto d = story.tick({replicaNode("pg1", true, 2), primaryNode("pg2", 2)});
+  auto back = replicaNode("pg1");
+  back.timeline = 2;
+  back.wal_receiver->received_timeline = 2;
+  auto d = story.tick({back, primaryNode("pg2", 2)});
   EXPECT_EQ(rejoinEvents(d, "host_start"), 1u);
   bool named = false;
   for (const auto& e : d.events)

@@ -8,82 +8,14 @@
 #include <set>
 #include <sstream>
 
+#include "decide_story.h"
+
 namespace pgfailover::core {
 namespace {
 
 using namespace std::chrono_literals;
 
-NodeObservation primaryNode(const std::string& name, std::uint32_t timeline = 1,
-                            Lsn lsn = 0x3000148) {
-  NodeObservation n;
-  n.name = name;
-  n.probed = true;
-  n.reachable = true;
-  n.in_recovery = false;
-  n.system_identifier = 7000;
-  n.timeline = timeline;
-  n.current_lsn = lsn;
-  n.heartbeat_written = true;
-  n.heartbeat_unix_seconds = 1000.0;
-  return n;
-}
-
-NodeObservation replicaNode(const std::string& name, bool streaming = true,
-                            double last_message_age = 0.2, Lsn lsn = 0x3000148) {
-  NodeObservation n;
-  n.name = name;
-  n.probed = true;
-  n.reachable = true;
-  n.in_recovery = true;
-  n.system_identifier = 7000;
-  n.timeline = 1;
-  n.receive_lsn = lsn;
-  n.replay_lsn = lsn;
-  n.wal_receiver_timeout = 5000ms;
-  n.heartbeat_unix_seconds = 999.5;
-  if (streaming)
-    n.wal_receiver = WalReceiver{"streaming", "127.0.0.1", 6432, 1, last_message_age, {}};
-  return n;
-}
-
-NodeObservation downNode(const std::string& name, ProbeFailure failure = ProbeFailure::kRefused) {
-  NodeObservation n;
-  n.name = name;
-  n.probed = true;
-  n.reachable = false;
-  n.failure = failure;
-  n.error = std::string("node '") + name + "': " + toString(failure);
-  return n;
-}
-
-// Drives decide() tick by tick with a fake clock, as the runtime would.
-class Story {
- public:
-  explicit Story(Policy policy = Policy{}) : policy_(policy) {}
-
-  Decision tick(std::vector<NodeObservation> nodes, Millis advance = 1000ms) {
-    return tickView(ClusterView{std::move(nodes)}, advance);
-  }
-  Decision tickView(const ClusterView& view, Millis advance = 1000ms) {
-    now_.steady += advance;
-    now_.wall += advance;
-    Decision d = decide(memory_, view, now_, policy_);
-    memory_ = d.next;
-    last_view_ = view;
-    return d;
-  }
-
-  const Memory& memory() const { return memory_; }
-  Memory& mutableMemory() { return memory_; }
-  Now now() const { return now_; }
-  const Policy& policy() const { return policy_; }
-
- private:
-  Policy policy_;
-  Memory memory_;
-  Now now_{SteadyTime{} + 1h, WallTime{} + std::chrono::hours(24 * 365 * 50)};
-  ClusterView last_view_;
-};
+using namespace story;
 
 // Brings a story to Healthy with pg1 primary, pg2 replica.
 Story healthyStory(Policy policy = Policy{}) {
