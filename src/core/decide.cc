@@ -386,9 +386,12 @@ void chooseRejoin(Facts& f) {
     // if it does not stream, the network between it and the primary is the likely cause, and
     // a restart cannot fix that; its WAL receiver retries by itself. It gets a longer grace.
     const auto& primary = f.node(*f.primary);
-    const bool only_disconnected = node.reachable && node.in_recovery && node.timeline != 0 &&
-                                   node.timeline == primary.timeline &&
-                                   node.system_identifier == primary.system_identifier;
+    const std::uint32_t streamed =
+        i < f.memory->streamed_timeline.size() ? f.memory->streamed_timeline[i] : 0;
+    const bool only_disconnected =
+        node.reachable && node.in_recovery && primary.timeline != 0 &&
+        (node.timeline == primary.timeline || streamed == primary.timeline) &&
+        node.system_identifier == primary.system_identifier;
     const Millis grace =
         only_disconnected ? std::max(policy.rejoin_grace, kReconnectGrace) : policy.rejoin_grace;
     if (f.unhealthy_since[i] && elapsed(*f.unhealthy_since[i], f.now.steady) >= grace) {
@@ -1458,6 +1461,17 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   d.next.streaming_seen_at.resize(view.nodes.size());
   for (std::size_t i = 0; i < view.nodes.size(); ++i)
     if (view.nodes[i].streaming()) d.next.streaming_seen_at[i] = now.steady;
+  // The timeline each standby last streamed on: a standby cut off from the primary keeps it (it
+  // cannot diverge), while the timeline its probe reads without a WAL receiver comes from its
+  // last checkpoint and lags behind every failover until the next restartpoint.
+  d.next.streamed_timeline.resize(view.nodes.size(), 0);
+  for (std::size_t i = 0; i < view.nodes.size(); ++i) {
+    const auto& node = view.nodes[i];
+    if (node.streaming() && node.wal_receiver->received_timeline != 0)
+      d.next.streamed_timeline[i] = node.wal_receiver->received_timeline;
+    else if (node.reachable && !node.in_recovery)
+      d.next.streamed_timeline[i] = 0;
+  }
   // A promoted node seen again, in recovery or out of it, is no longer an unknown: whatever
   // happened to the promotion is now in plain sight (a rule below may issue a new one).
   if (memory.unconfirmed_promotion && memory.promoting != memory.unconfirmed_promotion &&

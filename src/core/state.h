@@ -200,6 +200,8 @@ struct Memory {
   // it was seen streaming (its replies vouch for the primary with the node's lease guard).
   std::optional<SteadyTime> heartbeat_seen_at;
   std::vector<std::optional<SteadyTime>> streaming_seen_at;
+  // Per node: the timeline it last streamed on (0: none, or it left recovery since).
+  std::vector<std::uint32_t> streamed_timeline;
   std::vector<std::uint64_t> operations_seen;  // per node: finished operations already reported
   // Per node: the last tick it was seen down (unreachable, not starting up) while not the
   // primary, until it streams again. A node that comes back by itself (its host's start guard,

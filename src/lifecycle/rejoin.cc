@@ -1,7 +1,9 @@
 #include "lifecycle/rejoin.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include "ssh/shell.h"
@@ -78,6 +80,23 @@ std::string controlDataValue(const std::string& output, const std::string& key) 
     at = end + 1;
   }
   return "";
+}
+
+std::uint32_t standbyTimeline(const std::string& preflight) {
+  auto number = [](const std::string& text, int base) -> std::uint32_t {
+    if (text.empty()) return 0;
+    char* end = nullptr;
+    const unsigned long value = std::strtoul(text.c_str(), &end, base);
+    return end != nullptr && *end == '\0' && value <= 0xFFFFFFFFul
+               ? static_cast<std::uint32_t>(value)
+               : 0;
+  };
+  std::uint32_t newest = number(controlDataValue(preflight, "Latest checkpoint's TimeLineID"), 10);
+  newest = std::max(newest,
+                    number(controlDataValue(preflight, "Min recovery ending loc's timeline"), 10));
+  const std::string history = controlDataValue(preflight, kNewestHistoryKey);
+  if (history.size() == 16) newest = std::max(newest, number(history.substr(0, 8), 16));
+  return newest;
 }
 
 bool canRewind(const std::string& control_data) {
@@ -244,17 +263,22 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
     rewind_problem = plan.data_dir + " holds no data directory";
   } else {
     if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
-    auto control = exec("pre-flight", shellQuote(plan.bin_dir + "/pg_controldata") + " " + data,
+    // With the newest timeline history file the node holds: a standby fetches the history of
+    // every timeline it follows into pg_wal before it replays any of it.
+    auto control = exec("pre-flight",
+                        shellQuote(plan.bin_dir + "/pg_controldata") + " " + data + " && printf '" +
+                            kNewestHistoryKey + ": %s\\n' \"$(ls " + data +
+                            "/pg_wal 2>/dev/null | grep -E '^[0-9A-F]{8}[.]history$' | sort | "
+                            "tail -n 1)\"",
                         Millis{15000});
     const std::string state = controlDataValue(control.stdout_text, "Database cluster state");
-    const std::string timeline =
-        controlDataValue(control.stdout_text, "Latest checkpoint's TimeLineID");
+    const std::uint32_t timeline = standbyTimeline(control.stdout_text);
     // A standby on the primary's own timeline cannot have diverged from it: it only ever had
     // WAL the primary wrote. Starting it as it is beats rewinding it, whose crash recovery
     // (single-user, as a primary) would write WAL of its own and then force a fresh copy.
     const bool was_standby = state == "in archive recovery" || state == "shut down in recovery";
     if (control.ok && was_standby && plan.primary_timeline > 0 &&
-        timeline == std::to_string(plan.primary_timeline)) {
+        timeline == plan.primary_timeline) {
       if (Status s = followPrimary(plan, plan.data_dir); !s.isOk()) return fail(s);
       if (startAndVerify(plan, deadline, Millis{30000}).isOk()) return succeed("restart");
       log_ += "a plain restart did not stream; rewinding\n";

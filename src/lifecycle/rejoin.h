@@ -93,5 +93,12 @@ std::string standbySettings(const RejoinPlan& plan);
 // data directory with that control data (wal_log_hints on, or data checksums).
 std::string controlDataValue(const std::string& output, const std::string& key);
 bool canRewind(const std::string& control_data);
+// The rejoin's pre-flight prints pg_controldata and then this key with the newest timeline
+// history file in pg_wal ("00000003.history", or nothing).
+inline constexpr const char* kNewestHistoryKey = "pgfailover newest timeline history";
+// The timeline a standby follows, from that output: the newest of its last checkpoint's (which
+// lags behind every timeline switch until the next restartpoint, minutes later), its minimum
+// recovery point's, and its newest timeline history file's. 0 when none is readable.
+std::uint32_t standbyTimeline(const std::string& preflight);
 
 }  // namespace pgfailover::lifecycle

@@ -21,14 +21,18 @@ SteadyTime steadyNow() {
 // being promoted must not flip between two evaluations within one statement. pg_walfile_name
 // is strict, so on a replica it is never called. The LEFT JOINs keep exactly one row when there
 // is no WAL receiver and no standby; a primary with standbys returns one row per standby.
-// %HEARTBEAT_EXISTS% is replaced with to_regclass('<table>') IS NOT NULL, or false.
+// %HEARTBEAT_EXISTS% is replaced with to_regclass('<table>') IS NOT NULL, or false. A
+// standby's checkpoint timeline lags behind a timeline switch until its next restartpoint; its
+// minimum recovery point's timeline moves as soon as it flushes what it replayed, so the newer
+// of the two stands for a standby without a WAL receiver.
 constexpr const char* kStateQuery = R"sql(SELECT
   s.rec,
   current_setting('default_transaction_read_only'),
   (SELECT system_identifier FROM pg_control_system()),
   (SELECT setting FROM pg_settings WHERE name = 'wal_receiver_timeout'),
   %HEARTBEAT_EXISTS%,
-  (SELECT timeline_id FROM pg_control_checkpoint()),
+  GREATEST((SELECT timeline_id FROM pg_control_checkpoint()),
+           CASE WHEN s.rec THEN (SELECT min_recovery_end_timeline FROM pg_control_recovery()) END),
   s.cur,
   pg_walfile_name(s.cur),
   CASE WHEN s.rec THEN pg_last_wal_receive_lsn() END,

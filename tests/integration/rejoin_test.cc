@@ -158,6 +158,46 @@ TEST_F(RejoinTest, CrashedStandbyOnThePrimaryTimelineIsRestartedNotRewound) {
   EXPECT_TRUE(cluster_.isStreaming(1));
 }
 
+// A standby that followed a timeline switch without a rewind (the old primary of a switchover
+// here) keeps its last checkpoint on the old timeline until its next restartpoint, minutes
+// later. Crashed then, it is still a standby on the primary's timeline: restarted, not rewound
+// (a rewind of a crashed standby first recovers it as a primary, which writes WAL of its own and
+// ends in a fresh copy: chaos scenario 8).
+TEST_F(RejoinTest, CrashedStandbyWhoseCheckpointLagsItsTimelineIsRestartedNotRewound) {
+  std::string out;
+  ASSERT_EQ(cluster_.runNodeScript(0, "stop.sh", {"--mode", "fast"}, &out), 0) << out;
+  bool ok = false;
+  cluster_.sql(1, "SELECT pg_promote(true, 60)", &ok);
+  ASSERT_TRUE(ok);
+  cluster_.sql(1, "CHECKPOINT", &ok);
+  ASSERT_TRUE(ok);
+  // The cleanly stopped old primary follows the new timeline (nothing to rewind).
+  auto first = rejoin(planFor(0, 1), 0);
+  ASSERT_TRUE(first.status.isOk()) << first.status.message() << "\n" << first.detail;
+  ASSERT_TRUE(cluster_.isStreaming(0));
+  cluster_.sql(1, "INSERT INTO t VALUES (1, 'new primary')", &ok);
+  ASSERT_TRUE(ok);
+  ASSERT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "1"; }, 30s));
+  std::string control;
+  runCommand(shellQuote(pgBinary("pg_controldata")) + " " + shellQuote(cluster_.node(0).data_dir) +
+                 " | grep \"Latest checkpoint's TimeLineID\"",
+             &control);
+  control = trim(control);
+  EXPECT_EQ(control.substr(control.find_last_of(" \t") + 1), "1")
+      << "the standby's checkpoint was expected to lag on timeline 1: " << control;
+
+  cluster_.kill9(0);
+  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  steps_.clear();
+  auto plan = planFor(0, 1);
+  plan.primary_timeline = 2;
+  auto result = rejoin(plan, 0);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "restart") << result.detail;
+  EXPECT_FALSE(contains("pg_rewind")) << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(0));
+}
+
 TEST_F(RejoinTest, MissingDataDirectoryIsCloned) {
   std::string out;
   ASSERT_EQ(cluster_.runNodeScript(1, "stop.sh", {"--mode", "fast"}, &out), 0) << out;

@@ -164,5 +164,32 @@ TEST(Returns, AReplicaThatOnlyLaggedOrWasNeverDownIsNoRejoin) {
   EXPECT_EQ(rejoinEvents(d, "host_start"), 0u);
 }
 
+// A standby cut off from the primary whose probe reads an older timeline (its last checkpoint's,
+// without a WAL receiver) is still the standby that streamed on the primary's timeline a moment
+// ago: it gets the reconnect grace (60 s), not the rejoin grace (5 s).
+TEST(Returns, ReplicaCutOffAfterAFailoverGetsTheReconnectGrace) {
+  Policy policy = leasePolicy();
+  policy.rejoin = true;
+  Story story(policy);
+  auto streaming = replicaNode("pg1");
+  streaming.timeline = 3;
+  streaming.wal_receiver->received_timeline = 3;
+  story.tick({streaming, primaryNode("pg2", 3)});
+  auto cut_off = replicaNode("pg1", /*streaming=*/false);
+  cut_off.timeline = 2;  // its checkpoint's
+  NodeOperation available;
+  available.available = true;
+  for (int i = 0; i < 30; ++i) {
+    auto d = story.tick({cut_off, primaryNode("pg2", 3)}, 1000ms, {available, available});
+    for (const auto& a : d.actions) EXPECT_NE(a.kind, ActionKind::kRejoin) << i << ": " << d.reason;
+  }
+  bool rejoined = false;
+  for (int i = 0; i < 40 && !rejoined; ++i) {
+    auto d = story.tick({cut_off, primaryNode("pg2", 3)}, 1000ms, {available, available});
+    for (const auto& a : d.actions) rejoined |= a.kind == ActionKind::kRejoin;
+  }
+  EXPECT_TRUE(rejoined) << "restarted once the reconnect grace ran out";
+}
+
 }  // namespace
 }  // namespace pgfailover::core
