@@ -1351,7 +1351,8 @@ const std::vector<Transition>& transitionTable() {
        S::kDegraded,
        "the primary commits and a node with a host executor is not in recovery (fenced), or "
        "has not been a healthy replica for failover.rejoin_grace_ms (at least 60 s for a "
-       "reachable standby on the primary's timeline, whose WAL receiver reconnects by itself)",
+       "reachable standby on the primary's timeline, or that last streamed on it, whose WAL "
+       "receiver reconnects by itself)",
        "rejoin it: stop, pg_rewind (re-clone if that fails), follow the primary, start",
        "The cluster heals itself back to a primary and a streaming replica; one operation per "
        "node at a time, retried after failover.rejoin_retry_interval_ms.",
