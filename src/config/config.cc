@@ -1,7 +1,10 @@
 #include "config/config.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -282,7 +285,57 @@ LoadResult parseConfig(
     const std::string& json_text,
     const std::function<std::optional<std::string>(const std::string&)>& environment) {
   LoadResult result;
-  json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  // JSON allows a key twice and keeps the last one: a setting could be overridden further down
+  // the file without anyone noticing. Every object's keys are tracked while parsing.
+  std::vector<std::set<std::string>> open_objects;
+  std::vector<std::string> duplicates;
+  const json::parser_callback_t track_keys = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end && !open_objects.empty()) {
+      open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !open_objects.empty() && parsed.is_string()) {
+      if (!open_objects.back().insert(parsed.get<std::string>()).second)
+        duplicates.push_back(parsed.get<std::string>());
+    }
+    return true;
+  };
+  json root =
+      json::parse(json_text, track_keys, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (!root.is_discarded() && !duplicates.empty()) {
+    for (const auto& key : duplicates)
+      result.errors.push_back("key \"" + key +
+                              "\" appears twice in one object: JSON keeps only the last; remove "
+                              "one");
+    return result;
+  }
+  if (!root.is_discarded()) {
+    // A control character in a value (a newline, a tab) would reach PostgreSQL's files and
+    // connection strings; no setting needs one.
+    std::vector<std::string> bad;
+    std::function<void(const json&, const std::string&)> walk = [&](const json& value,
+                                                                    const std::string& where) {
+      if (value.is_object()) {
+        for (const auto& [key, item] : value.items())
+          walk(item, where.empty() ? key : where + "." + key);
+      } else if (value.is_array()) {
+        for (std::size_t i = 0; i < value.size(); ++i)
+          walk(value[i], where + "[" + std::to_string(i) + "]");
+      } else if (value.is_string()) {
+        for (unsigned char c : value.get_ref<const std::string&>())
+          if (c < 0x20 || c == 0x7f) {
+            bad.push_back(where);
+            break;
+          }
+      }
+    };
+    walk(root, "");
+    for (const auto& where : bad)
+      result.errors.push_back(where +
+                              ": holds a control character (newline, tab...); no "
+                              "setting takes one");
+    if (!bad.empty()) return result;
+  }
   if (root.is_discarded()) {
     // Re-parse with exceptions to get the position of the syntax error.
     try {
@@ -482,6 +535,19 @@ LoadResult parseConfig(
 }
 
 LoadResult loadConfigFile(const std::string& path) {
+  // A FIFO or a device would block the read (or never end); a configuration is a small file.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) {
+    LoadResult refused;
+    if (!S_ISREG(info.st_mode))
+      refused.errors.push_back("configuration file " + path +
+                               " is not a regular file (a FIFO, a device or a folder)");
+    else if (info.st_size > kMaxConfigFileBytes)
+      refused.errors.push_back("configuration file " + path + " is " +
+                               std::to_string(info.st_size) + " bytes; at most " +
+                               std::to_string(kMaxConfigFileBytes) + " are read");
+    if (!refused.errors.empty()) return refused;
+  }
   std::ifstream file(path);
   if (!file) {
     LoadResult result;

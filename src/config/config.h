@@ -172,6 +172,8 @@ struct LoadResult {
 LoadResult parseConfig(
     const std::string& json_text,
     const std::function<std::optional<std::string>(const std::string&)>& environment);
+// The largest configuration file read (a real one is a few KiB).
+inline constexpr long kMaxConfigFileBytes = 1024 * 1024;
 LoadResult loadConfigFile(const std::string& path);
 
 // The effective configuration as JSON text, with every secret replaced by "<redacted>".

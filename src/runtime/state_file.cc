@@ -1,6 +1,7 @@
 #include "runtime/state_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 namespace pgfailover::runtime {
 
@@ -76,6 +78,41 @@ std::string toJson(const PersistedState& state) {
   return out.dump(2);
 }
 
+namespace {
+
+// A field of the state file that is wrong in type or range makes the whole file corrupt: a
+// timeline of -1 must not become 4294967295, nor "12abc" 12.
+struct CorruptField : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::uint64_t unsignedField(const json& object, const char* key, std::uint64_t max,
+                            std::uint64_t absent = 0) {
+  const auto it = object.find(key);
+  if (it == object.end()) return absent;
+  if (!it->is_number_unsigned() || it->get<std::uint64_t>() > max)
+    throw CorruptField(std::string(key) + " is " + it->dump() + ", not a whole number from 0 to " +
+                       std::to_string(max));
+  return it->get<std::uint64_t>();
+}
+
+std::int64_t integerField(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end()) return 0;
+  if (!it->is_number_integer())
+    throw CorruptField(std::string(key) + " is " + it->dump() + ", not a whole number");
+  return it->get<std::int64_t>();
+}
+
+std::string stringField(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end()) return "";
+  if (!it->is_string()) throw CorruptField(std::string(key) + " is " + it->dump() + ", not text");
+  return it->get<std::string>();
+}
+
+}  // namespace
+
 std::optional<PersistedState> parseState(const std::string& text, std::string& error) {
   json root = json::parse(text, nullptr, false);
   if (root.is_discarded() || !root.is_object()) {
@@ -83,31 +120,48 @@ std::optional<PersistedState> parseState(const std::string& text, std::string& e
     return std::nullopt;
   }
   try {
-    if (root.value("format", 0) != 1) {
+    if (!root.contains("format") || root["format"] != 1) {
       error = "unknown format version";
       return std::nullopt;
     }
     PersistedState state;
-    if (root.contains("primary") && root["primary"].is_string())
-      state.primary = root["primary"].get<std::string>();
-    state.primary_timeline = root.value("primary_timeline", 0u);
-    state.system_identifier = std::stoull(root.value("system_identifier", std::string("0")));
-    state.failovers = root.value("failovers", 0ull);
-    for (const auto& e : root.value("history", json::array())) {
+    if (root.contains("primary") && !root["primary"].is_null())
+      state.primary = stringField(root, "primary");
+    state.primary_timeline =
+        static_cast<std::uint32_t>(unsignedField(root, "primary_timeline", 0xFFFFFFFFull));
+    const std::string identifier =
+        root.contains("system_identifier") ? stringField(root, "system_identifier") : "0";
+    if (identifier.empty() || identifier.size() > 20 ||
+        identifier.find_first_not_of("0123456789") != std::string::npos)
+      throw CorruptField("system_identifier is \"" + identifier + "\", not a decimal number");
+    try {
+      state.system_identifier = std::stoull(identifier);
+    } catch (const std::out_of_range&) {
+      throw CorruptField("system_identifier " + identifier + " does not fit 64 bits");
+    }
+    state.failovers = unsignedField(root, "failovers", ~std::uint64_t{0});
+    const json history = root.contains("history") ? root["history"] : json::array();
+    if (!history.is_array()) throw CorruptField("history is not a list");
+    for (const auto& e : history) {
+      if (!e.is_object()) throw CorruptField("a history event is not an object");
       HistoryEvent event;
-      event.at = fromMillis(e.value("at_ms", std::int64_t{0}));
-      event.kind = e.value("kind", "");
-      event.node = e.value("node", "");
-      event.from = e.value("from", "");
-      event.to = e.value("to", "");
-      event.result = e.value("result", "");
-      event.reason = e.value("reason", "");
-      event.duration = Millis{e.value("duration_ms", std::int64_t{0})};
-      if (const auto id = e.find("request_id"); id != e.end() && id->is_number_unsigned())
-        event.request_id = id->get<std::uint64_t>();
+      event.at = fromMillis(integerField(e, "at_ms"));
+      event.kind = stringField(e, "kind");
+      event.node = stringField(e, "node");
+      event.from = stringField(e, "from");
+      event.to = stringField(e, "to");
+      event.result = stringField(e, "result");
+      event.reason = stringField(e, "reason");
+      const std::int64_t duration = integerField(e, "duration_ms");
+      if (duration < 0) throw CorruptField("a history event's duration_ms is negative");
+      event.duration = Millis{duration};
+      event.request_id = unsignedField(e, "request_id", ~std::uint64_t{0});
       state.addEvent(std::move(event));
     }
     return state;
+  } catch (const CorruptField& e) {
+    error = e.what();
+    return std::nullopt;
   } catch (const std::exception& e) {
     error = std::string("malformed field: ") + e.what();
     return std::nullopt;
@@ -115,6 +169,13 @@ std::optional<PersistedState> parseState(const std::string& text, std::string& e
 }
 
 std::optional<PersistedState> StateFile::load(Status& status) const {
+  // A FIFO or a device would block the read; the file pgfailover writes is a regular one.
+  struct stat info {};
+  if (::stat(path_.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    status = {StatusCode::kFailedPrecondition,
+              "state file " + path_ + " is not a regular file; move it aside"};
+    return std::nullopt;
+  }
   std::ifstream file(path_);
   if (!file) {
     if (errno == ENOENT) {
@@ -141,7 +202,12 @@ std::optional<PersistedState> StateFile::load(Status& status) const {
 Status StateFile::save(const PersistedState& state) const {
   const std::string tmp = path_ + ".tmp";
   const std::string text = toJson(state) + "\n";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A new file of our own, never one that is there already: a symlink planted at the
+  // temporary name would otherwise have the state written through it (O_EXCL also refuses to
+  // follow a symlink; O_NOFOLLOW says so once more). A leftover of a crash is removed first
+  // (unlink removes a symlink itself, not what it points to).
+  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return errnoStatus("cannot remove", tmp);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return errnoStatus("cannot create", tmp);
   std::size_t written = 0;
   while (written < text.size()) {
