@@ -283,12 +283,17 @@ node_process_state() {
 # The postmaster's PID from postmaster.pid when that process lives (a killed postmaster stays a
 # zombie until its parent, usually PID 1, reaps it: that does not count), or nothing.
 node_postmaster_pid() {
-  local pid state
+  local pid state cwd data
   pid=$(node_pidfile_pid)
   [[ -n $pid ]] || return 0
   state=$(node_process_state "$pid")
-  [[ -n $state && $state != Z && $state != X ]] && printf '%s\n' "$pid"
-  return 0
+  [[ -n $state && $state != Z && $state != X ]] || return 0
+  # A PID from a stale postmaster.pid may belong to another process by now: a postmaster works
+  # in its data directory, anything else is not this node's server (and is never signalled).
+  cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
+  data=$(realpath -e -- "$NODE_DATA_DIR" 2>/dev/null) || data=
+  [[ -n $cwd && $cwd == "$data" ]] || return 0
+  printf '%s\n' "$pid"
 }
 
 # PIDs of processes still working in the data directory (backends of a killed postmaster).

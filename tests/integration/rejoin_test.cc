@@ -7,11 +7,14 @@
 #include "lifecycle/rejoin.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "ssh/local_runner.h"
@@ -196,6 +199,29 @@ TEST_F(RejoinTest, CrashedStandbyWhoseCheckpointLagsItsTimelineIsRestartedNotRew
   EXPECT_EQ(result.method, "restart") << result.detail;
   EXPECT_FALSE(contains("pg_rewind")) << result.detail;
   EXPECT_TRUE(cluster_.isStreaming(0));
+}
+
+// stop.sh signals only the node's own postmaster: a stale postmaster.pid whose PID now belongs to
+// another process leaves that process alone.
+TEST_F(RejoinTest, StopScriptNeverSignalsAProcessThatOnlyHoldsAStalePid) {
+  std::string out;
+  ASSERT_EQ(cluster_.runNodeScript(1, "stop.sh", {"--mode", "fast"}, &out), 0) << out;
+  const pid_t other = fork();
+  if (other == 0) {
+    setpgid(0, 0);
+    execl("/bin/sleep", "sleep", "300", static_cast<char*>(nullptr));
+    _exit(1);
+  }
+  ASSERT_GT(other, 0);
+  std::ofstream(cluster_.node(1).data_dir + "/postmaster.pid") << other << "\n"
+                                                               << cluster_.node(1).data_dir << "\n";
+  const int status = cluster_.runNodeScript(1, "stop.sh", {"--mode", "immediate"}, &out);
+  const bool alive = ::kill(other, 0) == 0;
+  ::kill(other, SIGKILL);
+  ::waitpid(other, nullptr, 0);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("is not running"), std::string::npos) << out;
+  EXPECT_TRUE(alive) << "stop.sh killed a process outside the data directory: " << out;
 }
 
 TEST_F(RejoinTest, MissingDataDirectoryIsCloned) {
