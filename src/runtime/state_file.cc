@@ -89,7 +89,8 @@ struct CorruptField : std::runtime_error {
 std::uint64_t unsignedField(const json& object, const char* key, std::uint64_t max,
                             std::uint64_t absent = 0) {
   const auto it = object.find(key);
-  if (it == object.end()) return absent;
+  // null is how the file says "none" (an event without an operator request).
+  if (it == object.end() || it->is_null()) return absent;
   if (!it->is_number_unsigned() || it->get<std::uint64_t>() > max)
     throw CorruptField(std::string(key) + " is " + it->dump() + ", not a whole number from 0 to " +
                        std::to_string(max));

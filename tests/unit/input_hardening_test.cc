@@ -122,6 +122,43 @@ TEST(StateInput, NumbersOutOfTypeOrRangeMakeTheFileCorrupt) {
   EXPECT_NE(error.find("primary_timeline is -1"), std::string::npos) << error;
 }
 
+// What save() writes, load() reads back: every field, an event with and one without a request.
+TEST_F(TempDir, TheStateFileRoundTripsEveryField) {
+  runtime::StateFile file(dir_ + "/state.json");
+  runtime::PersistedState state;
+  state.primary = "pg2";
+  state.primary_timeline = 7;
+  state.system_identifier = 7300000000000000001ull;
+  state.failovers = 3;
+  runtime::HistoryEvent plain{WallTime{} + std::chrono::hours(24 * 365 * 56),
+                              "failover",
+                              "pg2",
+                              "pg1",
+                              "pg2",
+                              "succeeded",
+                              "why",
+                              Millis{4200},
+                              0};
+  runtime::HistoryEvent requested = plain;
+  requested.kind = "switchover";
+  requested.request_id = 42;
+  state.addEvent(plain);
+  state.addEvent(requested);
+  ASSERT_TRUE(file.save(state).isOk());
+  Status status;
+  auto loaded = file.load(status);
+  ASSERT_TRUE(loaded.has_value()) << status.message();
+  EXPECT_EQ(loaded->primary, "pg2");
+  EXPECT_EQ(loaded->primary_timeline, 7u);
+  EXPECT_EQ(loaded->system_identifier, 7300000000000000001ull);
+  EXPECT_EQ(loaded->failovers, 3u);
+  ASSERT_EQ(loaded->history.size(), 2u);
+  EXPECT_EQ(loaded->history[0].request_id, 0u);
+  EXPECT_EQ(loaded->history[0].duration, Millis{4200});
+  EXPECT_EQ(loaded->history[1].request_id, 42u);
+  EXPECT_EQ(loaded->history[1].kind, "switchover");
+}
+
 TEST_F(TempDir, ThePlantedSymlinkAtTheTemporaryNameIsNeverWrittenThrough) {
   const std::string path = dir_ + "/state.json";
   const std::string victim = dir_ + "/victim";
