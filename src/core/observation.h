@@ -129,7 +129,7 @@ struct NodeOperation {
   // The last one failed only because the node's host could not be reached (ssh did not
   // connect): nothing on the node was touched. A host behind a partition is not a broken rejoin.
   bool last_host_unreachable = false;
-  std::string last_method;  // "restart", "rewind", "clone"
+  std::string last_method;  // "restart", "follow", "rewind", "clone"
   std::string last_error;
   SteadyTime last_finished_at{};
   Millis last_duration{0};

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "common/lsn.h"
+#include "lifecycle/divergence.h"
 #include "ssh/shell.h"
 
 namespace pgfailover::lifecycle {
@@ -205,6 +207,63 @@ Status Rejoiner::startAndVerify(const RejoinPlan& plan, SteadyTime deadline, Mil
   return Status::ok();
 }
 
+bool Rejoiner::divergedFromPrimary(const RejoinPlan& plan, const std::string& control_data) {
+  DivergenceInput input;
+  input.primary_timeline = plan.primary_timeline;
+  const std::string timeline_text =
+      controlDataValue(control_data, "Latest checkpoint's TimeLineID");
+  const auto checkpoint = parseLsn(controlDataValue(control_data, "Latest checkpoint location"));
+  char* end = nullptr;
+  const unsigned long timeline = std::strtoul(timeline_text.c_str(), &end, 10);
+  if (timeline_text.empty() || *end != '\0' || timeline == 0 || timeline > 0xFFFFFFFFul ||
+      !checkpoint) {
+    log_ += "divergence: the control data names no checkpoint; rewinding\n";
+    return true;
+  }
+  input.node_timeline = static_cast<std::uint32_t>(timeline);
+  input.checkpoint = *checkpoint;
+  const std::string newest = controlDataValue(control_data, kNewestHistoryKey);
+  if (newest.size() == 16)
+    input.newest_node_history =
+        static_cast<std::uint32_t>(std::strtoul(newest.substr(0, 8).c_str(), nullptr, 16));
+  if (input.node_timeline >= plan.primary_timeline) {
+    log_ += "divergence: the node is not behind the primary's timeline; rewinding\n";
+    return true;
+  }
+
+  char history_name[32];
+  std::snprintf(history_name, sizeof history_name, "%08X.history", input.node_timeline);
+  const std::string wal = plan.data_dir + "/pg_wal";
+  // pg_waldump exits non-zero at the end of the WAL by design; its message is the answer.
+  auto dump = exec("find where the node's WAL ends",
+                   shellQuote(plan.bin_dir + "/pg_waldump") + " --quiet --path=" + shellQuote(wal) +
+                       " --timeline=" + std::to_string(input.node_timeline) +
+                       " --start=" + formatLsn(input.checkpoint) + " 2>&1; true",
+                   Millis{60000});
+  input.waldump_output = dump.stdout_text;
+  if (input.node_timeline > 1) {
+    auto own = exec("read the node's timeline history",
+                    "cat " + shellQuote(wal + "/" + history_name), Millis{15000});
+    input.node_history = own.stdout_text;
+  }
+  // Over a replication connection, as the node will stream: it needs nothing but the
+  // replication privilege pg_hba already grants for streaming.
+  auto history =
+      exec("read the primary's timeline history",
+           shellQuote(plan.bin_dir + "/psql") + " -XAtq -d " +
+               shellQuote(replicationConninfo(plan, true) + " replication=true") + " -c " +
+               shellQuote("TIMELINE_HISTORY " + std::to_string(plan.primary_timeline)),
+           Millis{15000});
+  if (history.ok) {
+    // "0000000N.history|<content>": the file name, then the file.
+    const auto bar = history.stdout_text.find('|');
+    if (bar != std::string::npos) input.primary_history = history.stdout_text.substr(bar + 1);
+  }
+  const DivergenceVerdict verdict = judgeDivergence(input);
+  log_ += "divergence: " + verdict.reason + "\n";
+  return verdict.diverged;
+}
+
 std::string rejoinWorkDir(const std::string& data_dir) {
   return data_dir + ".pgfailover-rejoin";
 }
@@ -282,6 +341,14 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
       if (Status s = followPrimary(plan, plan.data_dir); !s.isOk()) return fail(s);
       if (startAndVerify(plan, deadline, Millis{30000}).isOk()) return succeed("restart");
       log_ += "a plain restart did not stream; rewinding\n";
+      if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
+    } else if (control.ok && plan.primary_timeline > 0 && timeline < plan.primary_timeline &&
+               !divergedFromPrimary(plan, control.stdout_text)) {
+      // An old primary (crashed, stopped or fenced) whose WAL is a prefix of the new primary's
+      // history replays it as a standby and follows the new timeline: no pg_rewind.
+      if (Status s = followPrimary(plan, plan.data_dir); !s.isOk()) return fail(s);
+      if (startAndVerify(plan, deadline, Millis{30000}).isOk()) return succeed("follow");
+      log_ += "following the new timeline did not stream; rewinding\n";
       if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
     }
     if (!control.ok) {

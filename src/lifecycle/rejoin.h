@@ -42,7 +42,9 @@ struct RejoinPlan {
 
 struct RejoinResult {
   Status status;
-  std::string method;  // "restart", "rewind" or "clone"
+  // "restart" (a standby on the primary's timeline), "follow" (an old primary whose WAL ends
+  // before the fork: started as a standby, no pg_rewind), "rewind" or "clone"
+  std::string method;
   std::string detail;  // what happened, one line per step, for logs and /history
 };
 
@@ -71,6 +73,9 @@ class Rejoiner {
   // Writes standby.signal and the streaming settings into data directory `dir`.
   Status followPrimary(const RejoinPlan& plan, const std::string& dir);
   Status startAndVerify(const RejoinPlan& plan, SteadyTime deadline, Millis verify_budget);
+  // Whether the stopped node holds WAL the primary does not (divergence.h); true whenever
+  // that cannot be established.
+  bool divergedFromPrimary(const RejoinPlan& plan, const std::string& control_data);
   Millis remaining(SteadyTime deadline) const;
 
   ssh::CommandRunner& runner_;

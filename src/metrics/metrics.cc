@@ -44,7 +44,7 @@ constexpr const char* kFailed = "failed";
 constexpr const char* kHostUnreachable = "host_unreachable";
 // Every way a node comes back, created at zero so that a dashboard shows 0, not "No data",
 // before the first one.
-constexpr const char* kRejoinMethods[] = {"host_start", "restart", "rewind", "clone"};
+constexpr const char* kRejoinMethods[] = {"host_start", "restart", "follow", "rewind", "clone"};
 
 }  // namespace
 

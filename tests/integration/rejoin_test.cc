@@ -135,6 +135,56 @@ TEST_F(RejoinTest, OldPrimaryIsRewoundWhileNothingCanStartIt) {
   EXPECT_FALSE(fs::exists(lifecycle::rejoinWorkDir(data)));
 }
 
+// An old primary that crashed with nothing the replica lacked (the promotion log's "0 B
+// behind") holds a prefix of the new timeline: it is started as a standby and follows the new
+// primary, with no pg_rewind (whose own crash recovery and checkpoint cost seconds).
+TEST_F(RejoinTest, CrashedPrimaryWhoseWalEndsBeforeTheForkFollowsWithoutRewind) {
+  bool ok = false;
+  cluster_.sql(0, "INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g", &ok);
+  ASSERT_TRUE(ok);
+  // Every record the primary wrote has reached the replica, then the primary dies.
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        const std::string written = cluster_.sql(0, "SELECT pg_current_wal_insert_lsn()");
+        return !written.empty() &&
+               cluster_.sql(1, "SELECT pg_last_wal_replay_lsn() >= '" + written + "'") == "t";
+      },
+      30s));
+  cluster_.kill9(0);
+  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  cluster_.sql(1, "SELECT pg_promote(true, 60)", &ok);
+  ASSERT_TRUE(ok);
+  cluster_.sql(1, "INSERT INTO t VALUES (5000, 'new primary')", &ok);
+  ASSERT_TRUE(ok);
+
+  auto plan = planFor(0, 1);
+  plan.primary_timeline = 2;
+  auto result = rejoin(plan, 0);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "follow") << result.detail;
+  EXPECT_FALSE(contains("pg_rewind")) << result.detail;
+  EXPECT_NE(result.detail.find("nothing to rewind"), std::string::npos) << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "1001"; }, 30s));
+}
+
+// The same crash after the old primary wrote what the replica never got: its WAL goes past the
+// fork, so it is rewound and the lost write is gone from it.
+TEST_F(RejoinTest, CrashedPrimaryWithWalPastTheForkIsRewound) {
+  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
+  cluster_.kill9(0);
+  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  auto plan = planFor(0, 1);
+  plan.primary_timeline = 2;
+  auto result = rejoin(plan, 0);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "rewind") << result.detail;
+  EXPECT_NE(result.detail.find("it diverged"), std::string::npos) << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
+  EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
+}
+
 TEST_F(RejoinTest, RejoinCutShortIsPutBackAndFinished) {
   ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
   const std::string data = cluster_.node(0).data_dir;

@@ -17,11 +17,11 @@ core::Decision rejoinDecision(const std::string& node, const std::string& result
 
 TEST(RecoveryMetrics, RejoinAndSwitchoverCountersExistAtZeroFromTheStart) {
   Metrics metrics;
-  for (const char* method : {"host_start", "restart", "rewind", "clone"})
+  for (const char* method : {"host_start", "restart", "follow", "rewind", "clone"})
     EXPECT_EQ(
         metrics.value("pgfailover_rejoins_total", {{"method", method}, {"result", "succeeded"}}), 0)
         << method;
-  for (const char* method : {"restart", "rewind", "clone"}) {
+  for (const char* method : {"restart", "follow", "rewind", "clone"}) {
     EXPECT_EQ(metrics.value("pgfailover_rejoins_total", {{"method", method}, {"result", "failed"}}),
               0);
     EXPECT_EQ(metrics.value("pgfailover_rejoins_total",
