@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -164,6 +165,7 @@ TEST_F(RejoinTest, CrashedPrimaryWhoseWalEndsBeforeTheForkFollowsWithoutRewind) 
   EXPECT_EQ(result.method, "follow") << result.detail;
   EXPECT_FALSE(contains("pg_rewind")) << result.detail;
   EXPECT_NE(result.detail.find("nothing to rewind"), std::string::npos) << result.detail;
+  std::printf("[ timing   ] follow of a crashed primary, step by step:\n%s", result.detail.c_str());
   EXPECT_TRUE(cluster_.isStreaming(0));
   EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "1001"; }, 30s));
 }
@@ -180,6 +182,8 @@ TEST_F(RejoinTest, CrashedPrimaryWithWalPastTheForkIsRewound) {
   ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
   EXPECT_EQ(result.method, "rewind") << result.detail;
   EXPECT_NE(result.detail.find("it diverged"), std::string::npos) << result.detail;
+  std::printf("[ timing   ] rewind of a crashed, diverged primary, step by step:\n%s",
+              result.detail.c_str());
   EXPECT_TRUE(cluster_.isStreaming(0));
   EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
   EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
