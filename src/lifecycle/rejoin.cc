@@ -376,6 +376,13 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
                        "level below the mount): " +
                        out.summary});
     } else {
+      if (before_rewind_) {
+        progress_("checkpoint the source");
+        const auto started = std::chrono::steady_clock::now();
+        const std::string error = before_rewind_();
+        log_ += "checkpoint the source: " + (error.empty() ? std::string("ok") : error) + " (" +
+                seconds(std::chrono::steady_clock::now() - started) + ")\n";
+      }
       // A crashed node is recovered by pg_rewind itself in single-user mode, which refuses to
       // run with standby.signal present; the signal is written again right after.
       auto rewind =

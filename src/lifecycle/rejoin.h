@@ -59,6 +59,14 @@ class Rejoiner {
         progress_(std::move(progress)),
         stop_(stop) {}
 
+  // Called right before pg_rewind, and only then: the caller's CHECKPOINT on the primary
+  // (pg_rewind reads the primary's timeline from its control file, which names the new timeline
+  // only after the first checkpoint since the promotion). Returns an error message or "". A
+  // restart or a follow needs no checkpoint, and on a large primary it can take seconds.
+  void setBeforeRewind(std::function<std::string()> before_rewind) {
+    before_rewind_ = std::move(before_rewind);
+  }
+
   RejoinResult run(const RejoinPlan& plan, Millis budget);
 
  private:
@@ -81,6 +89,7 @@ class Rejoiner {
   ssh::CommandRunner& runner_;
   std::function<bool(Millis)> verify_streaming_;
   std::function<void(const std::string&)> progress_;
+  std::function<std::string()> before_rewind_;
   const std::atomic<bool>& stop_;
   std::string log_;
 };

@@ -208,21 +208,26 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
                 slots_[node].runner->describe(),
             {{"node", target.name}});
   const auto started = std::chrono::steady_clock::now();
-  if (std::string error = checkpointSource(source, config_.probe); !error.empty())
-    log_.warn("checkpoint_failed",
-              "CHECKPOINT on '" + source.name + "' failed; pg_rewind may take it for a node " +
-                  "on the old timeline: " + error,
-              {{"node", source.name}});
   if (const auto seen = source_prober.probe(false); seen.reachable)
     plan.primary_timeline = seen.timeline;
   lifecycle::Rejoiner rejoiner(*slots_[node].runner, verify, progress, stop_);
+  rejoiner.setBeforeRewind([&] {
+    std::string error = checkpointSource(source, config_.probe);
+    if (!error.empty())
+      log_.warn("checkpoint_failed",
+                "CHECKPOINT on '" + source.name + "' failed; pg_rewind may take it for a node " +
+                    "on the old timeline: " + error,
+                {{"node", source.name}});
+    return error;
+  });
   auto result = rejoiner.run(plan, config_.failover.rejoin_timeout);
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
   if (result.status.isOk())
     log_.warn("rejoin_succeeded", "'" + target.name + "' streams from '" + source.name + "'",
               {{"node", target.name},
                {"method", result.method},
-               {"took_ms", std::to_string(took.count())}});
+               {"took_ms", std::to_string(took.count())},
+               {"steps", result.detail}});
   else
     log_.error("rejoin_failed", result.status.message(),
                {{"node", target.name},
