@@ -246,7 +246,8 @@ class Guard {
         "   a.attname = 'timeline' AND NOT a.attisdropped),"
         " (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND"
         "   a.attname = 'timeline' AND NOT a.attisdropped AND"
-        "   format_type(a.atttypid, NULL) = 'bigint')"
+        "   format_type(a.atttypid, NULL) = 'bigint'),"
+        " (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)"
         " FROM (SELECT NOT rec AND current_setting('default_transaction_read_only') = 'off'"
         "         AS writable,"
         "       CASE WHEN NOT rec THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()),"
@@ -259,7 +260,7 @@ class Guard {
       return std::nullopt;
     }
     const auto& r = catalog.result;
-    if (r.rows() != 1 || r.columns() != 10) {
+    if (r.rows() != 1 || r.columns() != 11) {
       error = "unexpected answer to the catalog query";
       return std::nullopt;
     }
@@ -274,6 +275,7 @@ class Guard {
     check.table.lease_columns_typed = static_cast<int>(pg::parseInt64(r.value(0, 7)).value_or(0));
     check.table.has_timeline = pg::parseInt64(r.value(0, 8)).value_or(0) == 1;
     check.table.timeline_typed = pg::parseInt64(r.value(0, 9)).value_or(0) == 1;
+    check.table.triggers = static_cast<int>(pg::parseInt64(r.value(0, 10)).value_or(0));
     if (!check.writable || !rule_.tableReadable(check.table)) return check;
 
     // The row, and the newest reply of every streaming walsender by application_name (only

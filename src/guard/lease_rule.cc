@@ -88,6 +88,11 @@ std::optional<std::string> LeaseRule::tableProblem(const TableCatalog& table) co
                                      : " nor --heartbeat-owner '" + heartbeat_owner_ + "'") +
            ": a table someone else created or took over is not pgfailover's";
   }
+  if (table.triggers > 0) {
+    return "has " + std::to_string(table.triggers) +
+           " trigger(s), which would run as the guard's superuser when it marks a fence; "
+           "pgfailover's table has none";
+  }
   if (table.lease_columns_typed != kLeaseColumns || (table.has_timeline && !table.timeline_typed)) {
     return "has columns of other types than pgfailover creates (id integer, ts timestamptz, "
            "node text, lease_ms integer, self_fenced_at timestamptz, peers text, timeline "

@@ -44,6 +44,9 @@ struct TableCatalog {
   int lease_columns_typed = 0;
   bool has_timeline = false;
   bool timeline_typed = false;
+  // Triggers run their function as whoever writes the row (the guard, a superuser), and a role
+  // with the TRIGGER privilege may add one: pgfailover's table has none.
+  int triggers = 0;
 };
 inline constexpr int kLeaseColumns = 6;
 

@@ -313,6 +313,29 @@ TEST(LeaseGuardTest, HeartbeatTableOwnedByAnotherRoleIsRefused) {
   EXPECT_EQ(guardOnce(cluster, 0, &output), 3) << output;
 }
 
+// A trigger on the table would run as the guard's superuser when it marks a fence (a role
+// granted TRIGGER may add one): such a table is refused too.
+TEST(LeaseGuardTest, HeartbeatTableWithATriggerIsRefused) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  writeHeartbeat(cluster, 0, "pg1", "pg2", kTimeline);
+  bool ok = false;
+  cluster.sql(0,
+              "CREATE FUNCTION pgfailover.on_mark() RETURNS trigger LANGUAGE plpgsql AS"
+              " 'BEGIN RETURN NEW; END';"
+              " CREATE TRIGGER on_mark BEFORE UPDATE ON pgfailover.heartbeat"
+              " FOR EACH ROW EXECUTE FUNCTION pgfailover.on_mark()",
+              &ok);
+  ASSERT_TRUE(ok);
+  std::string output;
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 0) << output;
+  EXPECT_NE(output.find("has 1 trigger(s)"), std::string::npos) << output;
+  EXPECT_EQ(cluster.sql(0, kReadOnly), "off") << output;
+  cluster.sql(0, "DROP TRIGGER on_mark ON pgfailover.heartbeat", &ok);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 3) << output;
+}
+
 // Issue 11: the row's text (node, peers) is data, never SQL: a hostile peer list makes the row
 // untrusted (no fence), a hostile node name is logged escaped, and neither puts an error into
 // the server log.

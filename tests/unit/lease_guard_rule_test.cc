@@ -310,6 +310,9 @@ TEST_F(LeaseRuleTest, TableWithOtherColumnTypesOrAViewIsRefused) {
   TableCatalog timeline = goodTable();
   timeline.timeline_typed = false;
   EXPECT_FALSE(rule_.tableReadable(timeline));
+  TableCatalog triggered = goodTable();
+  triggered.triggers = 1;
+  EXPECT_FALSE(rule_.tableReadable(triggered));
   TableCatalog view = goodTable();
   view.relkind = 'v';
   EXPECT_FALSE(rule_.tableReadable(view));
