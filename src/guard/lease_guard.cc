@@ -212,11 +212,23 @@ class Guard {
  private:
   bool ensureConnected(std::string& error) {
     if (connection_.connected()) return true;
+    prepared_catalog_ = prepared_row_ = prepared_row_without_timeline_ = false;
     if (auto failed = connection_.connect(connect_, deadlineIn(kCallTimeout))) {
       error = pg::oneLine(failed->message);
       return false;
     }
     return true;
+  }
+
+  // Runs a prepared statement, preparing it first (in the same round trip) on a new session:
+  // the server then parses and plans each query once per session, not twice a second. The
+  // statements hold no value from the table, only its validated, quoted name.
+  pg::ExecOutcome execPrepared(const char* name, const std::string& sql, bool& prepared) {
+    const std::string execute = std::string("EXECUTE ") + name;
+    auto outcome = exec(
+        prepared ? execute : "PREPARE " + std::string(name) + " AS " + sql + "; " + execute, {});
+    prepared = outcome.ok();
+    return outcome;
   }
 
   pg::ExecOutcome exec(const std::string& sql, const std::vector<std::string>& params) {
@@ -230,7 +242,7 @@ class Guard {
   // guard started before pgfailover's first heartbeat leaves no error in the server log.
   std::optional<Check> read(std::string& error) {
     if (!ensureConnected(error)) return std::nullopt;
-    static const std::string kCatalog =
+    const std::string catalog_sql =
         "SELECT s.writable, coalesce(s.timeline, 0), c.oid IS NOT NULL,"
         " coalesce(c.relkind::text, ''), coalesce(pg_get_userbyid(c.relowner), ''),"
         " coalesce((SELECT rolsuper FROM pg_roles WHERE oid = c.relowner), false),"
@@ -253,8 +265,9 @@ class Guard {
         "       CASE WHEN NOT rec THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()),"
         "         1, 8))::bit(32)::bigint END AS timeline"
         "       FROM pg_is_in_recovery() AS rec OFFSET 0) AS s"
-        " LEFT JOIN pg_class c ON c.oid = to_regclass($1)";
-    auto catalog = exec(kCatalog, {table_quoted_});
+        " LEFT JOIN pg_class c ON c.oid = to_regclass(" +
+        pg::quoteLiteral(table_quoted_) + ")";
+    auto catalog = execPrepared("pgfailover_guard_catalog", catalog_sql, prepared_catalog_);
     if (!catalog.ok()) {
       error = pg::oneLine(catalog.error->message);
       return std::nullopt;
@@ -292,7 +305,9 @@ class Guard {
         "        GROUP BY application_name) AS r)"
         " FROM " +
         table_quoted_ + " AS h WHERE h.id = 1";
-    auto row = exec(sql, {});
+    auto row = check.table.has_timeline ? execPrepared("pgfailover_guard_row", sql, prepared_row_)
+                                        : execPrepared("pgfailover_guard_row_without_timeline", sql,
+                                                       prepared_row_without_timeline_);
     if (!row.ok()) {
       error = pg::oneLine(row.error->message);
       return std::nullopt;
@@ -390,6 +405,9 @@ class Guard {
   LeaseRule rule_;
   pg::ConnectOptions connect_;
   pg::Connection connection_;
+  bool prepared_catalog_ = false;
+  bool prepared_row_ = false;
+  bool prepared_row_without_timeline_ = false;
   std::string last_error_;
 };
 
