@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the node's lease guard costs its host: the bash guard (scripts/node/lease-guard.sh as it
-# was on main, a bash loop driving a psql coprocess) beside `pgfailover lease-guard`, each alone
+# was before the subcommand replaced it, a bash loop driving a psql coprocess) beside `pgfailover lease-guard`, each alone
 # for BENCH_SECONDS (60) at the default 0.5 s interval on a primary under a rate-limited pgbench
 # write load, with the heartbeat table in place (lease 0: every check reads the row, none fences).
 #
@@ -11,7 +11,8 @@
 #
 #   bash bench/lease_guard.sh            # as root (PostgreSQL runs as postgres) or as any user
 # Environment: PGFAILOVER_BIN (default build/pgfailover), BENCH_SECONDS (60), BENCH_LOAD (1: run
-# pgbench; 0: idle), BENCH_TPS (200), BENCH_OLD_REF (main: where the bash guard comes from),
+# pgbench; 0: idle), BENCH_TPS (200), BENCH_OLD_REF (651f2be, the last commit with the bash
+# guard: where it and its common.sh come from),
 # PG_BIN (scripts/pg-bin.sh).
 set -euo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +26,7 @@ say() { echo "lease_guard bench: $*" >&2; }
 SECONDS_WINDOW=${BENCH_SECONDS:-60}
 LOAD=${BENCH_LOAD:-1}
 TPS=${BENCH_TPS:-200}
-OLD_REF=${BENCH_OLD_REF:-main}
+OLD_REF=${BENCH_OLD_REF:-651f2be}
 PG_BIN=${PG_BIN:-$(bash scripts/pg-bin.sh)}
 export PG_BIN
 BIN_SRC=${PGFAILOVER_BIN:-build/pgfailover}
@@ -117,7 +118,7 @@ kb() { # field file
 }
 backend_pid() { # application_name
   psql_node -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'
-    AND backend_type = 'client backend' LIMIT 1"
+    AND backend_type = 'client backend' AND pid <> pg_backend_pid() LIMIT 1"
 }
 HZ=$(getconf CLK_TCK)
 
@@ -171,7 +172,7 @@ measure() { # label application_name command...
 }
 
 : >"$WORK/rows"
-measure "bash guard ($OLD_REF)" psql bash "$WORK/old/lease-guard.sh" --dir "$NODE" --name pg1
+measure "bash guard (lease-guard.sh at $OLD_REF)" psql bash "$WORK/old/lease-guard.sh" --dir "$NODE" --name pg1
 measure "pgfailover lease-guard" pgfailover-lease-guard \
   "$WORK/bin/pgfailover" lease-guard --dir "$NODE" --name pg1
 
