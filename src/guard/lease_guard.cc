@@ -485,8 +485,9 @@ bool parseGuardOptions(const std::vector<std::string>& args, GuardOptions& optio
 
   if (!data_dir.empty()) {
     const auto parent = std::filesystem::path(data_dir).lexically_normal().parent_path();
-    if (!options.node_dir.empty() && std::filesystem::weakly_canonical(options.node_dir) !=
-                                         std::filesystem::weakly_canonical(parent)) {
+    std::error_code ec_dir, ec_parent;
+    if (!options.node_dir.empty() && std::filesystem::weakly_canonical(options.node_dir, ec_dir) !=
+                                         std::filesystem::weakly_canonical(parent, ec_parent)) {
       error =
           "--dir (" + options.node_dir + ") must be the parent of --data-dir (" + data_dir + ")";
       return false;
