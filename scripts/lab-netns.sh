@@ -57,7 +57,7 @@ Environment: LAB_NET (10.231.77.0/24, a private /24), LAB_PREFIX (pgflab-), LAB_
 LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp), LAB_SYNC (off, on, strict:
 pgfailover's synchronous.mode), LAB_FENCING_HOOK=1 (failover.fencing_hook powers the old
 primary off before every failover promotion, as IPMI or a cloud API would), LAB_LEASE_GUARD=0 (no
-lease guard on the nodes: scripts/node/lease-guard.sh). See docs/lab-netns.md.
+lease guard on the nodes: pgfailover lease-guard). See docs/lab-netns.md.
 EOF
 }
 
@@ -305,7 +305,7 @@ write_file() { # file mode (content on stdin)
 source "$REPO_ROOT/scripts/lab-guard.sh"
 start_node_guard() {
   [[ $LAB_LEASE_GUARD == 1 ]] || return 0
-  start_guard "$1" ip netns exec "$(ns_name "$1")" env PG_BIN="$PG_BIN"
+  start_guard "$1" ip netns exec "$(ns_name "$1")"
 }
 
 node_script() { # script node [args...]  run in the node's namespace

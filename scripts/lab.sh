@@ -45,7 +45,7 @@ Environment: LAB_DIR (.lab, or /tmp/pgfailover-lab when "postgres" cannot enter 
 LAB_PG1_PORT (6432), LAB_PG2_PORT (6433) or LAB_PG_PORTS=P1,P2, LAB_HTTP_PORT (8008),
 LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_BUILD_TYPE (RelWithDebInfo), LAB_SKIP_DEPS=1,
 LAB_SKIP_BUILD=1, PGFAILOVER_BIN (a binary to use: nothing is built), LAB_LEASE_GUARD=0 (no lease guard
-next to the nodes: scripts/node/lease-guard.sh). See docs/lab.md.
+next to the nodes: pgfailover lease-guard). See docs/lab.md.
 EOF
 }
 

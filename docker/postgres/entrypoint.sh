@@ -29,7 +29,7 @@
 #   REPLICATION_SLOT  1 (default): a replica streams from the slot pgfailover keeps for it
 #                     (pgfailover_<node>): created on the primary before the clone, named in
 #                     primary_slot_name; 0 for pgfailover's replication.slots = false
-#   LEASE_GUARD       1 (default): run scripts/node/lease-guard.sh beside the server, which makes
+#   LEASE_GUARD       1 (default): run `pgfailover lease-guard` beside the server, which makes
 #                     a primary read-only once it hears from neither pgfailover nor its replica;
 #                     GUARD_DBNAME (postgres) and GUARD_TABLE (pgfailover.heartbeat) must match
 #                     pgfailover's nodes[].dbname and probe.heartbeat_table
@@ -225,7 +225,9 @@ tail_pid=$!
 # The lease guard, for the container's whole life (the server comes and goes under it).
 guard_pid=
 if [[ ${LEASE_GUARD:-1} == 1 ]]; then
-  bash "$NODE_SCRIPTS/lease-guard.sh" --dir "$NODE_HOME" --name "$NODE_NAME" &
+  # As root it becomes postgres itself and connects over the server's unix socket.
+  /usr/local/bin/pgfailover lease-guard --dir "$NODE_HOME" --name "$NODE_NAME" \
+    --dbname "${GUARD_DBNAME:-postgres}" --heartbeat-table "${GUARD_TABLE:-pgfailover.heartbeat}" &
   guard_pid=$!
   say "lease guard started (pid $guard_pid)"
 fi

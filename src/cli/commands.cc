@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "core/decide.h"
+#include "guard/lease_guard.h"
 #include "http/http_server.h"
 #include "http/snapshot_store.h"
 #include "metrics/metrics.h"
@@ -46,6 +47,8 @@ Usage:
       Promote a replica now, when the primary is not healthy (or with --force).
   pgfailover history [--url URL] [--limit N] [--json]
       Failovers, switchovers, fences, rejoins and refused requests, oldest first.
+  pgfailover lease-guard --dir DIR [--name NAME] [--once] [options]
+      The node's lease guard, beside PostgreSQL on every node (lease-guard --help).
   pgfailover print-states
       Print the state machine (docs/state-machine.md) generated from the decision table.
   pgfailover --version | --help
@@ -216,6 +219,7 @@ int runMain(int argc, char** argv) {
   if (command == "switchover") return switchoverCommandMain(rest, std::cout, std::cerr);
   if (command == "failover") return failoverCommandMain(rest, std::cout, std::cerr);
   if (command == "history") return historyCommandMain(rest, std::cout, std::cerr);
+  if (command == "lease-guard") return guard::leaseGuardMain(rest, std::cout, std::cerr);
   if (command == "print-states") {
     if (!rest.empty()) {
       std::cerr << "pgfailover: print-states takes no arguments\n";

@@ -1,5 +1,5 @@
-// The command line: `pgfailover run|check-config|status|switchover|failover|history|print-states`,
-// --version, --help.
+// The command line: `pgfailover run|check-config|status|switchover|failover|history|print-states|
+// lease-guard`, --version, --help.
 // Parses arguments and dispatches; the work itself lives in the other modules.
 #pragma once
 

@@ -158,7 +158,7 @@ NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
   if (heartbeat_table_) {
     const std::string table = heartbeat_table_->quoted();
     // lease_ms: how long this heartbeat keeps the node writable if no other one follows
-    // (scripts/node/lease-guard.sh reads it); peers: the other nodes, whose replies alone vouch
+    // (`pgfailover lease-guard` reads it); peers: the other nodes, whose replies alone vouch
     // for the node with the guard (the ones pgfailover could promote); self_fenced_at: set by that
     // guard, in the same statement that checks the lease ran out, just before it fences the node;
     // cleared by unfence() once the fence is lifted. The heartbeat never touches it: a heartbeat

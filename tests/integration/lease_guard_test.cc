@@ -1,11 +1,14 @@
-// The node's lease guard (scripts/node/lease-guard.sh) against real PostgreSQL 15 servers, with
+// The node's lease guard (`pgfailover lease-guard`) against real PostgreSQL 15 servers, with
 // heartbeat rows written the way pgfailover writes them (src/pg/node_prober.cc): it fences a
 // primary whose own lease ran out while no peer replies; it never fences a primary because of
 // another node's row (the old primary's, replicated before this node was promoted) or because
-// the node itself is named among the peers; and a guard started before the heartbeat table
-// exists puts no error into the server log. PGFAILOVER_TEST_LEASE_GUARD=/path/lease-guard.sh
-// runs another copy of the script (with its common.sh beside it), e.g. an older one.
+// the node itself is named among the peers; a guard started before the heartbeat table exists
+// puts no error into the server log; a heartbeat table someone else owns is refused; hostile row
+// text never reaches SQL; a hung server holds a check only until its deadline; SIGTERM ends the
+// guard cleanly. The guard runs as the tests do the node scripts: as root it becomes the
+// server's OS user, and connects over the unix socket.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -37,19 +40,13 @@ constexpr const char* kReadOnly = "SHOW default_transaction_read_only";
 constexpr const char* kRow =
     "SELECT node || ' ' || peers || ' ' || timeline FROM pgfailover.heartbeat WHERE id = 1";
 
-std::string guardScript() {
-  const char* other = std::getenv("PGFAILOVER_TEST_LEASE_GUARD");
-  if (other != nullptr && *other != '\0') return other;
-  return std::string(PGFAILOVER_SOURCE_DIR) + "/scripts/node/lease-guard.sh";
-}
-
 std::vector<std::string> guardArgs(const PgCluster& cluster, std::size_t i) {
-  return {guardScript(), "--dir", cluster.nodeDir(i), "--name", cluster.node(i).name};
+  return {"lease-guard", "--dir", cluster.nodeDir(i), "--name", cluster.node(i).name};
 }
 
-// `lease-guard.sh --once` on node i: its exit status, its output in `output`.
+// `pgfailover lease-guard --once` on node i: its exit status, its output in `output`.
 int guardOnce(const PgCluster& cluster, std::size_t i, std::string* output) {
-  std::vector<std::string> argv = {"bash"};
+  std::vector<std::string> argv = {PGFAILOVER_BINARY};
   for (const auto& arg : guardArgs(cluster, i)) argv.push_back(arg);
   argv.push_back("--once");
   ProcessOptions options;
@@ -65,7 +62,7 @@ DaemonOptions guardLoop(const PgCluster& cluster, std::size_t i) {
   std::vector<std::string> args = guardArgs(cluster, i);
   args.insert(args.end(), {"--check-interval", "0.2"});
   return DaemonOptions{
-      "/bin/bash", args, cluster.dir() + "/guard-" + cluster.node(i).name + ".log", {}};
+      PGFAILOVER_BINARY, args, cluster.dir() + "/guard-" + cluster.node(i).name + ".log", {}};
 }
 
 // Writes the heartbeat row on node i as pgfailover would, `age` old: lease_ms 2500 unless
@@ -274,6 +271,143 @@ TEST(LeaseGuardTest, GuardStartedBeforeTheTableExistsLeavesNoErrorInTheServerLog
   ASSERT_TRUE(replica_guard.stop().has_value());
   EXPECT_EQ(countLines(primary_guard.log(), "fenced node pg1"), 1u) << primary_guard.log();
   EXPECT_EQ(countLines(readTextFile(cluster.logFile(0)).substr(log0), "does not exist"), 0u);
+}
+
+// Issue 11: a heartbeat table that a role other than a superuser (or --heartbeat-owner) owns
+// is someone else's: the guard says so and enforces nothing from it, however expired its lease.
+TEST(LeaseGuardTest, HeartbeatTableOwnedByAnotherRoleIsRefused) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  bool ok = false;
+  cluster.sql(0, "CREATE ROLE mallory LOGIN NOSUPERUSER", &ok);
+  ASSERT_TRUE(ok);
+  writeHeartbeat(cluster, 0, "pg1", "pg2", kTimeline);
+  cluster.sql(0, "ALTER TABLE pgfailover.heartbeat OWNER TO mallory", &ok);
+  ASSERT_TRUE(ok);
+  std::string output;
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 0) << output;
+  EXPECT_NE(output.find("the heartbeat table pgfailover.heartbeat is owned by role 'mallory', "
+                        "which is not a superuser"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("enforcing nothing from it"), std::string::npos) << output;
+  EXPECT_EQ(cluster.sql(0, kReadOnly), "off") << output;
+  EXPECT_EQ(cluster.sql(0, "SELECT self_fenced_at IS NULL FROM pgfailover.heartbeat"), "t");
+
+  // The role pgfailover writes the table as, when it is no superuser, is named explicitly.
+  std::vector<std::string> argv = {PGFAILOVER_BINARY};
+  for (const auto& arg : guardArgs(cluster, 0)) argv.push_back(arg);
+  argv.insert(argv.end(), {"--once", "--heartbeat-owner", "mallory"});
+  ProcessOptions options;
+  options.merge_stderr = true;
+  options.timeout = 60s;
+  ProcessResult named = runProcess(argv, options);
+  EXPECT_EQ(named.exit_code, 3) << named.out;
+  EXPECT_EQ(cluster.sql(0, kReadOnly), "on") << named.out;
+
+  // Given back to a superuser: enforced without the flag.
+  unfence(cluster, 0);
+  cluster.sql(0, "ALTER TABLE pgfailover.heartbeat OWNER TO CURRENT_USER", &ok);
+  ASSERT_TRUE(ok);
+  writeHeartbeat(cluster, 0, "pg1", "pg2", kTimeline);
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 3) << output;
+}
+
+// A trigger on the table would run as the guard's superuser when it marks a fence (a role
+// granted TRIGGER may add one): such a table is refused too.
+TEST(LeaseGuardTest, HeartbeatTableWithATriggerIsRefused) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  writeHeartbeat(cluster, 0, "pg1", "pg2", kTimeline);
+  bool ok = false;
+  cluster.sql(0,
+              "CREATE FUNCTION pgfailover.on_mark() RETURNS trigger LANGUAGE plpgsql AS"
+              " 'BEGIN RETURN NEW; END';"
+              " CREATE TRIGGER on_mark BEFORE UPDATE ON pgfailover.heartbeat"
+              " FOR EACH ROW EXECUTE FUNCTION pgfailover.on_mark()",
+              &ok);
+  ASSERT_TRUE(ok);
+  std::string output;
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 0) << output;
+  EXPECT_NE(output.find("has 1 trigger(s)"), std::string::npos) << output;
+  EXPECT_EQ(cluster.sql(0, kReadOnly), "off") << output;
+  cluster.sql(0, "DROP TRIGGER on_mark ON pgfailover.heartbeat", &ok);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 3) << output;
+}
+
+// Issue 11: the row's text (node, peers) is data, never SQL: a hostile peer list makes the row
+// untrusted (no fence), a hostile node name is logged escaped, and neither puts an error into
+// the server log.
+TEST(LeaseGuardTest, RowTextNeverReachesSql) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  const std::size_t log0 = readTextFile(cluster.logFile(0)).size();
+  std::string output;
+  writeHeartbeat(cluster, 0, "pg1", "pg2''); SELECT pg_terminate_backend(pg_backend_pid()); --",
+                 kTimeline);
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 0) << output;
+  EXPECT_EQ(cluster.sql(0, kReadOnly), "off") << output;
+
+  // On this node's timeline under another name: enforced, the name logged as data.
+  writeHeartbeat(cluster, 0, "x", "pg2", kTimeline);
+  bool ok = false;
+  cluster.sql(0, "UPDATE pgfailover.heartbeat SET node = 'x'' OR true; --' || chr(10) || 'next'",
+              &ok);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 3) << output;
+  EXPECT_NE(output.find("for node 'x' OR true; --\\x0anext'"), std::string::npos) << output;
+  EXPECT_EQ(countLines(readTextFile(cluster.logFile(0)).substr(log0), "ERROR"), 0u)
+      << readTextFile(cluster.logFile(0)).substr(log0);
+}
+
+// Every call has a deadline: a server process that stops answering holds one check for 2 s,
+// after which the guard reconnects and checks again; SIGTERM then ends it cleanly (exit 0).
+TEST(LeaseGuardTest, HungServerHoldsACheckOnlyUntilItsDeadline) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  writeHeartbeat(cluster, 0, "pg1", "pg2", kTimeline, "0 s", 0);
+  DaemonProcess guard(guardLoop(cluster, 0));
+  ASSERT_TRUE(guard.start());
+  const std::string kBackend =
+      "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgfailover-lease-guard'";
+  std::string backend;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        backend = cluster.sql(0, kBackend);
+        return !backend.empty();
+      },
+      20s))
+      << guard.log();
+  const pid_t pid = std::stoi(backend);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  EXPECT_TRUE(waitUntil(
+      [&] { return guard.log().find("timeout expired after 2000 ms") != std::string::npos; }, 10s))
+      << guard.log();
+  ::kill(pid, SIGCONT);
+  EXPECT_TRUE(waitUntil(
+      [&] { return guard.log().find("checking node pg1 again") != std::string::npos; }, 10s))
+      << guard.log();
+  EXPECT_TRUE(guard.running()) << guard.log();
+  const auto stopped_at = std::chrono::steady_clock::now();
+  auto status = guard.stop();
+  const auto took = std::chrono::steady_clock::now() - stopped_at;
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 0) << guard.log();
+  // Generous here (a loaded machine); bench/lease_guard.sh measures the real figure.
+  EXPECT_LT(took, 3s) << guard.log();
+  EXPECT_NE(guard.log().find("stopped: received SIGTERM"), std::string::npos) << guard.log();
+  EXPECT_EQ(cluster.sql(0, kBackend), "") << "the guard's session ended with it";
+}
+
+// --once on a node whose server is down: it could not check, and says so (exit 1).
+TEST(LeaseGuardTest, OnceAgainstAStoppedServerExitsOne) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  ASSERT_EQ(cluster.runNodeScript(0, "stop.sh", {"--mode", "fast"}), 0);
+  std::string output;
+  EXPECT_EQ(guardOnce(cluster, 0, &output), 1) << output;
+  EXPECT_NE(output.find("cannot check node pg1"), std::string::npos) << output;
 }
 
 }  // namespace

@@ -554,7 +554,7 @@ TEST_F(LifecycleTest, DaemonKilledRightAfterPromotionConvergesWithoutASecondProm
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4b. Self-fencing: the node's lease guard (scripts/node/lease-guard.sh) against the lease the
+// 4b. Self-fencing: the node's lease guard (`pgfailover lease-guard`) against the lease the
 // real daemon writes. A clean stop releases the lease, so the guard leaves the primary alone; a
 // crashed pgfailover leaves it, so a primary that then hears from no one fences itself; and the
 // restarted pgfailover, seeing that nothing was promoted, gives it its writes back.
@@ -576,7 +576,9 @@ TEST_F(LifecycleTest, PrimaryFencedByItsLeaseGuardIsUnfencedWhenNothingWasPromot
   EXPECT_EQ(cluster().sql(0, kLease), "0") << "a clean stop releases the lease";
   std::this_thread::sleep_for(3500ms);
   std::string guard_output;
-  EXPECT_EQ(cluster().runNodeScript(0, "lease-guard.sh", {"--once"}, &guard_output), 0)
+  EXPECT_EQ(runPgfailover({"lease-guard", "--dir", cluster().nodeDir(0), "--name", "pg1", "--once"},
+                          &guard_output),
+            0)
       << guard_output;
   EXPECT_EQ(cluster().sql(0, kReadOnly), "off") << "no lease, no fence";
 
@@ -585,7 +587,9 @@ TEST_F(LifecycleTest, PrimaryFencedByItsLeaseGuardIsUnfencedWhenNothingWasPromot
   ASSERT_TRUE(waitUntil([&] { return cluster().sql(0, kLease) == "2500"; }, 30s)) << h_.describe();
   h_.killDaemon();
   std::this_thread::sleep_for(3500ms);
-  EXPECT_EQ(cluster().runNodeScript(0, "lease-guard.sh", {"--once"}, &guard_output), 3)
+  EXPECT_EQ(runPgfailover({"lease-guard", "--dir", cluster().nodeDir(0), "--name", "pg1", "--once"},
+                          &guard_output),
+            3)
       << guard_output;
   EXPECT_NE(guard_output.find("the 2500 ms lease ran out"), std::string::npos) << guard_output;
   EXPECT_EQ(cluster().sql(0, kReadOnly), "on");

@@ -133,7 +133,7 @@ EOF
 
 check "shellcheck (lab and container scripts)" shellcheck -x scripts/lab-netns.sh tests/labs/*.sh \
   docker/postgres/entrypoint.sh docker/postgres/node-guard.sh docker/postgres/lab-init.sh \
-  scripts/lab-compose.sh scripts/lib/compose-env.sh bench/compose_failover.sh
+  scripts/lab-compose.sh scripts/lib/compose-env.sh bench/compose_failover.sh bench/lease_guard.sh
 check "bench/compose_writer.py parses" "$PY" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' bench/compose_writer.py
 
 printf '%s passed, %s failed\n' "$passed" "$failed"
