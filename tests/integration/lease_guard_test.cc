@@ -249,6 +249,13 @@ TEST(LeaseGuardTest, GuardStartedBeforeTheTableExistsLeavesNoErrorInTheServerLog
 
   // pgfailover's first heartbeat (a lease of 0: nothing to enforce yet); the replica replays it.
   writeHeartbeat(cluster, 0, "pg1", "pg2", kTimeline, "0 s", 0);
+  // The test's own reads must not be the error it looks for: the row is read on the replica
+  // only once the table has been replayed there.
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return cluster.sql(1, "SELECT to_regclass('pgfailover.heartbeat') IS NOT NULL") == "t";
+      },
+      30s));
   ASSERT_TRUE(waitUntil([&] { return cluster.sql(1, kRow) == "pg1 pg2 1"; }, 30s));
   std::this_thread::sleep_for(1s);
   EXPECT_TRUE(primary_guard.running()) << primary_guard.log();
