@@ -41,6 +41,9 @@
 #   NODE_CA_DIR                  --ca-dir DIR              the nodes' CA: ca.crt, ca.key; made when absent (default: N/../ca)
 #   NODE_TLS_HOSTS               --tls-host NAME|IP        subjectAltName of the server certificate besides the
 #                                                          listen addresses (flag repeatable; env: comma-separated)
+#   NODE_SUPERUSER_CLIENTCERT=1  --superuser-clientcert    the superuser logs in over TCP only with a client certificate
+#                                                          from the CA (CN = its name) besides its password; the
+#                                                          server's OS user never over TCP (needs NODE_TLS=on)
 #   NODE_SETTINGS                --set NAME=VALUE          extra postgresql.conf lines (env: one per line; flag repeatable)
 #   NODE_NO_SYNC=1               --no-sync                 initdb/pg_basebackup --no-sync (tests only)
 #   NODE_NO_START=1              --no-start                set up but leave the server stopped
@@ -75,7 +78,7 @@ node_parse_args() {
         value=${flag#*=}
         flag=${flag%%=*}
         ;;
-      --no-sync | --no-start | --force | -h | --help) ;;
+      --no-sync | --no-start | --force | --superuser-clientcert | -h | --help) ;;
       --*)
         (($# >= 2)) || die "option $flag needs a value"
         value=$2
@@ -108,6 +111,7 @@ node_parse_args() {
       --no-sync) NODE_NO_SYNC=1 ;;
       --no-start) NODE_NO_START=1 ;;
       --force) NODE_FORCE=1 ;;
+      --superuser-clientcert) NODE_SUPERUSER_CLIENTCERT=1 ;;
       --timeout) NODE_TIMEOUT=$value ;;
       --mode) NODE_STOP_MODE=$value ;;
       --pg-bin) PG_BIN=$value ;;
@@ -178,6 +182,9 @@ node_resolve() {
   [[ $NODE_TLS == on || $NODE_TLS == off ]] || die "NODE_TLS must be on or off, got '$NODE_TLS'"
   NODE_CA_DIR=$(realpath -m -- "${NODE_CA_DIR:-$(dirname -- "$NODE_DIR")/ca}")
   NODE_TLS_DIR=$NODE_DIR/tls
+  if [[ ${NODE_SUPERUSER_CLIENTCERT:-} == 1 && $NODE_TLS != on ]]; then
+    die "NODE_SUPERUSER_CLIENTCERT=1 needs NODE_TLS=on: client certificates come with TLS"
+  fi
 
   node_check_cidrs
   node_check_port "$NODE_PORT" NODE_PORT
@@ -390,24 +397,8 @@ node_write_config() {
     fi
   } | node_write_file "$NODE_CONF" 0600
 
-  local cidr
-  local -a cidrs=()
   node_check_cidrs
-  IFS=', ' read -r -a cidrs <<<"$NODE_ALLOW_CIDR"
-  # With TLS on, a password only ever crosses the network encrypted: TCP connections without TLS
-  # match no line and are refused.
-  local tcp=host
-  [[ $NODE_TLS == off ]] || tcp=hostssl
-  {
-    printf '# Written by scripts/node/%s for node %s; rewritten on every run.\n' "$NODE_SCRIPT" "$NODE_NAME"
-    printf '# TYPE  DATABASE     USER  ADDRESS  METHOD\n'
-    printf '# The server'"'"'s OS user over the unix socket (whose folder only it can enter).\n'
-    printf 'local   all          %s  trust\n' "$(node_hba_word "$NODE_RUN_AS")"
-    for cidr in "${cidrs[@]}"; do
-      printf '%-7s replication  %s  %s  scram-sha-256\n' "$tcp" "$(node_hba_word "$NODE_REPL_USER")" "$cidr"
-      printf '%-7s all          all  %s  scram-sha-256\n' "$tcp" "$cidr"
-    done
-  } | node_write_file "$NODE_HBA" 0600
+  node_hba_lines | node_write_file "$NODE_HBA" 0600
 
   local pgconf=$NODE_DATA_DIR/postgresql.conf
   local include="include = '../pgfailover-node.conf'"
@@ -419,6 +410,33 @@ node_write_config() {
       printf '%s\n' "$include"
     } | as_node_user tee -a "$pgconf" >/dev/null
   fi
+}
+
+# This node's pg_hba.conf, on stdout.
+node_hba_lines() {
+  local cidr
+  local -a cidrs=()
+  IFS=', ' read -r -a cidrs <<<"$NODE_ALLOW_CIDR"
+  # With TLS on, a password only ever crosses the network encrypted: TCP connections without TLS
+  # match no line and are refused.
+  local tcp=host
+  [[ $NODE_TLS == off ]] || tcp=hostssl
+  printf '# Written by scripts/node/%s for node %s; rewritten on every run.\n' "$NODE_SCRIPT" "$NODE_NAME"
+  printf '# TYPE  DATABASE     USER  ADDRESS  METHOD\n'
+  printf '# The server'"'"'s OS user over the unix socket (whose folder only it can enter).\n'
+  printf 'local   all          %s  trust\n' "$(node_hba_word "$NODE_RUN_AS")"
+  for cidr in "${cidrs[@]}"; do
+    printf '%-7s replication  %s  %s  scram-sha-256\n' "$tcp" "$(node_hba_word "$NODE_REPL_USER")" "$cidr"
+    if [[ ${NODE_SUPERUSER_CLIENTCERT:-} == 1 ]]; then
+      # A superuser password alone opens nothing from the network: the client must also hold
+      # a certificate from the nodes' CA naming the role (CN).
+      if [[ $NODE_RUN_AS != "$NODE_SUPERUSER" ]]; then
+        printf '%-7s all          %s  %s  reject\n' host "$(node_hba_word "$NODE_RUN_AS")" "$cidr"
+      fi
+      printf '%-7s all          %s  %s  scram-sha-256 clientcert=verify-full\n' "$tcp" "$(node_hba_word "$NODE_SUPERUSER")" "$cidr"
+    fi
+    printf '%-7s all          all  %s  scram-sha-256\n' "$tcp" "$cidr"
+  done
 }
 
 node_check_cidrs() {

@@ -128,6 +128,63 @@ TEST(PgTls, VerifyFullConnectsOnlyToTheNodeItsCaSignedAndTheLinkIsEncrypted) {
   EXPECT_GT(countInLog(cluster, "connection authorized: user=pgfailover"), authorized_before);
 }
 
+TEST(PgTls, SuperuserNeedsAClientCertificateWhenTheNodeAsksForOne) {
+  PgClusterOptions options;
+  options.replicas = 0;
+  PgCluster cluster(options);
+  ASSERT_TRUE(cluster.ok());
+  std::string output;
+  ASSERT_EQ(cluster.runNodeScript(
+                0, "init-primary.sh",
+                {"--superuser-clientcert", "--superuser-password-file", cluster.passwordFile(),
+                 "--repl-password-file", cluster.replicationPasswordFile()},
+                &output),
+            0)
+      << output;
+  const std::string ca_dir = cluster.dir() + "/ca";
+  // pgfailover's client certificate: CN = the superuser, from the nodes' CA.
+  const std::string cert = cluster.dir() + "/client.crt";
+  const std::string key = cluster.dir() + "/client.key";
+  ASSERT_EQ(runCommand("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                       "-keyout '" +
+                           key + "' -subj '/CN=" + cluster.user() +
+                           "' 2>/dev/null | "
+                           "openssl x509 -req -CA '" +
+                           ca_dir + "/ca.crt' -CAkey '" + ca_dir +
+                           "/ca.key' -set_serial 7 -days 2 -out '" + cert +
+                           "' 2>&1 && chmod 0600 '" + key + "'",
+                       &output),
+            0)
+      << output;
+
+  pg::ConnectOptions connect;
+  connect.host = "127.0.0.1";
+  connect.port = cluster.node(0).port;
+  connect.user = cluster.user();
+  connect.password = Secret(cluster.password());
+  connect.sslmode = "verify-full";
+  connect.sslrootcert = ca_dir + "/ca.crt";
+  pg::Connection connection;
+  // The password alone: refused.
+  auto refused = connection.connect(connect, std::chrono::steady_clock::now() + 5s);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->message.find("certificate"), std::string::npos) << refused->message;
+  // With the certificate: in, over TLS, authenticated by both.
+  connect.sslcert = cert;
+  connect.sslkey = key;
+  auto error = connection.connect(connect, std::chrono::steady_clock::now() + 5s);
+  ASSERT_FALSE(error.has_value()) << error->message;
+  auto ssl = connection.exec("SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                             std::chrono::steady_clock::now() + 5s);
+  ASSERT_TRUE(ssl.ok()) << ssl.error->message;
+  EXPECT_EQ(ssl.result.value(0, 0), "t");
+  EXPECT_EQ(ssl.result.value(0, 1), "/CN=" + cluster.user());
+  // The server's OS user has no way in over TCP at all.
+  std::string hba = readFile(cluster.nodeDir(0) + "/pg_hba.conf");
+  EXPECT_NE(hba.find("scram-sha-256 clientcert=verify-full"), std::string::npos) << hba;
+  EXPECT_NE(hba.find("reject"), std::string::npos) << hba;
+}
+
 // A server that declines TLS and asks for the password in clear, as an impostor would; it
 // records the password a client sends.
 class PasswordCatcher {
