@@ -122,6 +122,7 @@ ADMIN_TOKEN_FILE=$SECRETS/admin.token # bearer token of POST /switchover and /fa
 REPL_PASSWORD_FILE=$SECRETS/replication.password
 PGPASS=$SECRETS/pgpass
 REPL_PASSFILE=$LAB_DIR/replication.pgpass # on the nodes' "hosts": the same path on each
+LAB_CA_DIR=$LAB_DIR/ca                    # the nodes' CA: ca.crt for every client, ca.key 0600
 PGF_DIR=$LAB_DIR/pgf
 CONFIG=$PGF_DIR/pgfailover.json
 PID_FILE=$PGF_DIR/pgfailover.pid
@@ -173,7 +174,7 @@ lab_psql() { # host psql-args...
   local host=$1
   shift
   in_ns client env PGPASSFILE="$PGPASS" psql -X -A -t -q \
-    -d "host=$(host_ip "$host") port=$PG_PORT dbname=postgres user=$SUPERUSER connect_timeout=3" "$@"
+    -d "host=$(host_ip "$host") port=$PG_PORT dbname=postgres user=$SUPERUSER sslmode=verify-full sslrootcert=$LAB_CA_DIR/ca.crt connect_timeout=3" "$@"
 }
 
 # A postmaster's PID from postmaster.pid when it lives and works in that data directory.
@@ -513,11 +514,13 @@ write_config() {
     --arg dir1 "$LAB_DIR/pg1/data" --arg dir2 "$LAB_DIR/pg2/data" --arg bin "$PG_BIN" \
     --arg log1 "$LAB_DIR/pg1/postgresql.log" --arg log2 "$LAB_DIR/pg2/postgresql.log" \
     --arg key "$SSH_KEY" --arg kh "$KNOWN_HOSTS" --arg passfile "$REPL_PASSFILE" \
+    --arg ca "$LAB_CA_DIR/ca.crt" \
     --arg state "$PGF_DIR/state.json" --arg token "$ADMIN_TOKEN_FILE" --arg sync "$LAB_SYNC" \
     --arg hook "$([[ $LAB_FENCING_HOOK == 1 ]] && printf 'LAB_DIR=%q bash %q fencing-hook' "$LAB_DIR" "$REPO_ROOT/scripts/lab-netns.sh")" \
     --argjson icmp "$([[ ${LAB_ICMP:-1} == 1 ]] && echo true || echo false)" '
     def node($name; $ip; $dir; $log): {
       name: $name, host: $ip, port: $port, dbname: "postgres", user: $user, password_file: $pw,
+      sslmode: "verify-full", sslrootcert: $ca,
       data_dir: $dir, bin_dir: $bin,
       start_command: ("{bin_dir}/pg_ctl start -D {data_dir} -w -t 60 -l " + $log),
       ssh: {host: $ip, port: $sshport, user: "postgres", private_key_file: $key,
@@ -529,7 +532,7 @@ write_config() {
       probe: {interval_ms: 1000, icmp: $icmp},
       failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000,
                  rejoin_retry_interval_ms: 10000},
-      replication: {user: $repl, passfile: $passfile},
+      replication: {user: $repl, passfile: $passfile, sslmode: "verify-full", sslrootcert: $ca},
       http: {listen_address: $ipf, port: $http},
       admin: {token_file: $token},
       state_file: $state
@@ -595,8 +598,10 @@ cmd_up() {
     start_sshd "$node"
   done
 
+  # TLS: the lab's CA in $LAB_DIR/ca (its key stays there, 0600); each node's certificate names
+  # its namespace address, which pgfailover and the replicas verify (verify-full).
   local -a common=(--port "$PG_PORT" --allow-cidr "$LAB_NET" --repl-user "$REPL_USER"
-    --repl-password-file "$REPL_PASSWORD_FILE" --passfile "$REPL_PASSFILE")
+    --repl-password-file "$REPL_PASSWORD_FILE" --passfile "$REPL_PASSFILE" --ca-dir "$LAB_CA_DIR")
   if node_initialized pg1; then
     node_script start.sh pg1
   else
@@ -667,8 +672,8 @@ cmd_status() {
 
 cmd_dsn() {
   require_lab
-  printf 'host=%s,%s port=%s,%s dbname=postgres user=%s passfile=%s target_session_attrs=read-write connect_timeout=2\n' \
-    "$(host_ip pg1)" "$(host_ip pg2)" "$PG_PORT" "$PG_PORT" "$SUPERUSER" "$PGPASS"
+  printf 'host=%s,%s port=%s,%s dbname=postgres user=%s passfile=%s sslmode=verify-full sslrootcert=%s target_session_attrs=read-write connect_timeout=2\n' \
+    "$(host_ip pg1)" "$(host_ip pg2)" "$PG_PORT" "$PG_PORT" "$SUPERUSER" "$PGPASS" "$LAB_CA_DIR/ca.crt"
 }
 
 cmd_kill() {

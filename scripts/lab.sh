@@ -118,7 +118,7 @@ lab_psql() {
   local port=$1
   shift
   PGPASSFILE=$PGPASS psql -X -A -t -q \
-    -d "host=127.0.0.1 port=$port dbname=postgres user=$SUPERUSER connect_timeout=3" "$@"
+    -d "host=127.0.0.1 port=$port dbname=postgres user=$SUPERUSER sslmode=verify-full sslrootcert=$LAB_DIR/ca/ca.crt connect_timeout=3" "$@"
 }
 
 # The PID in a node's postmaster.pid when that process lives (not a zombie), or nothing.
@@ -272,7 +272,10 @@ cmd_up() {
     die "port $LAB_HTTP_PORT for pgfailover's HTTP API is taken: free it or set LAB_HTTP_PORT (after 'down')"
   fi
 
-  local -a common=(--listen 127.0.0.1 --allow-cidr 127.0.0.1/32 --repl-password-file "$REPL_PASSWORD_FILE")
+  # TLS: the node scripts make the lab's CA in $LAB_DIR/ca (ca.key stays there, 0600) and issue
+  # each node a certificate for 127.0.0.1; pgfailover and the replicas verify it (verify-full).
+  local -a common=(--listen 127.0.0.1 --allow-cidr 127.0.0.1/32 --repl-password-file "$REPL_PASSWORD_FILE"
+    --ca-dir "$LAB_DIR/ca")
   if node_initialized pg1; then
     node_script start.sh pg1
   else
@@ -313,11 +316,12 @@ cmd_up() {
   config=$(jq -n \
     --arg pw "$PASSWORD_FILE" --arg user "$SUPERUSER" --arg run_as "$run_as" \
     --argjson p1 "$LAB_PG1_PORT" --argjson p2 "$LAB_PG2_PORT" --argjson http "$LAB_HTTP_PORT" \
-    --arg dir "$LAB_DIR" --arg bin "$PG_BIN_DIR" --arg repl "$REPL_USER" \
+    --arg dir "$LAB_DIR" --arg bin "$PG_BIN_DIR" --arg repl "$REPL_USER" --arg ca "$LAB_DIR/ca/ca.crt" \
     --arg token "$ADMIN_TOKEN_FILE" --arg state "$LAB_DIR/pgfailover.state.json" '
     def node($name; $port): {
       name: $name, host: "127.0.0.1", port: $port, dbname: "postgres", user: $user,
-      password_file: $pw, data_dir: ($dir + "/" + $name + "/data"), bin_dir: $bin,
+      password_file: $pw, sslmode: "verify-full", sslrootcert: $ca,
+      data_dir: ($dir + "/" + $name + "/data"), bin_dir: $bin,
       start_command: ("{bin_dir}/pg_ctl start -D {data_dir} -w -t 60 -l " + $dir + "/" + $name +
                       "/postgresql.log"),
       local: (if $run_as == "" then {} else {run_as: $run_as} end)
@@ -328,7 +332,8 @@ cmd_up() {
       probe: {interval_ms: 1000},
       failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000,
                  rejoin_retry_interval_ms: 10000},
-      replication: {user: $repl, passfile: ($dir + "/pg1/replication.pgpass")},
+      replication: {user: $repl, passfile: ($dir + "/pg1/replication.pgpass"),
+                    sslmode: "verify-full", sslrootcert: $ca},
       http: {listen_address: "127.0.0.1", port: $http},
       admin: {token_file: $token},
       state_file: $state
@@ -400,8 +405,8 @@ cmd_switchover() {
 
 cmd_dsn() {
   require_lab
-  printf 'host=127.0.0.1,127.0.0.1 port=%s,%s dbname=postgres user=%s passfile=%s target_session_attrs=read-write connect_timeout=2\n' \
-    "$LAB_PG1_PORT" "$LAB_PG2_PORT" "$SUPERUSER" "$PGPASS"
+  printf 'host=127.0.0.1,127.0.0.1 port=%s,%s dbname=postgres user=%s passfile=%s sslmode=verify-full sslrootcert=%s target_session_attrs=read-write connect_timeout=2\n' \
+    "$LAB_PG1_PORT" "$LAB_PG2_PORT" "$SUPERUSER" "$PGPASS" "$LAB_DIR/ca/ca.crt"
 }
 
 cmd_kill() {
@@ -442,7 +447,7 @@ cmd_rejoin() {
   say "re-cloning $node from the primary $primary (its data directory is replaced)"
   node_script stop.sh "$node" --mode fast
   node_script clone-replica.sh "$node" --force --listen 127.0.0.1 --allow-cidr 127.0.0.1/32 \
-    --repl-password-file "$REPL_PASSWORD_FILE" --port "$(node_port "$node")" \
+    --repl-password-file "$REPL_PASSWORD_FILE" --ca-dir "$LAB_DIR/ca" --port "$(node_port "$node")" \
     --primary-host 127.0.0.1 --primary-port "$(node_port "$primary")"
 }
 

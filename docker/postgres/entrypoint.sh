@@ -82,6 +82,14 @@ install -m 0600 "$SECRETS_DIR/superuser.password" /run/pgfailover-node/superuser
 install -m 0600 "$SECRETS_DIR/replication.password" /run/pgfailover-node/replication.password
 export NODE_SUPERUSER_PASSWORD_FILE=/run/pgfailover-node/superuser.password
 export NODE_REPL_PASSWORD_FILE=/run/pgfailover-node/replication.password
+# The nodes' CA (lab-init's): the node scripts issue this node's certificate with it. A writable
+# copy, since they lock the folder while issuing.
+[[ -f $SECRETS_DIR/ca/ca.crt && -f $SECRETS_DIR/ca/ca.key ]] ||
+  die "$SECRETS_DIR/ca holds no ca.crt and ca.key (a lab volume from before TLS: docker compose down -v)"
+NODE_CA=/run/pgfailover-node/ca
+install -d -m 0700 "$NODE_CA"
+install -m 0600 "$SECRETS_DIR/ca/ca.key" "$NODE_CA/ca.key"
+install -m 0644 "$SECRETS_DIR/ca/ca.crt" "$NODE_CA/ca.crt"
 
 # ----- sshd: pgfailover's key, as postgres, nothing else ----------------------------------------
 install -d -m 0755 "$SSHD_DIR" /run/sshd
@@ -114,7 +122,15 @@ EOF
 # ----- PostgreSQL -------------------------------------------------------------------------------
 install -d -m 0750 -o postgres -g postgres "$NODE_HOME"
 chown postgres:postgres "$NODE_HOME"
-common=(--dir "$NODE_HOME" --name "$NODE_NAME" --port 5432 --listen '*' --allow-cidr "$ALLOW_CIDR")
+common=(--dir "$NODE_HOME" --name "$NODE_NAME" --port 5432 --listen '*' --allow-cidr "$ALLOW_CIDR"
+  --ca-dir "$NODE_CA" --tls-host "$NODE_NAME")
+# The certificate names the address the other nodes and pgfailover use (PEERS), and the name.
+for entry in ${PEERS:-}; do
+  if [[ ${entry%%=*} == "$NODE_NAME" ]]; then
+    own=${entry#*=}
+    common+=(--tls-host "${own%:*}")
+  fi
+done
 
 # Which node does pgfailover call the primary? ("" when it does not answer or names none.)
 pgfailover_primary() {
@@ -142,7 +158,7 @@ create_slot_on() { # host port
   )
   # SLOT_NAME holds [a-z0-9_] only: safe inside the literal.
   PGPASSFILE=$passfile psql -X -A -t -q -v ON_ERROR_STOP=1 \
-    -d "host=$1 port=$2 dbname=postgres user=$NODE_REPL_USER connect_timeout=5" -c "
+    -d "host=$1 port=$2 dbname=postgres user=$NODE_REPL_USER sslmode=verify-full sslrootcert=$NODE_CA/ca.crt connect_timeout=5" -c "
     SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$SLOT_NAME')
                 THEN 'slot $SLOT_NAME exists on the primary'
                 ELSE (SELECT 'created slot ' || slot_name || ' on the primary at ' || lsn

@@ -6,8 +6,10 @@
 #
 #   /lab/nodes/        (root, 0700)  read by the node containers' entrypoints (as root)
 #     superuser.password replication.password authorized_keys pg1/ssh_host_ed25519_key ...
+#     ca/ca.crt ca/ca.key  the nodes' CA (key 0600): each node's first start issues its own
+#                          server certificate with it (scripts/node/, --ca-dir)
 #   /lab/pgfailover/   (uid PGFAILOVER_UID, 0700)  read by the pgfailover container
-#     pgfailover.json pgfailover.password id_ed25519 known_hosts admin.token
+#     pgfailover.json pgfailover.password id_ed25519 known_hosts admin.token ca.crt
 #   /lab/grafana/      (uid GRAFANA_UID, 0700)  admin.password
 #   /lab/client/       (root, 0700)  pgpass for `docker-compose exec` clients and tests
 #
@@ -52,6 +54,18 @@ password >"$LAB_DIR/grafana/admin.password"
   printf '*:*:*:pgfailover:%s\n' "$superuser_password"
 } >"$LAB_DIR/client/pgpass"
 
+# The nodes' CA: PostgreSQL runs with TLS, and pgfailover (verify-full) and the replicas check
+# each node's certificate against it. Only ca.crt leaves /lab/nodes.
+install -d -m 0700 "$LAB_DIR/nodes/ca"
+openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$LAB_DIR/nodes/ca/ca.key" -out "$LAB_DIR/nodes/ca/ca.crt" -days 3650 \
+  -subj "/CN=pgfailover compose-lab nodes CA" \
+  -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' 2>/dev/null
+chmod 0600 "$LAB_DIR/nodes/ca/ca.key"
+chmod 0644 "$LAB_DIR/nodes/ca/ca.crt"
+install -m 0644 "$LAB_DIR/nodes/ca/ca.crt" "$LAB_DIR/pgfailover/ca.crt"
+install -m 0644 "$LAB_DIR/nodes/ca/ca.crt" "$LAB_DIR/client/ca.crt"
+
 # pgfailover's ssh key, and one host key per node so that known_hosts is known in advance
 # (no trust on first use, no ssh-keyscan at run time).
 ssh-keygen -q -t ed25519 -N '' -C pgfailover@compose-lab -f "$LAB_DIR/pgfailover/id_ed25519"
@@ -71,6 +85,7 @@ jq -n --arg p1 "${ip[pg1]}" --arg p2 "${ip[pg2]}" --arg bin "/usr/lib/postgresql
   def node($name; $ip): {
     name: $name, host: $ip, port: 5432, dbname: "postgres", user: "pgfailover",
     password_file: "/lab/pgfailover/pgfailover.password",
+    sslmode: "verify-full", sslrootcert: "/lab/pgfailover/ca.crt",
     data_dir: ($home + "/data"), bin_dir: $bin,
     start_command: ("{bin_dir}/pg_ctl start -D {data_dir} -w -t 60 -l " + $home + "/postgresql.log"),
     ssh: {host: $ip, port: 22, user: "postgres", private_key_file: "/lab/pgfailover/id_ed25519",
@@ -81,7 +96,8 @@ jq -n --arg p1 "${ip[pg1]}" --arg p2 "${ip[pg2]}" --arg bin "/usr/lib/postgresql
     nodes: [node("pg1"; $p1), node("pg2"; $p2)],
     probe: {interval_ms: 1000, icmp: true},
     failover: {confirmed_down_timeout_ms: 3000, unresponsive_timeout_ms: 10000},
-    replication: {user: "replicator", passfile: ($home + "/replication.pgpass")},
+    replication: {user: "replicator", passfile: ($home + "/replication.pgpass"),
+                  sslmode: "verify-full", sslrootcert: ($home + "/tls/ca.crt")},
     admin: {token_file: "/lab/pgfailover/admin.token"},
     http: {listen_address: "0.0.0.0", port: 8008},
     state_file: "/var/lib/pgfailover/state.json"

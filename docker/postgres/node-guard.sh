@@ -114,12 +114,17 @@ if [[ -n $url ]] && command -v curl >/dev/null; then
   done
 fi
 
+# The nodes' TLS (scripts/node/ writes N/tls/ca.crt): the replication password only goes to a
+# peer whose certificate that CA signed for its address, as in pgfailover's rejoin.
+tls=
+if [[ -f $dir/tls/ca.crt ]]; then tls=" sslmode=verify-full sslrootcert=$dir/tls/ca.crt"; fi
+
 # 2. Otherwise the peers themselves.
 if [[ -z $primary ]]; then
   for peer in "${peer_order[@]}"; do
     [[ $peer != "$name" ]] || continue
     addr=${peers[$peer]}
-    recovery=$(as_owner psql -X -A -t -q -d "host=${addr%:*} port=${addr##*:} dbname=postgres user=$repl_user passfile=$passfile connect_timeout=3" \
+    recovery=$(as_owner psql -X -A -t -q -d "host=${addr%:*} port=${addr##*:} dbname=postgres user=$repl_user passfile=$passfile$tls connect_timeout=3" \
       -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
     if [[ $recovery == f ]]; then
       primary=$peer
@@ -156,7 +161,7 @@ fi
 
 # Follow the primary: standby.signal and primary_conninfo, as pgfailover's rejoin writes them.
 host=${primary_addr%:*} port=${primary_addr##*:}
-conninfo="host=$host port=$port user=$repl_user passfile=$passfile application_name=$name"
+conninfo="host=$host port=$port user=$repl_user passfile=$passfile application_name=$name$tls"
 auto=$data/postgresql.auto.conf
 as_owner touch "$data/standby.signal" "$auto"
 current=$(sed -n "s/^primary_conninfo[[:space:]]*=[[:space:]]*'\(.*\)'$/\1/p" "$auto" | tail -n1)

@@ -64,6 +64,7 @@ elif [[ -d $NODE_DATA_DIR && -n $(ls -A -- "$NODE_DATA_DIR") ]]; then
 fi
 
 node_write_passfile
+node_setup_tls
 
 conninfo_quote() {
   local s=${1//\\/\\\\}
@@ -75,6 +76,11 @@ if ((clone)); then
   conninfo="host=$(conninfo_quote "$NODE_PRIMARY_HOST") port=$NODE_PRIMARY_PORT"
   conninfo+=" user=$(conninfo_quote "$NODE_REPL_USER") passfile=$(conninfo_quote "$NODE_PASSFILE")"
   conninfo+=" application_name=$NODE_NAME connect_timeout=5"
+  # The replication password goes only to a primary whose certificate the nodes' CA signed for
+  # NODE_PRIMARY_HOST. pg_basebackup -R writes this conninfo into primary_conninfo.
+  if [[ $NODE_TLS == on ]]; then
+    conninfo+=" sslmode=verify-full sslrootcert=$(conninfo_quote "$NODE_TLS_DIR/ca.crt")"
+  fi
   basebackup_args=(-D "$NODE_DATA_DIR" -R -X stream -c fast -d "$conninfo")
   if [[ ${NODE_NO_SYNC:-} == 1 ]]; then basebackup_args+=(--no-sync); fi
   node_say "pg_basebackup from $NODE_PRIMARY_HOST:$NODE_PRIMARY_PORT as $NODE_REPL_USER into $NODE_DATA_DIR"

@@ -10,6 +10,11 @@
 #   N/run/                     unix socket directory (mode 0700)
 #   N/postgresql.log           server log (pg_ctl -l)
 #   N/replication.pgpass       "*:*:*:<repl_user>:<password>", the passfile named in primary_conninfo
+#   N/tls/                     (mode 0700) server.crt + server.key (this node's certificate, its
+#                              addresses in subjectAltName) and ca.crt (the CA that signed every
+#                              node's: ssl_ca_file, and sslrootcert of primary_conninfo)
+# The CA's own key stays in NODE_CA_DIR (ca.key, mode 0600, owned by whoever runs the scripts),
+# never in N or the data directory: the server's OS user cannot issue certificates.
 # Node-specific settings live outside the data directory because pg_basebackup and pg_rewind
 # copy postgresql.conf and pg_hba.conf from one node to the other: a setting kept there would
 # carry one node's port to the other. The include path is relative, so it resolves to each
@@ -32,6 +37,13 @@
 #   NODE_PASSFILE                --passfile FILE           replication passfile (default N/replication.pgpass)
 #   NODE_PRIMARY_HOST            --primary-host HOST       clone-replica: where the primary is
 #   NODE_PRIMARY_PORT            --primary-port PORT       clone-replica: its port (default 5432)
+#   NODE_TLS                     --tls on|off              TLS on PostgreSQL, hostssl in pg_hba (default on)
+#   NODE_CA_DIR                  --ca-dir DIR              the nodes' CA: ca.crt, ca.key; made when absent (default: N/../ca)
+#   NODE_TLS_HOSTS               --tls-host NAME|IP        subjectAltName of the server certificate besides the
+#                                                          listen addresses (flag repeatable; env: comma-separated)
+#   NODE_SUPERUSER_CLIENTCERT=1  --superuser-clientcert    the superuser logs in over TCP only with a client certificate
+#                                                          from the CA (CN = its name) besides its password; the
+#                                                          server's OS user never over TCP (needs NODE_TLS=on)
 #   NODE_SETTINGS                --set NAME=VALUE          extra postgresql.conf lines (env: one per line; flag repeatable)
 #   NODE_NO_SYNC=1               --no-sync                 initdb/pg_basebackup --no-sync (tests only)
 #   NODE_NO_START=1              --no-start                set up but leave the server stopped
@@ -57,7 +69,7 @@ node_options_help() {
 
 node_parse_args() {
   local flag value
-  local -a cidrs=() settings=()
+  local -a cidrs=() settings=() tls_hosts=()
   while (($# > 0)); do
     flag=$1
     value=
@@ -66,7 +78,7 @@ node_parse_args() {
         value=${flag#*=}
         flag=${flag%%=*}
         ;;
-      --no-sync | --no-start | --force | -h | --help) ;;
+      --no-sync | --no-start | --force | --superuser-clientcert | -h | --help) ;;
       --*)
         (($# >= 2)) || die "option $flag needs a value"
         value=$2
@@ -93,9 +105,13 @@ node_parse_args() {
       --primary-host) NODE_PRIMARY_HOST=$value ;;
       --primary-port) NODE_PRIMARY_PORT=$value ;;
       --set) settings+=("$value") ;;
+      --tls) NODE_TLS=$value ;;
+      --ca-dir) NODE_CA_DIR=$value ;;
+      --tls-host) tls_hosts+=("$value") ;;
       --no-sync) NODE_NO_SYNC=1 ;;
       --no-start) NODE_NO_START=1 ;;
       --force) NODE_FORCE=1 ;;
+      --superuser-clientcert) NODE_SUPERUSER_CLIENTCERT=1 ;;
       --timeout) NODE_TIMEOUT=$value ;;
       --mode) NODE_STOP_MODE=$value ;;
       --pg-bin) PG_BIN=$value ;;
@@ -112,6 +128,12 @@ node_parse_args() {
     NODE_ALLOW_CIDR=$(
       IFS=,
       echo "${cidrs[*]}"
+    )
+  fi
+  if ((${#tls_hosts[@]} > 0)); then
+    NODE_TLS_HOSTS=$(
+      IFS=,
+      echo "${tls_hosts[*]}"
     )
   fi
   if ((${#settings[@]} > 0)); then
@@ -156,6 +178,13 @@ node_resolve() {
   NODE_PRIMARY_PORT=${NODE_PRIMARY_PORT:-5432}
   NODE_TIMEOUT=${NODE_TIMEOUT:-60}
   NODE_STOP_MODE=${NODE_STOP_MODE:-fast}
+  NODE_TLS=${NODE_TLS:-on}
+  [[ $NODE_TLS == on || $NODE_TLS == off ]] || die "NODE_TLS must be on or off, got '$NODE_TLS'"
+  NODE_CA_DIR=$(realpath -m -- "${NODE_CA_DIR:-$(dirname -- "$NODE_DIR")/ca}")
+  NODE_TLS_DIR=$NODE_DIR/tls
+  if [[ ${NODE_SUPERUSER_CLIENTCERT:-} == 1 && $NODE_TLS != on ]]; then
+    die "NODE_SUPERUSER_CLIENTCERT=1 needs NODE_TLS=on: client certificates come with TLS"
+  fi
 
   node_check_cidrs
   node_check_port "$NODE_PORT" NODE_PORT
@@ -349,6 +378,15 @@ node_write_config() {
     printf 'wal_receiver_status_interval = 1s\n'
     printf 'wal_retrieve_retry_interval = 1s\n'
     printf 'logging_collector = off\n'
+    if [[ $NODE_TLS == on ]]; then
+      printf '# TLS with a certificate from the nodes'"'"' CA (NODE_CA_DIR); clients verify it with\n'
+      printf '# sslmode=verify-full and that CA as sslrootcert.\n'
+      printf 'ssl = on\n'
+      printf "ssl_cert_file = '%s'\n" "$NODE_TLS_DIR/server.crt"
+      printf "ssl_key_file = '%s'\n" "$NODE_TLS_DIR/server.key"
+      printf "ssl_ca_file = '%s'\n" "$NODE_TLS_DIR/ca.crt"
+      printf "ssl_min_protocol_version = 'TLSv1.2'\n"
+    fi
     printf "log_line_prefix = '%%m [%%p] %%q%%u@%%d '\n"
     if [[ -n ${NODE_SETTINGS:-} ]]; then
       printf '# From NODE_SETTINGS / --set:\n'
@@ -359,20 +397,8 @@ node_write_config() {
     fi
   } | node_write_file "$NODE_CONF" 0600
 
-  local cidr
-  local -a cidrs=()
   node_check_cidrs
-  IFS=', ' read -r -a cidrs <<<"$NODE_ALLOW_CIDR"
-  {
-    printf '# Written by scripts/node/%s for node %s; rewritten on every run.\n' "$NODE_SCRIPT" "$NODE_NAME"
-    printf '# TYPE  DATABASE     USER  ADDRESS  METHOD\n'
-    printf '# The server'"'"'s OS user over the unix socket (whose folder only it can enter).\n'
-    printf 'local   all          %s  trust\n' "$(node_hba_word "$NODE_RUN_AS")"
-    for cidr in "${cidrs[@]}"; do
-      printf 'host    replication  %s  %s  scram-sha-256\n' "$(node_hba_word "$NODE_REPL_USER")" "$cidr"
-      printf 'host    all          all  %s  scram-sha-256\n' "$cidr"
-    done
-  } | node_write_file "$NODE_HBA" 0600
+  node_hba_lines | node_write_file "$NODE_HBA" 0600
 
   local pgconf=$NODE_DATA_DIR/postgresql.conf
   local include="include = '../pgfailover-node.conf'"
@@ -384,6 +410,33 @@ node_write_config() {
       printf '%s\n' "$include"
     } | as_node_user tee -a "$pgconf" >/dev/null
   fi
+}
+
+# This node's pg_hba.conf, on stdout.
+node_hba_lines() {
+  local cidr
+  local -a cidrs=()
+  IFS=', ' read -r -a cidrs <<<"$NODE_ALLOW_CIDR"
+  # With TLS on, a password only ever crosses the network encrypted: TCP connections without TLS
+  # match no line and are refused.
+  local tcp=host
+  [[ $NODE_TLS == off ]] || tcp=hostssl
+  printf '# Written by scripts/node/%s for node %s; rewritten on every run.\n' "$NODE_SCRIPT" "$NODE_NAME"
+  printf '# TYPE  DATABASE     USER  ADDRESS  METHOD\n'
+  printf '# The server'"'"'s OS user over the unix socket (whose folder only it can enter).\n'
+  printf 'local   all          %s  trust\n' "$(node_hba_word "$NODE_RUN_AS")"
+  for cidr in "${cidrs[@]}"; do
+    printf '%-7s replication  %s  %s  scram-sha-256\n' "$tcp" "$(node_hba_word "$NODE_REPL_USER")" "$cidr"
+    if [[ ${NODE_SUPERUSER_CLIENTCERT:-} == 1 ]]; then
+      # A superuser password alone opens nothing from the network: the client must also hold
+      # a certificate from the nodes' CA naming the role (CN).
+      if [[ $NODE_RUN_AS != "$NODE_SUPERUSER" ]]; then
+        printf '%-7s all          %s  %s  reject\n' host "$(node_hba_word "$NODE_RUN_AS")" "$cidr"
+      fi
+      printf '%-7s all          %s  %s  scram-sha-256 clientcert=verify-full\n' "$tcp" "$(node_hba_word "$NODE_SUPERUSER")" "$cidr"
+    fi
+    printf '%-7s all          all  %s  scram-sha-256\n' "$tcp" "$cidr"
+  done
 }
 
 node_check_cidrs() {
@@ -398,6 +451,90 @@ node_check_cidrs() {
 
 node_hba_word() {
   if [[ $1 =~ ^[A-Za-z0-9_]+$ ]]; then printf '%s' "$1"; else printf '"%s"' "${1//\"/\"\"}"; fi
+}
+
+# The subjectAltName of this node's certificate: its listen addresses (not the wildcards) and
+# NODE_TLS_HOSTS, as "IP:a,DNS:b" (sorted, no duplicates); dies when it would be empty.
+node_tls_san() {
+  local entry
+  local -a entries=() out=()
+  IFS=', ' read -r -a entries <<<"$NODE_LISTEN,${NODE_TLS_HOSTS:-}"
+  for entry in "${entries[@]}"; do
+    case $entry in
+      '' | '*' | 0.0.0.0 | '::') continue ;;
+    esac
+    if [[ $entry =~ ^[0-9.]+$ || $entry == *:* ]]; then
+      out+=("IP:$entry")
+    elif [[ $entry =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
+      out+=("DNS:$entry")
+    else
+      die "NODE_TLS_HOSTS: '$entry' is neither an IP address nor a host name"
+    fi
+  done
+  ((${#out[@]} > 0)) || die "the server certificate would name no address (NODE_LISTEN is '$NODE_LISTEN'): give the names and addresses clients use with NODE_TLS_HOSTS (--tls-host)"
+  printf '%s\n' "${out[@]}" | sort -u | paste -sd, -
+}
+
+# The nodes' CA in NODE_CA_DIR, made once (ca.key 0600 stays there), and this node's key and
+# certificate in N/tls, issued again when missing, when the address list changed, when another CA
+# signed it, or within 30 days of its end. Runs as the invoking user (who owns the CA key); the
+# files in N/tls belong to the server's OS user.
+node_setup_tls() {
+  [[ $NODE_TLS == on ]] || return 0
+  command -v openssl >/dev/null || die "openssl not found (package openssl): needed for the nodes' TLS certificates (or set NODE_TLS=off)"
+  local san lock_fd
+  san=$(node_tls_san)
+  install -d -m 0755 -- "$NODE_CA_DIR" || die "cannot create the CA folder $NODE_CA_DIR"
+  exec {lock_fd}>"$NODE_CA_DIR/.lock"
+  flock "$lock_fd"
+  if [[ ! -f $NODE_CA_DIR/ca.crt || ! -f $NODE_CA_DIR/ca.key ]]; then
+    [[ ! -f $NODE_CA_DIR/ca.crt && ! -f $NODE_CA_DIR/ca.key ]] ||
+      die "$NODE_CA_DIR holds only one of ca.crt and ca.key: restore the other, or empty the folder to make a new CA"
+    node_say "making the nodes' CA in $NODE_CA_DIR (ca.key stays there, mode 0600)"
+    (
+      umask 077
+      openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$NODE_CA_DIR/ca.key.tmp" -out "$NODE_CA_DIR/ca.crt.tmp" -days 3650 \
+        -subj "/CN=pgfailover nodes CA $(date -u +%Y%m%d%H%M%S)" \
+        -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' \
+        2>/dev/null
+    ) || die "openssl could not make the CA in $NODE_CA_DIR"
+    chmod 0644 "$NODE_CA_DIR/ca.crt.tmp"
+    mv -f -- "$NODE_CA_DIR/ca.key.tmp" "$NODE_CA_DIR/ca.key"
+    mv -f -- "$NODE_CA_DIR/ca.crt.tmp" "$NODE_CA_DIR/ca.crt"
+  fi
+  chmod 0600 "$NODE_CA_DIR/ca.key"
+  node_mkdir "$NODE_TLS_DIR" 0700
+  local crt=$NODE_TLS_DIR/server.crt key=$NODE_TLS_DIR/server.key
+  local issue=0
+  if [[ ! -f $crt || ! -f $key || $(cat "$NODE_TLS_DIR/san" 2>/dev/null) != "$san" ]]; then
+    issue=1
+  elif ! openssl verify -CAfile "$NODE_CA_DIR/ca.crt" "$crt" >/dev/null 2>&1 ||
+    ! openssl x509 -in "$crt" -noout -checkend $((30 * 86400)) >/dev/null 2>&1; then
+    issue=1
+  fi
+  if ((issue)); then
+    node_say "issuing node $NODE_NAME's server certificate for $san"
+    local work
+    work=$(mktemp -d) || die "cannot make a temporary folder"
+    if ! (
+      umask 077
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$work/server.key" -out "$work/server.csr" -subj "/CN=$NODE_NAME" 2>/dev/null &&
+        printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' "$san" >"$work/ext" &&
+        openssl x509 -req -in "$work/server.csr" -CA "$NODE_CA_DIR/ca.crt" -CAkey "$NODE_CA_DIR/ca.key" \
+          -set_serial "0x$(openssl rand -hex 16)" -days 825 -extfile "$work/ext" -out "$work/server.crt" 2>/dev/null
+    ); then
+      rm -rf -- "$work"
+      die "openssl could not issue node $NODE_NAME's certificate"
+    fi
+    node_write_file "$key" 0600 <"$work/server.key"
+    node_write_file "$crt" 0644 <"$work/server.crt"
+    printf '%s' "$san" | node_write_file "$NODE_TLS_DIR/san" 0644
+    rm -rf -- "$work"
+  fi
+  node_write_file "$NODE_TLS_DIR/ca.crt" 0644 <"$NODE_CA_DIR/ca.crt"
+  exec {lock_fd}>&-
 }
 
 # Writes the replication passfile (owned by the server's user, 0600).

@@ -55,6 +55,7 @@ else
   fi
 fi
 
+node_setup_tls
 node_write_config
 node_write_passfile
 

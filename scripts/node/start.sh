@@ -18,6 +18,9 @@ node_resolve
 node_refuse_during_rejoin
 node_is_initialized || die "$NODE_DATA_DIR is not a PostgreSQL data directory (no PG_VERSION): set it up with init-primary.sh or clone-replica.sh"
 [[ -f $NODE_CONF ]] || die "$NODE_CONF is missing: run init-primary.sh or clone-replica.sh for this node first"
+if grep -qx 'ssl = on' "$NODE_CONF" && [[ ! -f $NODE_TLS_DIR/server.crt || ! -f $NODE_TLS_DIR/server.key ]]; then
+  die "$NODE_CONF turns TLS on but $NODE_TLS_DIR holds no server.crt and server.key: run init-primary.sh or clone-replica.sh for this node again (they issue them)"
+fi
 node_start
 role=primary
 if node_is_standby; then role=standby; fi

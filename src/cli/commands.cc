@@ -171,6 +171,8 @@ int run(const std::vector<std::string>& args) {
            {{"cluster", config.cluster_name},
             {"http", config.http.listen_address + ":" + std::to_string(server.boundPort())}});
 
+  for (const auto& warning : config::tlsWarnings(config)) log.warn("tls_unverified", warning);
+
   std::promise<void> loop_done;
   auto loop_finished = loop_done.get_future();
   std::thread loop_thread([&] {

@@ -135,6 +135,9 @@ const std::set<std::string> kNodeKeys = {"name",
                                          "password_file",
                                          "password_env",
                                          "sslmode",
+                                         "sslrootcert",
+                                         "sslcert",
+                                         "sslkey",
                                          "ssh",
                                          "local",
                                          "data_dir",
@@ -145,7 +148,12 @@ const std::set<std::string> kNodeKeys = {"name",
 const std::set<std::string> kSshKeys = {
     "host", "port", "user", "private_key_file", "known_hosts_file", "connect_timeout_ms"};
 const std::set<std::string> kLocalKeys = {"run_as"};
-const std::set<std::string> kReplicationKeys = {"user", "passfile", "slots", "slot_drop_after_ms"};
+const std::set<std::string> kReplicationKeys = {"user",        "passfile", "sslmode",
+                                                "sslrootcert", "slots",    "slot_drop_after_ms"};
+const std::set<std::string> kSslModes = {"disable", "allow",     "prefer",
+                                         "require", "verify-ca", "verify-full"};
+constexpr const char* kSslModeList =
+    "must be one of disable, allow, prefer, require, verify-ca, verify-full";
 const std::set<std::string> kAdminKeys = {"token_file"};
 const std::set<std::string> kProbeKeys = {
     "interval_ms", "connect_timeout_ms", "query_timeout_ms", "heartbeat", "heartbeat_table",
@@ -241,6 +249,9 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
   r.readString(value, prefix, "dbname", node.dbname);
   r.readString(value, prefix, "user", node.user);
   r.readString(value, prefix, "sslmode", node.sslmode);
+  r.readString(value, prefix, "sslrootcert", node.sslrootcert);
+  r.readString(value, prefix, "sslcert", node.sslcert);
+  r.readString(value, prefix, "sslkey", node.sslkey);
   r.readString(value, prefix, "password_file", node.credentials.password_file);
   r.readString(value, prefix, "password_env", node.credentials.password_env);
   r.readString(value, prefix, "data_dir", node.data_dir);
@@ -253,12 +264,17 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
   static const std::regex kNamePattern("[A-Za-z0-9_.-]{1,63}");
   if (!node.name.empty() && !std::regex_match(node.name, kNamePattern))
     r.error(prefix + ".name", "must be 1-63 characters of A-Z a-z 0-9 _ . - (it appears in URLs)");
-  static const std::set<std::string> kSslModes = {"disable", "allow",     "prefer",
-                                                  "require", "verify-ca", "verify-full"};
-  if (!kSslModes.count(node.sslmode))
-    r.error(prefix + ".sslmode",
-            "must be one of disable, allow, prefer, require, verify-ca, "
-            "verify-full");
+  if (!kSslModes.count(node.sslmode)) r.error(prefix + ".sslmode", kSslModeList);
+  // Checked here rather than at the first connect, where libpq's complaint would come back as
+  // a probe failure every tick.
+  auto readable = [&](const char* key, const std::string& path) {
+    if (!path.empty() && !readableFile(path)) r.error(prefix + "." + key, "cannot read " + path);
+  };
+  readable("sslrootcert", node.sslrootcert);
+  readable("sslcert", node.sslcert);
+  readable("sslkey", node.sslkey);
+  if (node.sslcert.empty() != node.sslkey.empty())
+    r.error(prefix, "sslcert and sslkey go together (a client certificate and its key)");
   const auto& creds = node.credentials;
   if (!creds.password_file.empty() && !creds.password_env.empty()) {
     r.error(prefix, "password_file and password_env are exclusive; set one");
@@ -474,6 +490,9 @@ LoadResult parseConfig(
     r.rejectUnknown(*replication, "replication", kReplicationKeys);
     r.readString(*replication, "replication", "user", rep.user);
     r.readString(*replication, "replication", "passfile", rep.passfile);
+    r.readString(*replication, "replication", "sslmode", rep.sslmode);
+    r.readString(*replication, "replication", "sslrootcert", rep.sslrootcert);
+    if (!kSslModes.count(rep.sslmode)) r.error("replication.sslmode", kSslModeList);
     r.readBool(*replication, "replication", "slots", rep.slots);
     r.readMillis(*replication, "replication", "slot_drop_after_ms", rep.slot_drop_after);
   }
@@ -568,6 +587,9 @@ std::string describeConfig(const Config& config) {
   for (const auto& n : config.nodes) {
     json node = {{"name", n.name},     {"host", n.host}, {"port", n.port},
                  {"dbname", n.dbname}, {"user", n.user}, {"sslmode", n.sslmode}};
+    if (!n.sslrootcert.empty()) node["sslrootcert"] = n.sslrootcert;
+    if (!n.sslcert.empty()) node["sslcert"] = n.sslcert;
+    if (!n.sslkey.empty()) node["sslkey"] = n.sslkey;
     if (!n.credentials.password_file.empty()) node["password_file"] = n.credentials.password_file;
     if (!n.credentials.password_env.empty()) node["password_env"] = n.credentials.password_env;
     node["password"] = n.password.empty() ? "(from PGPASSFILE or ~/.pgpass)" : Secret::kRedacted;
@@ -622,6 +644,8 @@ std::string describeConfig(const Config& config) {
       {"replication",
        {{"user", config.replication.user},
         {"passfile", config.replication.passfile},
+        {"sslmode", config.replication.sslmode},
+        {"sslrootcert", config.replication.sslrootcert},
         {"slots", config.replication.slots},
         {"slot_drop_after_ms", config.replication.slot_drop_after.count()}}},
       {"synchronous",
@@ -640,6 +664,33 @@ std::string describeConfig(const Config& config) {
         {"level", config.log.level}}},
   };
   return out.dump(2);
+}
+
+bool verifiesServer(const std::string& sslmode) {
+  return sslmode == "verify-ca" || sslmode == "verify-full";
+}
+
+std::vector<std::string> tlsWarnings(const Config& config) {
+  std::vector<std::string> warnings;
+  for (std::size_t i = 0; i < config.nodes.size(); ++i) {
+    const auto& node = config.nodes[i];
+    if (node.password.empty() || verifiesServer(node.sslmode)) continue;
+    warnings.push_back("nodes[" + std::to_string(i) + "] '" + node.name +
+                       "': its password goes to whatever answers at " + node.host + ":" +
+                       std::to_string(node.port) + " (sslmode " + node.sslmode +
+                       " does not verify the server); set sslmode verify-full and sslrootcert");
+  }
+  bool rejoins = false;
+  for (const auto& node : config.nodes) rejoins = rejoins || node.exec.kind != HostExecKind::kNone;
+  if (rejoins && config.failover.rejoin && !config.replication.passfile.empty() &&
+      !verifiesServer(config.replication.sslmode))
+    warnings.push_back(
+        "replication: a node pgfailover rejoins sends the replication password to "
+        "whatever answers at the primary's address (replication.sslmode " +
+        config.replication.sslmode +
+        " does not verify the server); set replication.sslmode verify-full and "
+        "replication.sslrootcert");
+  return warnings;
 }
 
 std::vector<std::string> knownKeys() {

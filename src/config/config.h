@@ -51,6 +51,11 @@ struct NodeConfig {
   std::string user = "postgres";
   NodeCredentials credentials;
   std::string sslmode = "prefer";
+  // Files on pgfailover's host: the CA that signed the server's certificate (what verify-ca and
+  // verify-full check against) and, optionally, a client certificate and its key.
+  std::string sslrootcert;
+  std::string sslcert;
+  std::string sslkey;
   Secret password;  // resolved from credentials at load time; empty when libpq finds it itself
 
   // Host-side operations (lifecycle).
@@ -68,6 +73,11 @@ struct ReplicationConfig {
   // A libpq password file on every node's host, readable by the user commands run as; used in
   // primary_conninfo, pg_rewind and pg_basebackup so no password is ever on a command line.
   std::string passfile;
+  // TLS of those replication connections. sslrootcert is a file on every node's host (like
+  // passfile), not on pgfailover's: the standby's WAL receiver, pg_rewind and pg_basebackup
+  // read it there.
+  std::string sslmode = "prefer";
+  std::string sslrootcert;
   bool slots = true;
   Millis slot_drop_after{3600000};
 };
@@ -178,6 +188,13 @@ LoadResult loadConfigFile(const std::string& path);
 
 // The effective configuration as JSON text, with every secret replaced by "<redacted>".
 std::string describeConfig(const Config& config);
+
+// A node (or the replication connections) whose password would go to a server that is not
+// verified: sslmode below verify-ca lets anything answering at the address take it. One line
+// per case, naming the node and what to set; logged at start and shown in /status.
+std::vector<std::string> tlsWarnings(const Config& config);
+// Whether an sslmode checks the server's certificate against a CA.
+bool verifiesServer(const std::string& sslmode);
 
 // Every key the parser accepts, dotted ("failover.confirmed_down_timeout_ms"); the docs test
 // checks each appears in docs/configuration.md.

@@ -16,6 +16,10 @@ struct NodeSnapshot {
   std::string name;
   std::string host;
   int port = 0;
+  // How pgfailover's connections to it are secured (nodes[].sslmode), and whether that
+  // checks the server's certificate.
+  std::string sslmode;
+  bool verifies_server = false;
   NodeRole role = NodeRole::kUnknown;
   NodeObservation observation;
   std::optional<std::uint64_t> lag_bytes;  // replica: bytes behind the primary
@@ -50,6 +54,8 @@ struct Snapshot {
   SyncMode sync_mode = SyncMode::kOff;
   std::optional<std::size_t> synchronous_standby;
   bool sync_standalone = false;  // sync mode on, but the primary commits without a standby
+  // Configuration that exposes a secret (config::tlsWarnings), shown in /status.
+  std::vector<std::string> warnings;
   // GET /history's body, rebuilt only when an event happens.
   std::shared_ptr<const std::string> history_json;
 

@@ -124,6 +124,10 @@ Json nodeJson(const Snapshot& snapshot, const NodeSnapshot& node) {
   heartbeat["written"] = seen.heartbeat_written;
   heartbeat["unix_seconds"] = orNull(seen.heartbeat_unix_seconds);
   json["heartbeat"] = std::move(heartbeat);
+  Json tls;
+  tls["sslmode"] = stringOrNull(node.sslmode);
+  tls["verifies_server"] = node.verifies_server;
+  json["tls"] = std::move(tls);
   json["rejoin"] = rejoinJson(snapshot, node);
   if (seen.probed) {
     Json probe;
@@ -202,6 +206,7 @@ Json statusJson(const Snapshot& snapshot) {
   } else {
     json["last_failover"] = nullptr;
   }
+  json["warnings"] = snapshot.warnings;
   json["tick"] = snapshot.tick;
   json["tick_at"] = timeOrNull(snapshot.tick_at_wall);
   Json nodes = Json::array();

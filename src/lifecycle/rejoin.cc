@@ -121,6 +121,8 @@ std::string replicationConninfo(const RejoinPlan& plan, bool for_streaming) {
     conninfo += " application_name=" + conninfoValue(plan.node);
   else
     conninfo += " dbname=postgres";
+  if (!plan.sslmode.empty()) conninfo += " sslmode=" + conninfoValue(plan.sslmode);
+  if (!plan.sslrootcert.empty()) conninfo += " sslrootcert=" + conninfoValue(plan.sslrootcert);
   return conninfo;
 }
 

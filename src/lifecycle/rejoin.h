@@ -31,7 +31,10 @@ struct RejoinPlan {
   std::string primary_host;
   int primary_port = 5432;
   std::string replication_user;
-  std::string passfile;   // on the node's host
+  std::string passfile;  // on the node's host
+  // TLS to the primary; sslrootcert is a file on the node's host. Empty: libpq's defaults.
+  std::string sslmode;
+  std::string sslrootcert;
   std::string slot_name;  // empty: no slot
   // The primary's timeline; 0 when unknown. A standby already on it is restarted, not rewound.
   std::uint32_t primary_timeline = 0;

@@ -147,6 +147,9 @@ std::optional<PgError> Connection::connect(const ConnectOptions& options, Steady
   add("user", options.user);
   if (!options.password.empty()) add("password", options.password.revealForUse());
   add("sslmode", options.sslmode);
+  if (!options.sslrootcert.empty()) add("sslrootcert", options.sslrootcert);
+  if (!options.sslcert.empty()) add("sslcert", options.sslcert);
+  if (!options.sslkey.empty()) add("sslkey", options.sslkey);
   // pgfailover authenticates with passwords; probing for GSSAPI encryption first would only add
   // a round trip and Kerberos library work to every connect.
   add("gssencmode", "disable");

@@ -95,6 +95,10 @@ struct ConnectOptions {
   std::string user = "postgres";
   Secret password;  // passed as a keyword value, never inside a conninfo string
   std::string sslmode = "prefer";
+  // File paths; empty leaves libpq's defaults (~/.postgresql/root.crt ...).
+  std::string sslrootcert;
+  std::string sslcert;
+  std::string sslkey;
   std::string application_name = "pgfailover";
   // Also handed to libpq as connect_timeout (whole seconds, at least 2, libpq's minimum); the
   // deadline given to connect() is what really bounds the attempt.

@@ -200,6 +200,9 @@ ConnectOptions NodeProber::connectOptions(bool for_action) const {
   options.user = node_.user;
   options.password = node_.password;
   options.sslmode = node_.sslmode;
+  options.sslrootcert = node_.sslrootcert;
+  options.sslcert = node_.sslcert;
+  options.sslkey = node_.sslkey;
   options.connect_timeout = probe_.connect_timeout;
   if (for_action) {
     options.application_name = "pgfailover-action";

@@ -58,6 +58,9 @@ std::string checkpointSource(const config::NodeConfig& source, const config::Pro
   options.user = source.user;
   options.password = source.password;
   options.sslmode = source.sslmode;
+  options.sslrootcert = source.sslrootcert;
+  options.sslcert = source.sslcert;
+  options.sslkey = source.sslkey;
   options.connect_timeout = probe.connect_timeout;
   options.application_name = "pgfailover-action";
   options.statement_timeout = Millis{0};
@@ -175,6 +178,8 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
   plan.primary_port = source.replication_port != 0 ? source.replication_port : source.port;
   plan.replication_user = config_.replication.user;
   plan.passfile = config_.replication.passfile;
+  plan.sslmode = config_.replication.sslmode;
+  plan.sslrootcert = config_.replication.sslrootcert;
   if (config_.replication.slots) plan.slot_name = slotName(target.name);
 
   // Streaming is verified over libpq with pgfailover's own credentials, on a connection of

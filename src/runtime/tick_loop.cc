@@ -89,6 +89,7 @@ Status ClusterActionExecutor::execute(const core::Action& action) {
 TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
                    metrics::Metrics& metrics, Logger& log, AdminQueue* requests)
     : config_(config),
+      warnings_(config::tlsWarnings(config)),
       policy_(policyFromConfig(config)),
       snapshots_(snapshots),
       metrics_(metrics),
@@ -278,7 +279,10 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
   for (std::size_t i = 0; i < snapshot->nodes.size(); ++i) {
     snapshot->nodes[i].host = config_.nodes[i].host;
     snapshot->nodes[i].port = config_.nodes[i].port;
+    snapshot->nodes[i].sslmode = config_.nodes[i].sslmode;
+    snapshot->nodes[i].verifies_server = config::verifiesServer(config_.nodes[i].sslmode);
   }
+  snapshot->warnings = warnings_;
   snapshot->history_json = history_json_;
   metrics_.recordDecision(decision);
   metrics_.observeTick(*snapshot);

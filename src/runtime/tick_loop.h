@@ -89,6 +89,7 @@ class TickLoop {
   void persist(const core::Decision& decision, WallTime now);
 
   const config::Config& config_;
+  std::vector<std::string> warnings_;  // config::tlsWarnings, published in every snapshot
   core::Policy policy_;
   http::SnapshotStore& snapshots_;
   metrics::Metrics& metrics_;

@@ -170,7 +170,7 @@ fi
 # user's Secrets (secret:NAME=KEY,KEY) and ServiceAccount (serviceaccount:NAME)
 SCENARIOS=(
   "default||"
-  "existing-secrets|existing-secrets.yaml|secret:orders-db-auth=pgfailover-password,replicator-password secret:orders-db-ssh=id_ed25519,pod0_host_key,pod1_host_key secret:orders-db-admin=api-token"
+  "existing-secrets|existing-secrets.yaml|secret:orders-db-auth=pgfailover-password,replicator-password secret:orders-db-ssh=id_ed25519,pod0_host_key,pod1_host_key secret:orders-db-admin=api-token secret:orders-db-tls=ca.crt,ca.key,client.crt,client.key"
   "monitoring|monitoring.yaml|"
   "custom-resources|custom-resources.yaml|"
   "failback|failback.yaml|serviceaccount:database"
@@ -254,6 +254,8 @@ BAD=(
   "--set pgfailover.service.port=70000|pgfailover.service.port: Must be less than or equal to 65535"
   "--set postgres.updateStrategy=Sometimes|postgres.updateStrategy: postgres.updateStrategy must be one of the following"
   "--set ssh.existingSecret=mine|ssh.publicKey: String length must be greater than or equal to 1"
+  "--set tls.validityDays=0|tls.validityDays: Must be greater than or equal to 1"
+  "--set networkPolicy.haproxyStatsFrom=everyone|networkPolicy.haproxyStatsFrom: Invalid type"
 )
 for entry in "${BAD[@]}"; do
   args_text=${entry%%|*}
@@ -279,6 +281,49 @@ else
 fi
 
 # ----- monitoring: one source -------------------------------------------------------------------
+
+# ----- who reaches what, and TLS -----------------------------------------------------------------
+
+say "network policies, TLS and pg_hba"
+render=$WORK/render.default.yaml
+if [[ -s $render ]]; then
+  check "default: pgfailover's API (8008) only from HAProxy, the nodes, the test pod and Prometheus; HAProxy's stats (8404) only from Prometheus" \
+    node "$TESTS/validate.mjs" netpol-default "$render"
+  check "default: pgfailover connects with verify-full, the chart's CA and a client certificate for the superuser" \
+    node "$TESTS/validate.mjs" tls "$render"
+  # The nodes' pg_hba.conf as the node scripts write it from the StatefulSet's environment: the
+  # first line a superuser (the chart's, or the server's OS user) matches from any address
+  # rejects it or wants a client certificate besides the password; TCP without TLS matches none.
+  hba_check() {
+    local env_file=$WORK/node-env.txt hba=$WORK/pg_hba.conf
+    node "$TESTS/validate.mjs" node-env "$1" >"$env_file" || return 1
+    local cidr superuser
+    cidr=$(sed -n 's/^ALLOW_CIDR=//p' "$env_file")
+    superuser=$(sed -n 's/^NODE_SUPERUSER=//p' "$env_file")
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    env -i PATH="$PATH" NODE_ALLOW_CIDR="$cidr" NODE_SUPERUSER="$superuser" \
+      NODE_SUPERUSER_CLIENTCERT="$(sed -n 's/^NODE_SUPERUSER_CLIENTCERT=//p' "$env_file")" \
+      NODE_REPL_USER="$(sed -n 's/^NODE_REPL_USER=//p' "$env_file")" \
+      bash -c 'source "$1/scripts/node/common.sh"; NODE_TLS=on NODE_RUN_AS=postgres NODE_NAME=pod node_hba_lines' _ "$REPO_ROOT" >"$hba" || return 1
+    cat "$hba"
+    [[ $cidr == *0.0.0.0/0* ]] || echo "note: allowCidr is $cidr"
+    awk -v su="$superuser" '
+      /^[[:space:]]*(#|$)/ || $1 == "local" { next }
+      $1 == "host" && $NF != "reject" { print "plain TCP accepted: " $0; bad = 1 }
+      $1 == "host" || $1 == "hostssl" {
+        if ($2 == "replication") next
+        for (i = 1; i <= 2; i++) {
+          u = (i == 1 ? su : "postgres")
+          if (u in decided || ($3 != u && $3 != "all")) continue
+          decided[u] = 1
+          if ($5 != "reject" && $0 !~ /clientcert=verify-full/) { print "superuser " u " logs in with a password alone: " $0; bad = 1 }
+        }
+      }
+      END { if (!(su in decided) || !("postgres" in decided)) { print "no line decides for the superusers"; bad = 1 }; exit bad }
+    ' "$hba"
+  }
+  check "default: pg_hba lets no superuser in from $(node "$TESTS/validate.mjs" node-env "$render" | sed -n 's/^ALLOW_CIDR=//p') with a password alone" hba_check "$render"
+fi
 
 say "monitoring files"
 render=$WORK/render.monitoring.yaml

@@ -25,6 +25,14 @@
 //       sections the chart passes through is a key the values schema accepts.
 //   node validate.mjs defaults EFFECTIVE_CHART.json EFFECTIVE_MINIMAL.json
 //       The chart's default values give pgfailover's own defaults (except the listed choices).
+//   node validate.mjs netpol-default RENDER.yaml
+//       With the default values, exactly HAProxy, the nodes, the test pod and Prometheus pods
+//       reach pgfailover's 8008, and only Prometheus pods HAProxy's statistics page (8404).
+//   node validate.mjs tls RENDER.yaml
+//       pgfailover connects with verify-full, the chart's CA and its client certificate (CN =
+//       the superuser, signed by that CA); the nodes get the CA and must ask for the certificate.
+//   node validate.mjs node-env RENDER.yaml
+//       Prints the node container's environment (NAME=VALUE lines) for run.sh's pg_hba check.
 //
 // NODE_PATH-style lookup: the npm packages are found in $HELM_TEST_NPM (a folder with
 // node_modules), installed by run.sh.
@@ -370,6 +378,79 @@ function checkSecurity(objects) {
 }
 
 // NetworkPolicy semantics: who reaches PostgreSQL's and sshd's ports.
+// Who may reach `port` of the pods `policy` selects: component names of the chart's pods,
+// "name=<app.kubernetes.io/name>" (plus "@any-namespace" with an empty namespaceSelector),
+// "*" for everyone, else the peer as JSON.
+function peersOf(policy, port) {
+  const who = new Set();
+  for (const rule of policy.spec.ingress ?? []) {
+    if (!(rule.ports ?? []).some((p) => p.port === port)) continue;
+    if (!rule.from || rule.from.length === 0) who.add("*");
+    for (const peer of rule.from ?? []) {
+      const labels = peer.podSelector?.matchLabels ?? {};
+      if (labels["app.kubernetes.io/component"] && !peer.namespaceSelector) who.add(labels["app.kubernetes.io/component"]);
+      else if (labels["app.kubernetes.io/name"] && Object.keys(labels).length === 1)
+        who.add(`name=${labels["app.kubernetes.io/name"]}${peer.namespaceSelector && Object.keys(peer.namespaceSelector).length === 0 ? "@any-namespace" : ""}`);
+      else who.add(JSON.stringify(peer));
+    }
+  }
+  return who;
+}
+
+function cmdNetpolDefault(file) {
+  const objects = loadRender(file);
+  const nps = objects.filter((o) => o.kind === "NetworkPolicy");
+  const policy = (c) => nps.find((np) => np.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === c);
+  const expect = (c, port, wanted) => {
+    const p = policy(c);
+    if (!p) return fail("NetworkPolicy", `none selects the ${c} pods`);
+    const got = [...peersOf(p, port)].sort();
+    if (!isDeepStrictEqual(got, [...wanted].sort())) fail(id(p), `port ${port} reachable from ${got.join(", ")}; expected ${wanted.join(", ")}`);
+  };
+  expect("pgfailover", 8008, ["haproxy", "postgres", "test", "name=prometheus@any-namespace"]);
+  expect("haproxy", 8404, ["name=prometheus@any-namespace"]);
+  finish("default NetworkPolicies: 8008 from HAProxy, the nodes, the test pod and Prometheus; 8404 from Prometheus");
+}
+
+function cmdTls(file) {
+  const crypto = require("node:crypto");
+  const objects = loadRender(file);
+  const config = JSON.parse(objects.find((o) => o.kind === "ConfigMap" && o.data?.["pgfailover.json"]).data["pgfailover.json"]);
+  for (const [i, n] of config.nodes.entries()) {
+    if (n.sslmode !== "verify-full") fail("pgfailover.json", `nodes[${i}].sslmode is ${n.sslmode}, not verify-full`);
+    for (const k of ["sslrootcert", "sslcert", "sslkey"]) if (!n[k]) fail("pgfailover.json", `nodes[${i}].${k} is not set`);
+  }
+  if (config.replication?.sslmode !== "verify-full" || !config.replication?.sslrootcert)
+    fail("pgfailover.json", `replication connections do not verify the primary: ${JSON.stringify(config.replication)}`);
+  const secret = objects.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-tls"));
+  if (!secret) fail("Secret", "no TLS Secret rendered");
+  else {
+    const ca = new crypto.X509Certificate(decode(secret.data["ca.crt"]));
+    const client = new crypto.X509Certificate(decode(secret.data["client.crt"]));
+    const key = crypto.createPrivateKey(decode(secret.data["client.key"]));
+    if (!ca.ca) fail(id(secret), "ca.crt is not a CA certificate");
+    if (!client.verify(ca.publicKey)) fail(id(secret), "client.crt is not signed by ca.crt");
+    if (!client.checkPrivateKey(key)) fail(id(secret), "client.key does not match client.crt");
+    if (!client.subject.split("\n").includes(`CN=${config.nodes[0].user}`))
+      fail(id(secret), `client.crt's subject (${client.subject}) does not name the superuser ${config.nodes[0].user}`);
+    if (!crypto.createPrivateKey(decode(secret.data["ca.key"])))
+      fail(id(secret), "ca.key is not a private key");
+  }
+  const sts = objects.find((o) => o.kind === "StatefulSet");
+  const c = sts.spec.template.spec.containers[0];
+  if (!(c.env ?? []).some((e) => e.name === "NODE_SUPERUSER_CLIENTCERT" && e.value === "1"))
+    fail(id(sts), "the nodes do not require pgfailover's client certificate (NODE_SUPERUSER_CLIENTCERT)");
+  const items = sts.spec.template.spec.volumes.find((v) => v.name === "secrets").projected.sources
+    .flatMap((src) => (src.secret && src.secret.name === secret?.metadata.name ? src.secret.items : [])).map((it) => it.path).sort();
+  if (!isDeepStrictEqual(items, ["ca/ca.crt", "ca/ca.key"])) fail(id(sts), `the nodes get ${items.join(", ")} of the TLS Secret, not ca/ca.crt and ca/ca.key`);
+  finish("TLS: verify-full with the chart's CA, a client certificate for the superuser, the CA on the nodes");
+}
+
+function cmdNodeEnv(file) {
+  const sts = loadRender(file).find((o) => o.kind === "StatefulSet");
+  for (const e of sts.spec.template.spec.containers[0].env ?? []) if (typeof e.value === "string") console.log(`${e.name}=${e.value}`);
+}
+
 function checkNetworkPolicy(objects) {
   const nps = objects.filter((o) => o.kind === "NetworkPolicy");
   if (!nps.length) return;
@@ -385,6 +466,17 @@ function checkNetworkPolicy(objects) {
     }
     return who;
   };
+  // pgfailover's API and HAProxy's statistics page are never open to every pod.
+  for (const [component, port] of [["pgfailover", 8008], ["haproxy", 8404]]) {
+    const policy = nps.find((np) => matches(comp(component), np.spec.podSelector.matchLabels));
+    if (!policy) {
+      fail("NetworkPolicy", `none selects the ${component} pods`);
+      continue;
+    }
+    const who = peersOf(policy, port);
+    if (who.has("*")) fail(id(policy), `${component}'s port ${port} is open to every pod`);
+    if (component === "pgfailover" && !who.has("haproxy")) fail(id(policy), "HAProxy cannot reach pgfailover's checks (8008)");
+  }
   const ssh = [...allowed(22)];
   if (ssh.length !== 1 || ssh[0] !== "pgfailover") fail(id(pgPolicy), `sshd (22) must be reachable from pgfailover only, got ${ssh.join(", ")}`);
   const pg = allowed(5432);
@@ -563,7 +655,7 @@ function cmdSchemaKeys(schemaFile, effectiveFile) {
   const effective = JSON.parse(fs.readFileSync(effectiveFile, "utf8"));
   const config = schema.properties.config.properties;
   // Keys the chart sets itself, not through values.config.
-  const chartOwned = new Set(["replication.user", "replication.passfile"]);
+  const chartOwned = new Set(["replication.user", "replication.passfile", "replication.sslmode", "replication.sslrootcert"]);
   for (const section of ["probe", "failover", "replication", "synchronous", "log"]) {
     if (!(section in effective)) {
       if (config[section]) fail("schema", `config.${section} is in the schema but pgfailover reports no such section`);
@@ -614,6 +706,9 @@ try {
     case "notes": cmdNotes(rest[0]); break;
     case "schema-keys": cmdSchemaKeys(rest[0], rest[1]); break;
     case "defaults": cmdDefaults(rest[0], rest[1]); break;
+    case "netpol-default": cmdNetpolDefault(rest[0]); break;
+    case "tls": cmdTls(rest[0]); break;
+    case "node-env": cmdNodeEnv(rest[0]); break;
     default:
       console.error(`validate.mjs: unknown command ${cmd}`);
       process.exit(2);

@@ -160,6 +160,13 @@ in_node() { # service sql
 # entrypoint created the slot and set primary_slot_name before cloning.
 [[ $(in_node pg2 "SELECT slot_name FROM pg_stat_wal_receiver") == pgfailover_pg2 ]] ||
   fail "pg2 does not stream from its slot pgfailover_pg2 (pg_stat_wal_receiver.slot_name: '$(in_node pg2 "SELECT slot_name FROM pg_stat_wal_receiver" 2>/dev/null || true)')"
+# TLS (lab-init's CA): pgfailover verifies both nodes, so /status has no warning, and its
+# sessions and pg2's WAL sender reach pg1 encrypted.
+[[ $(field '.warnings | length') == 0 ]] || fail "/status warns: $(field .warnings)"
+tls_sessions=$(in_node pg1 "SELECT string_agg(a.application_name || '=' || s.ssl, ' ' ORDER BY a.application_name) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL")
+[[ $tls_sessions == *pgfailover=true* && $tls_sessions == *pg2=true* && $tls_sessions != *=false* ]] ||
+  fail "pg_stat_ssl on pg1 shows unencrypted or missing sessions: '$tls_sessions'"
+log "ok: no /status warning; pg_stat_ssl on pg1: $tls_sessions"
 # Nothing of pgfailover's own start (its probes and heartbeat, the nodes' lease guards, which
 # run before pgfailover created its table) leaves an ERROR in either server's log. Checked once
 # the guards have run a few times against the table.

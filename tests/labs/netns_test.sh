@@ -53,7 +53,7 @@ node_sql() { # node sql
   local ip
   case $1 in pg1) ip=$NET_BASE.11 ;; pg2) ip=$NET_BASE.12 ;; esac
   ip netns exec "${LAB_PREFIX}client" env PGPASSFILE="$LAB_DIR/secrets/pgpass" psql -X -A -t -q \
-    -d "host=$ip port=5432 dbname=postgres user=pgfailover connect_timeout=3" -c "$2" 2>/dev/null
+    -d "host=$ip port=5432 dbname=postgres user=pgfailover sslmode=verify-full sslrootcert=$LAB_DIR/ca/ca.crt connect_timeout=3" -c "$2" 2>/dev/null
 }
 # Writes through the DSN (the writable node, whichever it is).
 dsn_sql() {
@@ -163,6 +163,20 @@ remember_pids
 wait_until 60 "healthy: pg1 primary, pg2 replica" healthy_with pg1 pg2
 up_seconds=$((SECONDS - START))
 
+step "TLS: no warning, every connection to the primary encrypted and verified"
+[[ $(field '.warnings | length') == 0 ]] || fail "/status warns: $(field '.warnings')"
+[[ $(field '[.nodes[].tls.verifies_server] | all') == true ]] || fail "/status: a node is not verified: $(field '[.nodes[].tls]')"
+# pgfailover's sessions and pg2's WAL sender, seen on pg1: all over TLS.
+tls_sessions=$(node_sql pg1 "SELECT string_agg(a.application_name || '=' || s.ssl, ' ' ORDER BY a.application_name) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL")
+[[ $tls_sessions == *pgfailover=true* && $tls_sessions == *pg2=true* && $tls_sessions != *=false* ]] ||
+  fail "pg_stat_ssl on pg1 shows unencrypted or missing sessions: '$tls_sessions'"
+log "ok: pg_stat_ssl on pg1: $tls_sessions"
+# Plain TCP is refused (hostssl), and a client that verifies the node refuses a wrong name.
+if ip netns exec "${LAB_PREFIX}client" env PGPASSFILE="$LAB_DIR/secrets/pgpass" psql -X -A -t -q \
+  -d "host=$NET_BASE.11 port=5432 dbname=postgres user=pgfailover sslmode=disable connect_timeout=3" -c 'SELECT 1' >/dev/null 2>&1; then
+  fail "pg1 accepted a connection without TLS"
+fi
+
 step "write through the DSN"
 dsn_sql "CREATE TABLE public.netns_test(v int PRIMARY KEY); INSERT INTO public.netns_test VALUES (1)" >/dev/null ||
   fail "cannot write through the DSN"
@@ -183,7 +197,7 @@ step "the old primary comes back as it was: start pg1 (a primary on the old time
 # Started while still cut off, as a rebooted host would: nothing can fence it before it runs.
 lab start pg1
 [[ $(ip netns exec "${LAB_PREFIX}pg1" env PGPASSFILE="$LAB_DIR/secrets/pgpass" psql -X -A -t -q \
-  -d "host=$NET_BASE.11 port=5432 dbname=postgres user=pgfailover connect_timeout=3" \
+  -d "host=$NET_BASE.11 port=5432 dbname=postgres user=pgfailover sslmode=verify-full sslrootcert=$LAB_DIR/ca/ca.crt connect_timeout=3" \
   -c 'SELECT pg_is_in_recovery()') == f ]] || fail "pg1 did not come back as a primary (the test needs it to)"
 start_at=$SECONDS
 lab link pg1 up

@@ -218,6 +218,54 @@ TEST(Config, PasswordFileIsReadAndNeverDescribed) {
   EXPECT_NE(described.find("\"confirmed_down_timeout_ms\": 3000"), std::string::npos) << described;
 }
 
+TEST(Config, TlsFilesAreCheckedAndModesValidated) {
+  auto r = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "sslmode": "verify-full", "sslrootcert": "/nonexistent/ca.crt"},
+    {"name": "b", "host": "h2", "sslmode": "verify-everything", "sslcert": "/etc/hostname"}],
+    "replication": {"sslmode": "maybe"}})");
+  for (const char* key : {"nodes[0].sslrootcert: cannot read /nonexistent/ca.crt",
+                          "nodes[1].sslmode: must be one of", "nodes[1]: sslcert and sslkey go",
+                          "replication.sslmode: must be one of"})
+    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << allErrors(r);
+  auto ok = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "sslmode": "verify-full", "sslrootcert": "/etc/hostname"},
+    {"name": "b", "host": "h2", "sslmode": "verify-ca"}],
+    "replication": {"sslmode": "verify-full", "sslrootcert": "/on/the/nodes/ca.crt"}})");
+  ASSERT_TRUE(ok.ok()) << allErrors(ok);
+  EXPECT_EQ(ok.config->nodes[0].sslrootcert, "/etc/hostname");
+  EXPECT_EQ(ok.config->replication.sslrootcert, "/on/the/nodes/ca.crt");
+}
+
+TEST(Config, UnverifiedTlsWithAPasswordIsWarnedAbout) {
+  // pg1: password + prefer (warned); pg2: password + verify-full; pg3: no password of its own.
+  auto r = parse(R"({"nodes": [
+    {"name": "pg1", "host": "h1", "password_env": "PG_SECRET"},
+    {"name": "pg2", "host": "h2", "password_env": "PG_SECRET", "sslmode": "verify-full"},
+    {"name": "pg3", "host": "h3", "sslmode": "require"}]})");
+  ASSERT_TRUE(r.ok()) << allErrors(r);
+  auto warnings = tlsWarnings(*r.config);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("nodes[0] 'pg1'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("sslmode prefer"), std::string::npos) << warnings[0];
+  EXPECT_EQ(warnings[0].find("s3cret-from-env"), std::string::npos);
+
+  // Rejoin writes replication connections: their sslmode is checked too.
+  auto rejoin = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "local": {}, "data_dir": "/a", "sslmode": "verify-full"},
+    {"name": "b", "host": "h2", "local": {}, "data_dir": "/b", "sslmode": "verify-full"}],
+    "replication": {"passfile": "/p"}})");
+  ASSERT_TRUE(rejoin.ok()) << allErrors(rejoin);
+  warnings = tlsWarnings(*rejoin.config);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("replication.sslmode prefer"), std::string::npos) << warnings[0];
+  auto verified = parse(R"({"nodes": [
+    {"name": "a", "host": "h1", "local": {}, "data_dir": "/a", "sslmode": "verify-full"},
+    {"name": "b", "host": "h2", "local": {}, "data_dir": "/b", "sslmode": "verify-full"}],
+    "replication": {"passfile": "/p", "sslmode": "verify-full", "sslrootcert": "/ca.crt"}})");
+  ASSERT_TRUE(verified.ok()) << allErrors(verified);
+  EXPECT_TRUE(tlsWarnings(*verified.config).empty());
+}
+
 TEST(Config, MissingFileIsAClearError) {
   auto r = loadConfigFile("/nonexistent/pgfailover.json");
   EXPECT_FALSE(r.ok());

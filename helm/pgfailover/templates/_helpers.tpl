@@ -73,6 +73,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-ssh" (include "pgfailover.fullname" .)) .Values.ssh.existingSecret -}}
 {{- end -}}
 {{- define "pgfailover.ssh.publicName" -}}{{ include "pgfailover.fullname" . }}-ssh-public{{- end -}}
+{{- define "pgfailover.tls.secretName" -}}
+{{- default (printf "%s-tls" (include "pgfailover.fullname" .)) .Values.tls.existingSecret -}}
+{{- end -}}
 {{- define "pgfailover.admin.secretName" -}}
 {{- default (printf "%s-admin" (include "pgfailover.fullname" .)) .Values.admin.existingSecret -}}
 {{- end -}}
@@ -122,6 +125,9 @@ passwordFile: /etc/pgfailover/secrets/superuser-password
 tokenFile: /etc/pgfailover/secrets/admin-token
 privateKey: /etc/pgfailover/ssh/private_key
 knownHosts: /etc/pgfailover/ssh/known_hosts
+caCert: /etc/pgfailover/tls/ca.crt
+clientCert: /etc/pgfailover/tls/client.crt
+clientKey: /etc/pgfailover/tls/client.key
 stateDir: /var/lib/pgfailover
 stateFile: /var/lib/pgfailover/state.json
 {{- end -}}
