@@ -138,15 +138,14 @@ std::string joinPeers(const std::vector<std::string>& peers) {
 // 'ok' (a plain table owned by the role pgfailover connects as, or by a superuser, with exactly
 // the columns this version writes); 'old' (the same without the lease columns, which an older
 // version did not create); or a refusal: 'kind <relkind>' (a view, a partitioned or foreign
-// table...), 'owner <role>', 'extras' (triggers, rules or row security), 'columns <what is
-// wrong>'. A table another role owns could carry triggers, rules or policies that run with
-// pgfailover's privileges on every heartbeat; one of ours carries none.
+// table...), 'owner <role>', 'columns <what is wrong>'. A table another role owns could carry
+// triggers, rules or policies that run with pgfailover's privileges on every heartbeat; only its
+// owner or a superuser can add them to one of ours.
 std::string heartbeatTableState(const std::string& table) {
   return R"sql((SELECT CASE
      WHEN c.oid IS NULL THEN 'absent'
      WHEN c.relkind <> 'r' THEN 'kind ' || c.relkind::text
      WHEN c.relowner <> me.oid AND NOT r.rolsuper THEN 'owner ' || r.rolname::text
-     WHEN c.relhastriggers OR c.relhasrules OR c.relrowsecurity THEN 'extras'
      WHEN x.unexpected IS NOT NULL THEN 'columns unexpected: ' || x.unexpected
      WHEN x.core < 3 THEN 'columns missing: it needs id integer, ts timestamptz, node text'
      WHEN x.lease < 4 THEN 'old'
@@ -178,10 +177,6 @@ std::string heartbeatTableRefusal(const std::string& table, std::string_view sta
            ", not by the role pgfailover connects as: pgfailover does not use a table another "
            "role controls; drop it, or give it to this role (ALTER TABLE " +
            table + " OWNER TO ...)";
-  if (state == "extras")
-    return table +
-           " has triggers, rules or row-level security: pgfailover writes only to a plain "
-           "table of its own; drop them or the table";
   if (state.rfind("kind ", 0) == 0)
     return table + " exists but is not a plain table (relkind " + rest(5) +
            "): drop it or choose another probe.heartbeat_table";
