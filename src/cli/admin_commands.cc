@@ -19,6 +19,7 @@
 #include "cli/status_command.h"
 #include "cli/table.h"
 #include "common/secret.h"
+#include "common/secret_file.h"
 
 namespace pgfailover::cli {
 
@@ -179,46 +180,31 @@ bool parseAdminArgs(Kind kind, const std::vector<std::string>& args, AdminArgs& 
   return true;
 }
 
-// The admin token from --token-file or $PGFAILOVER_TOKEN, surrounding whitespace removed. The
-// messages name where the token was looked for, never what it is.
+// The admin token from --token-file or $PGFAILOVER_TOKEN, read by the daemon's own rules
+// (common/secret_file.h). The messages name where the token was looked for, never what it is.
 std::optional<Secret> loadToken(const AdminArgs& args, const AdminCommandOptions& options,
                                 const std::string& prefix, std::ostream& err) {
-  std::string raw;
-  std::string source;
+  std::string problem;
+  std::optional<std::string> token;
   if (!args.token_file.empty()) {
-    source = "the token file " + args.token_file;
-    std::ifstream in(args.token_file, std::ios::binary);
-    if (!in) {
-      err << prefix << "cannot read " << source << ": " << std::strerror(errno) << "\n";
+    token = readTokenFile(args.token_file, problem);
+    if (!token) {
+      err << prefix << "the token file " << problem << "\n";
       return std::nullopt;
     }
-    raw.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   } else if (auto value = options.environment ? options.environment(kTokenEnvironmentVariable)
                                               : std::nullopt) {
-    source = std::string("$") + kTokenEnvironmentVariable;
-    raw = std::move(*value);
+    token = parseToken(*value, problem);
+    if (!token) {
+      err << prefix << "$" << kTokenEnvironmentVariable << " " << problem << "\n";
+      return std::nullopt;
+    }
   } else {
     err << prefix << "no admin token: pass --token-file FILE or set " << kTokenEnvironmentVariable
         << "\n";
     return std::nullopt;
   }
-  const auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  const auto first = std::find_if_not(raw.begin(), raw.end(), is_space);
-  const auto last = std::find_if_not(raw.rbegin(), raw.rend(), is_space).base();
-  std::string token = first < last ? std::string(first, last) : std::string();
-  if (token.empty()) {
-    err << prefix << source << " is empty\n";
-    return std::nullopt;
-  }
-  const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
-    const auto byte = static_cast<unsigned char>(c);
-    return byte > 0x20 && byte != 0x7f;
-  });
-  if (!printable) {
-    err << prefix << source << " holds whitespace or control characters inside the token\n";
-    return std::nullopt;
-  }
-  return Secret(std::move(token));
+  return Secret(std::move(*token));
 }
 
 // GET /history as a list of events; nullopt with `error` set when that fails.

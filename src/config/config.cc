@@ -2,15 +2,19 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "common/lsn.h"
+#include "common/secret_file.h"
 
 namespace pgfailover::config {
 
@@ -59,11 +63,16 @@ class Reader {
     auto it = object.find(key);
     if (it == object.end()) return;
     if (!it->is_number_integer()) return error(join(prefix, key), "must be an integer");
-    long value = it->get<long>();
-    if (value < min || value > max)
+    // A number above the signed range is read unsigned: reported as written, never wrapped.
+    const bool in_range =
+        it->is_number_unsigned()
+            ? it->get<std::uint64_t>() <= static_cast<std::uint64_t>(max) &&
+                  (min <= 0 || it->get<std::uint64_t>() >= static_cast<std::uint64_t>(min))
+            : it->get<long long>() >= min && it->get<long long>() <= max;
+    if (!in_range)
       return error(join(prefix, key), "must be between " + std::to_string(min) + " and " +
-                                          std::to_string(max) + ", got " + std::to_string(value));
-    out = static_cast<int>(value);
+                                          std::to_string(max) + ", got " + it->dump());
+    out = static_cast<int>(it->get<long long>());
   }
 
   // Durations are integers in milliseconds, strictly positive.
@@ -73,11 +82,14 @@ class Reader {
     if (it == object.end()) return;
     if (!it->is_number_integer())
       return error(join(prefix, key), "must be an integer number of milliseconds");
+    constexpr long long kDay = 24LL * 3600 * 1000;
+    if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(kDay))
+      return error(join(prefix, key), "must be at most 1 day, got " + it->dump());
     long long value = it->get<long long>();
     if (value <= 0)
       return error(join(prefix, key),
-                   "must be a positive duration in milliseconds, got " + std::to_string(value));
-    if (value > 24LL * 3600 * 1000) return error(join(prefix, key), "must be at most 1 day");
+                   "must be a positive duration in milliseconds, got " + it->dump());
+    if (value > kDay) return error(join(prefix, key), "must be at most 1 day, got " + it->dump());
     out = Millis{value};
   }
 
@@ -86,7 +98,8 @@ class Reader {
     auto it = object.find(key);
     if (it == object.end()) return;
     if (it->is_number_integer()) {
-      if (it->get<long long>() < 0) return error(join(prefix, key), "must not be negative");
+      if (!it->is_number_unsigned() && it->get<long long>() < 0)
+        return error(join(prefix, key), "must not be negative, got " + it->dump());
       out = it->get<std::uint64_t>();
       return;
     }
@@ -180,9 +193,18 @@ const std::set<std::string> kHttpKeys = {"listen_address", "port"};
 const std::set<std::string> kLogKeys = {"format", "level"};
 
 std::optional<std::string> readPasswordFile(const std::string& path, std::string& problem) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    problem = "password file " + path + " is not a regular file";
+    return std::nullopt;
+  }
   std::ifstream file(path);
   if (!file) {
     problem = "cannot read password file " + path;
+    return std::nullopt;
+  }
+  if (std::string unsafe = unsafeSecretFileMode(path); !unsafe.empty()) {
+    problem = "password file " + unsafe;
     return std::nullopt;
   }
   std::string line;
@@ -198,6 +220,34 @@ std::optional<std::string> readPasswordFile(const std::string& path, std::string
 bool readableFile(const std::string& path) {
   std::ifstream file(path);
   return file.good();
+}
+
+// pgfailover quotes each placeholder's value for the shell itself ('/srv/my data'). Inside
+// "..." those quotes would be literal and a $(...) or `...` in the value would run; inside '...'
+// the value's quotes would end the string. A placeholder must stand outside any quotes.
+std::string startCommandProblem(const std::string& command) {
+  char quote = 0;
+  for (std::size_t i = 0; i < command.size(); ++i) {
+    const char c = command[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+    } else if (c == '\\') {
+      ++i;
+      continue;
+    } else if (c == '\'' || c == '"') {
+      quote = quote == c ? 0 : (quote == 0 ? c : quote);
+    }
+    if (quote != 0 && c == '{') {
+      for (const char* placeholder : {"{data_dir}", "{bin_dir}", "{node}"})
+        if (command.compare(i, std::strlen(placeholder), placeholder) == 0)
+          return std::string(placeholder) + " stands inside " +
+                 (quote == '"' ? "double" : "single") +
+                 " quotes: pgfailover quotes each placeholder itself, and inside quotes a $(...) "
+                 "in the value would run; write it bare, e.g. pg_ctl start -D {data_dir}";
+    }
+  }
+  if (quote != 0) return std::string("has an unterminated ") + quote + " quote";
+  return "";
 }
 
 void readHostExec(Reader& r, const json& value, const std::string& prefix, NodeConfig& node) {
@@ -222,6 +272,8 @@ void readHostExec(Reader& r, const json& value, const std::string& prefix, NodeC
     r.readMillis(*ssh, key, "connect_timeout_ms", cfg.connect_timeout);
     if (!cfg.private_key_file.empty() && !readableFile(cfg.private_key_file))
       r.error(key + ".private_key_file", "cannot read " + cfg.private_key_file);
+    else if (std::string unsafe = unsafeSecretFileMode(cfg.private_key_file); !unsafe.empty())
+      r.error(key + ".private_key_file", unsafe);
     if (!cfg.known_hosts_file.empty() && !readableFile(cfg.known_hosts_file))
       r.error(key + ".known_hosts_file",
               "cannot read " + cfg.known_hosts_file +
@@ -264,6 +316,11 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
   static const std::regex kNamePattern("[A-Za-z0-9_.-]{1,63}");
   if (!node.name.empty() && !std::regex_match(node.name, kNamePattern))
     r.error(prefix + ".name", "must be 1-63 characters of A-Z a-z 0-9 _ . - (it appears in URLs)");
+  else if (node.name.find_first_not_of('.') == std::string::npos && !node.name.empty())
+    r.error(prefix + ".name",
+            "must not be only dots (\"" + node.name + "\" is a path step in a URL)");
+  if (std::string problem = startCommandProblem(node.start_command); !problem.empty())
+    r.error(prefix + ".start_command", problem);
   if (!kSslModes.count(node.sslmode)) r.error(prefix + ".sslmode", kSslModeList);
   // Checked here rather than at the first connect, where libpq's complaint would come back as
   // a probe failure every tick.
@@ -326,29 +383,44 @@ LoadResult parseConfig(
     return result;
   }
   if (!root.is_discarded()) {
-    // A control character in a value (a newline, a tab) would reach PostgreSQL's files and
-    // connection strings; no setting needs one.
+    // A control character in a value (a newline, a tab, a NUL) would reach PostgreSQL's files
+    // and connection strings; no setting needs one, nor does any key. C1 controls (U+0080 to
+    // U+009F, bytes C2 80 to C2 9F in UTF-8) are refused too: terminals act on some of them.
+    auto has_control = [](const std::string& text) {
+      for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte < 0x20 || byte == 0x7f) return true;
+        if (byte == 0xc2 && i + 1 < text.size() &&
+            static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+            static_cast<unsigned char>(text[i + 1]) <= 0x9f)
+          return true;
+      }
+      return false;
+    };
     std::vector<std::string> bad;
     std::function<void(const json&, const std::string&)> walk = [&](const json& value,
                                                                     const std::string& where) {
       if (value.is_object()) {
-        for (const auto& [key, item] : value.items())
-          walk(item, where.empty() ? key : where + "." + key);
+        for (const auto& [key, item] : value.items()) {
+          // A key is shown as JSON (escaped) when it holds one, so the message stays one line.
+          const std::string shown = has_control(key) ? json(key).dump() : key;
+          const std::string path = where.empty() ? shown : where + "." + shown;
+          if (has_control(key))
+            bad.push_back(path + " (the key)");
+          else
+            walk(item, path);
+        }
       } else if (value.is_array()) {
         for (std::size_t i = 0; i < value.size(); ++i)
           walk(value[i], where + "[" + std::to_string(i) + "]");
-      } else if (value.is_string()) {
-        for (unsigned char c : value.get_ref<const std::string&>())
-          if (c < 0x20 || c == 0x7f) {
-            bad.push_back(where);
-            break;
-          }
+      } else if (value.is_string() && has_control(value.get_ref<const std::string&>())) {
+        bad.push_back(where);
       }
     };
     walk(root, "");
     for (const auto& where : bad)
       result.errors.push_back(where +
-                              ": holds a control character (newline, tab...); no "
+                              ": holds a control character (newline, tab, NUL...); no "
                               "setting takes one");
     if (!bad.empty()) return result;
   }
@@ -387,11 +459,22 @@ LoadResult parseConfig(
                            std::to_string(nodes->size()));
     std::set<std::string> names;
     std::set<std::pair<std::string, int>> addresses;
+    // Names that differ only in case, or only where the slot name has an _ ('a.b', 'a-b',
+    // 'a_b'), would share one replication slot and confuse anyone reading URLs and logs.
+    std::map<std::string, std::string> slots;
     for (std::size_t i = 0; i < config.nodes.size(); ++i) {
       const auto& node = config.nodes[i];
       const std::string key = "nodes[" + std::to_string(i) + "]";
-      if (!node.name.empty() && !names.insert(node.name).second)
+      if (!node.name.empty() && !names.insert(node.name).second) {
         r.error(key + ".name", "duplicate node name '" + node.name + "'");
+      } else if (!node.name.empty()) {
+        const auto [at, fresh] = slots.emplace(replicationSlotName(node.name), node.name);
+        if (!fresh)
+          r.error(key + ".name", "'" + node.name + "' and '" + at->second +
+                                     "' differ only in case or in . - _, and would share the "
+                                     "replication slot " +
+                                     at->first + ": rename one");
+      }
       if (!node.host.empty() && !addresses.insert({node.host, node.port}).second)
         r.error(key, "duplicate address " + node.host + ":" + std::to_string(node.port));
     }
@@ -409,7 +492,8 @@ LoadResult parseConfig(
       if (!it->is_number_integer() || it->get<long long>() < 0 ||
           it->get<long long>() > 3600LL * 1000)
         r.error("probe.primary_lease_ms",
-                "must be an integer number of milliseconds, 0 (no lease) to 3600000");
+                "must be an integer number of milliseconds, 0 (no lease) to 3600000, got " +
+                    it->dump());
       else
         lease_setting = Millis{it->get<long long>()};
     }
@@ -518,8 +602,10 @@ LoadResult parseConfig(
     r.rejectUnknown(*admin, "admin", kAdminKeys);
     r.readString(*admin, "admin", "token_file", config.admin.token_file);
     if (!config.admin.token_file.empty()) {
-      std::string problem;
-      if (auto token = readPasswordFile(config.admin.token_file, problem)) {
+      std::string problem = unsafeSecretFileMode(config.admin.token_file);
+      std::optional<std::string> token;
+      if (problem.empty()) token = readTokenFile(config.admin.token_file, problem);
+      if (token) {
         if (token->size() < 16)
           r.error("admin.token_file", "the token must be at least 16 characters");
         else
@@ -533,7 +619,7 @@ LoadResult parseConfig(
   if (const json* http = r.section(root, "http")) {
     r.rejectUnknown(*http, "http", kHttpKeys);
     r.readString(*http, "http", "listen_address", config.http.listen_address);
-    r.readInt(*http, "http", "port", config.http.port, 0, 65535);
+    r.readInt(*http, "http", "port", config.http.port, 1, 65535);
     if (config.http.listen_address.empty()) r.error("http.listen_address", "must not be empty");
   }
   if (const json* log = r.section(root, "log")) {
@@ -691,6 +777,15 @@ std::vector<std::string> tlsWarnings(const Config& config) {
         " does not verify the server); set replication.sslmode verify-full and "
         "replication.sslrootcert");
   return warnings;
+}
+
+std::string replicationSlotName(const std::string& node_name) {
+  std::string name = "pgfailover_";
+  for (char c : node_name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    name += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  }
+  return name.substr(0, 63);
 }
 
 std::vector<std::string> knownKeys() {

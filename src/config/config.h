@@ -195,6 +195,10 @@ std::string describeConfig(const Config& config);
 std::vector<std::string> tlsWarnings(const Config& config);
 // Whether an sslmode checks the server's certificate against a CA.
 bool verifiesServer(const std::string& sslmode);
+// The physical replication slot kept for node `node_name` on the primary: "pgfailover_" and the
+// name in lower case with every character outside [a-z0-9_] as _, at most 63 bytes. Node names
+// that map to one slot are refused.
+std::string replicationSlotName(const std::string& node_name);
 
 // Every key the parser accepts, dotted ("failover.confirmed_down_timeout_ms"); the docs test
 // checks each appears in docs/configuration.md.

@@ -1,6 +1,7 @@
 #include "lifecycle/rejoin.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,11 +17,13 @@ namespace {
 
 using ssh::shellQuote;
 
-// A libpq conninfo value, quoted when it needs to be.
+// A libpq conninfo value, quoted when it needs to be: libpq ends a bare value at any
+// whitespace (a tab or a newline as much as a space) and reads a backslash in it as an escape,
+// so such a value, a quote or an empty one goes inside '...' with ' and \ escaped.
 std::string conninfoValue(const std::string& value) {
   bool plain = !value.empty();
   for (char c : value)
-    if (c == ' ' || c == '\'' || c == '\\') plain = false;
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '\'' || c == '\\') plain = false;
   if (plain) return value;
   std::string out = "'";
   for (char c : value) {
@@ -30,12 +33,39 @@ std::string conninfoValue(const std::string& value) {
   return out + "'";
 }
 
-// A postgresql.conf string literal.
+// A postgresql.conf string literal. Inside '...' the server reads a backslash as an escape
+// (\n, \t, octal \ooo...) and a doubled quote as one quote, and a line ends the setting: every
+// backslash is doubled and every control character written as an escape, so the value stays on
+// one line and reads back byte for byte.
 std::string confString(const std::string& value) {
   std::string out = "'";
   for (char c : value) {
-    if (c == '\'') out += '\'';
-    out += c;
+    const auto byte = static_cast<unsigned char>(c);
+    switch (c) {
+      case '\'':
+        out += "''";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (byte < 0x20 || byte == 0x7f) {
+          char octal[8];
+          std::snprintf(octal, sizeof octal, "\\%03o", byte);
+          out += octal;
+        } else {
+          out += c;
+        }
+    }
   }
   return out + "'";
 }

@@ -21,7 +21,7 @@ SteadyTime steadyNow() {
 // being promoted must not flip between two evaluations within one statement. pg_walfile_name
 // is strict, so on a replica it is never called. The LEFT JOINs keep exactly one row when there
 // is no WAL receiver and no standby; a primary with standbys returns one row per standby.
-// %HEARTBEAT_EXISTS% is replaced with to_regclass('<table>') IS NOT NULL, or false. A
+// %HEARTBEAT_STATE% is replaced with heartbeatTableState(), or 'absent'. A
 // standby's checkpoint timeline lags behind a timeline switch until its next restartpoint; its
 // minimum recovery point's timeline moves as soon as it flushes what it replayed, so the newer
 // of the two stands for a standby without a WAL receiver.
@@ -30,7 +30,7 @@ constexpr const char* kStateQuery = R"sql(SELECT
   current_setting('default_transaction_read_only'),
   (SELECT system_identifier FROM pg_control_system()),
   (SELECT setting FROM pg_settings WHERE name = 'wal_receiver_timeout'),
-  %HEARTBEAT_EXISTS%,
+  %HEARTBEAT_STATE%,
   GREATEST((SELECT timeline_id FROM pg_control_checkpoint()),
            CASE WHEN s.rec THEN (SELECT min_recovery_end_timeline FROM pg_control_recovery()) END),
   s.cur,
@@ -65,7 +65,7 @@ enum StateColumn {
   kReadOnly,
   kSystemIdentifier,
   kWalReceiverTimeout,
-  kHeartbeatTableExists,
+  kHeartbeatTableState,
   kCheckpointTimeline,
   kCurrentLsn,
   kCurrentWalFile,
@@ -134,6 +134,60 @@ std::string joinPeers(const std::vector<std::string>& peers) {
   return out;
 }
 
+// What the heartbeat table at `table` (quoted, validated) is, as one text value: 'absent';
+// 'ok' (a plain table owned by the role pgfailover connects as, or by a superuser, with exactly
+// the columns this version writes); 'old' (the same without the lease columns, which an older
+// version did not create); or a refusal: 'kind <relkind>' (a view, a partitioned or foreign
+// table...), 'owner <role>', 'columns <what is wrong>'. A table another role owns could carry
+// triggers, rules or policies that run with pgfailover's privileges on every heartbeat; only its
+// owner or a superuser can add them to one of ours.
+std::string heartbeatTableState(const std::string& table) {
+  return R"sql((SELECT CASE
+     WHEN c.oid IS NULL THEN 'absent'
+     WHEN c.relkind <> 'r' THEN 'kind ' || c.relkind::text
+     WHEN c.relowner <> me.oid AND NOT r.rolsuper THEN 'owner ' || r.rolname::text
+     WHEN x.unexpected IS NOT NULL THEN 'columns unexpected: ' || x.unexpected
+     WHEN x.core < 3 THEN 'columns missing: it needs id integer, ts timestamptz, node text'
+     WHEN x.lease < 4 THEN 'old'
+     ELSE 'ok' END
+   FROM (SELECT to_regclass(')sql" +
+         table + R"sql(')::oid AS oid) AS t
+   CROSS JOIN (SELECT oid FROM pg_roles WHERE rolname = current_user) AS me
+   LEFT JOIN pg_class AS c ON c.oid = t.oid
+   LEFT JOIN pg_roles AS r ON r.oid = c.relowner
+   LEFT JOIN LATERAL (
+     SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', '
+                       ORDER BY a.attnum)
+              FILTER (WHERE (a.attname::text, format_type(a.atttypid, a.atttypmod)) NOT IN (
+                VALUES ('id', 'integer'), ('ts', 'timestamp with time zone'), ('node', 'text'),
+                       ('lease_ms', 'integer'), ('self_fenced_at', 'timestamp with time zone'),
+                       ('peers', 'text'), ('timeline', 'bigint'))) AS unexpected,
+            count(*) FILTER (WHERE a.attname IN ('id', 'ts', 'node')) AS core,
+            count(*) FILTER (WHERE a.attname IN ('lease_ms', 'self_fenced_at', 'peers',
+                                                 'timeline')) AS lease
+     FROM pg_attribute AS a
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS x ON true))sql";
+}
+
+// Why pgfailover must not use the heartbeat table in `state` (heartbeatTableState), or "".
+std::string heartbeatTableRefusal(const std::string& table, std::string_view state) {
+  auto rest = [&](std::size_t prefix) { return std::string(state.substr(prefix)); };
+  if (state.rfind("owner ", 0) == 0)
+    return table + " exists and is owned by " + rest(6) +
+           ", not by the role pgfailover connects as: pgfailover does not use a table another "
+           "role controls; drop it, or give it to this role (ALTER TABLE " +
+           table + " OWNER TO ...)";
+  if (state.rfind("kind ", 0) == 0)
+    return table + " exists but is not a plain table (relkind " + rest(5) +
+           "): drop it or choose another probe.heartbeat_table";
+  if (state.rfind("columns ", 0) == 0)
+    return table + " exists with other columns than pgfailover's (" + rest(8) +
+           "): drop it or choose another probe.heartbeat_table";
+  if (state != "ok" && state != "old" && state != "absent")
+    return table + ": unexpected state '" + std::string(state) + "'";
+  return "";
+}
+
 }  // namespace
 
 NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
@@ -145,16 +199,9 @@ NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
       connection_(cancel_slot_) {
   peers_ = joinPeers(peers);
   // The validated name holds only [a-z0-9_] and double quotes, so it is safe inside a literal.
-  std::string exists = "false";
-  if (probe_.heartbeat && heartbeat_table_) {
-    // The table as this version writes it: with the lease columns (older versions created it
-    // without them; the setup below adds them).
-    exists = "(SELECT count(*) = 4 FROM pg_attribute WHERE attrelid = to_regclass('" +
-             heartbeat_table_->quoted() +
-             "') AND attname IN ('lease_ms', 'self_fenced_at', 'peers', 'timeline')"
-             " AND NOT attisdropped)";
-  }
-  state_query_ = replaceAll(kStateQuery, "%HEARTBEAT_EXISTS%", exists);
+  if (heartbeat_table_) heartbeat_state_ = heartbeatTableState(heartbeat_table_->quoted());
+  const std::string state = probe_.heartbeat && heartbeat_table_ ? heartbeat_state_ : "'absent'";
+  state_query_ = replaceAll(kStateQuery, "%HEARTBEAT_STATE%", state);
   if (heartbeat_table_) {
     const std::string table = heartbeat_table_->quoted();
     // lease_ms: how long this heartbeat keeps the node writable if no other one follows
@@ -164,15 +211,19 @@ NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
     // cleared by unfence() once the fence is lifted. The heartbeat never touches it: a heartbeat
     // that lands between the guard's mark and its fence would otherwise leave a fence without a
     // mark, which pgfailover must take for an operator's.
-    heartbeat_setup_ = "CREATE SCHEMA IF NOT EXISTS " + quoteIdentifier(heartbeat_table_->schema) +
-                       "; CREATE TABLE IF NOT EXISTS " + table +
-                       " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL)"
-                       "; ALTER TABLE " +
-                       table +
-                       " ADD COLUMN IF NOT EXISTS lease_ms integer NOT NULL DEFAULT 0,"
-                       " ADD COLUMN IF NOT EXISTS self_fenced_at timestamptz,"
-                       " ADD COLUMN IF NOT EXISTS peers text NOT NULL DEFAULT '',"
-                       " ADD COLUMN IF NOT EXISTS timeline bigint NOT NULL DEFAULT 0";
+    // Created without IF NOT EXISTS: a table someone made since the state query is never
+    // adopted (the next probe looks at its owner). One this version's role created without the
+    // lease columns (an older version) is completed.
+    heartbeat_create_ = "CREATE SCHEMA IF NOT EXISTS " + quoteIdentifier(heartbeat_table_->schema) +
+                        "; CREATE TABLE " + table +
+                        " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL,"
+                        " lease_ms integer NOT NULL DEFAULT 0, self_fenced_at timestamptz,"
+                        " peers text NOT NULL DEFAULT '', timeline bigint NOT NULL DEFAULT 0)";
+    heartbeat_upgrade_ = "ALTER TABLE " + table +
+                         " ADD COLUMN IF NOT EXISTS lease_ms integer NOT NULL DEFAULT 0,"
+                         " ADD COLUMN IF NOT EXISTS self_fenced_at timestamptz,"
+                         " ADD COLUMN IF NOT EXISTS peers text NOT NULL DEFAULT '',"
+                         " ADD COLUMN IF NOT EXISTS timeline bigint NOT NULL DEFAULT 0";
     heartbeat_write_ =
         "INSERT INTO " + table +
         " (id, ts, node, lease_ms, peers, timeline) VALUES (1, now(), $1, $2, $3,"
@@ -261,18 +312,18 @@ core::NodeObservation NodeProber::probe(bool write_heartbeat) {
     return finish();
   }
 
-  bool heartbeat_table_exists = false;
-  if (!readState(observation, state.result, &heartbeat_table_exists)) return finish();
+  std::string heartbeat_table_state;
+  if (!readState(observation, state.result, &heartbeat_table_state)) return finish();
   observation.reachable = true;
   observation.failure = core::ProbeFailure::kNone;
   if (probe_.heartbeat) {
-    heartbeat(observation, write_heartbeat, heartbeat_table_exists, query_deadline);
+    heartbeat(observation, write_heartbeat, heartbeat_table_state, query_deadline);
   }
   return finish();
 }
 
 bool NodeProber::readState(core::NodeObservation& observation, const QueryResult& result,
-                           bool* heartbeat_table_exists) {
+                           std::string* heartbeat_table_state) {
   auto malformed = [&](std::string_view what) {
     PgError error{"unexpected probe result: " + std::string(what), ""};
     fail(observation, error);
@@ -292,7 +343,7 @@ bool NodeProber::readState(core::NodeObservation& observation, const QueryResult
   if (auto timeout = parseInt64(result.value(0, kWalReceiverTimeout))) {
     observation.wal_receiver_timeout = Millis{*timeout};
   }
-  *heartbeat_table_exists = parseBool(result.value(0, kHeartbeatTableExists)).value_or(false);
+  *heartbeat_table_state = std::string(result.value(0, kHeartbeatTableState));
   if (auto slots = parseSlotList(result.value(0, kSlots))) {
     observation.slots = std::move(*slots);
     observation.slots_observed = true;
@@ -346,9 +397,12 @@ bool NodeProber::readState(core::NodeObservation& observation, const QueryResult
   return true;
 }
 
-void NodeProber::heartbeat(core::NodeObservation& observation, bool write, bool table_exists,
-                           SteadyTime deadline) {
+void NodeProber::heartbeat(core::NodeObservation& observation, bool write,
+                           const std::string& table_state, SteadyTime deadline) {
   const bool primary = !observation.in_recovery;
+  // Only a table this version would have made is read or written.
+  const bool table_exists = table_state == "ok";
+  const std::string refusal = heartbeatTableRefusal(probe_.heartbeat_table, table_state);
   auto cannot_commit = [&](std::string_view why) {
     observation.reachable = true;
     observation.failure = core::ProbeFailure::kCannotCommit;
@@ -371,6 +425,10 @@ void NodeProber::heartbeat(core::NodeObservation& observation, bool write, bool 
                         : "default_transaction_read_only is on (the node is fenced)");
       return;
     }
+    if (!refusal.empty()) {
+      cannot_commit(refusal);
+      return;
+    }
     auto failed = [&](const PgError& error) {
       // The server going away mid-write says the node is down, not that its disk is stuck.
       if (error.connection_lost && !error.deadline_expired) {
@@ -380,7 +438,8 @@ void NodeProber::heartbeat(core::NodeObservation& observation, bool write, bool 
       }
     };
     if (!table_exists) {
-      ExecOutcome setup = connection_.exec(heartbeat_setup_, deadline);
+      ExecOutcome setup =
+          connection_.exec(table_state == "old" ? heartbeat_upgrade_ : heartbeat_create_, deadline);
       if (!setup.ok()) return failed(*setup.error);
     }
     ExecOutcome written = connection_.exec(
@@ -415,9 +474,14 @@ void NodeProber::readHeartbeat(core::NodeObservation& observation, bool table_ex
 }
 
 Status NodeProber::releaseLease() {
-  if (!heartbeat_table_ || lease_release_.empty()) return Status::ok();
+  if (!heartbeat_table_ || lease_release_.empty() || heartbeat_state_.empty()) return Status::ok();
   Connection connection(cancel_slot_);
   if (Status connected = connectForAction(connection); !connected.isOk()) return connected;
+  // Never written to a table this version did not make: no lease there to release.
+  ExecOutcome state =
+      connection.exec("SELECT " + heartbeat_state_, steadyNow() + probe_.query_timeout);
+  if (!state.ok()) return actionError("looking at the heartbeat table failed", *state.error);
+  if (state.result.rows() == 0 || state.result.value(0, 0) != "ok") return Status::ok();
   ExecOutcome released = connection.exec(lease_release_, steadyNow() + probe_.query_timeout);
   if (!released.ok()) return actionError("releasing the primary's lease failed", *released.error);
   return Status::ok();
@@ -516,12 +580,13 @@ Status NodeProber::unfence() {
   if (Status settled = waitForReadOnlySetting(connection, false); !settled.isOk()) return settled;
   if (!heartbeat_table_ || self_fence_clear_.empty()) return Status::ok();
   // The node takes writes again; only now may its lease guard's mark go. A table without the
-  // column (never written by this version) is no error: there is no mark to clear.
-  ExecOutcome cleared = connection.exec(
-      "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('" + heartbeat_table_->quoted() +
-          "') AND attname = 'self_fenced_at' AND NOT attisdropped",
-      steadyNow() + probe_.query_timeout);
-  if (!cleared.ok() || cleared.result.rows() == 0) return Status::ok();
+  // column (never written by this version) is no error: there is no mark to clear; nor is one
+  // this version would not use (another role's): the mark is never its to clear.
+  if (heartbeat_state_.empty()) return Status::ok();
+  ExecOutcome cleared =
+      connection.exec("SELECT " + heartbeat_state_, steadyNow() + probe_.query_timeout);
+  if (!cleared.ok() || cleared.result.rows() == 0 || cleared.result.value(0, 0) != "ok")
+    return Status::ok();
   cleared = connection.exec(self_fence_clear_, steadyNow() + probe_.query_timeout);
   if (!cleared.ok())
     return actionError("unfenced, but clearing self_fenced_at failed", *cleared.error);

@@ -84,9 +84,9 @@ class NodeProber {
   bool ensureConnected(core::NodeObservation& observation, SteadyTime budget_end);
   void fail(core::NodeObservation& observation, const PgError& error);
   bool readState(core::NodeObservation& observation, const QueryResult& result,
-                 bool* heartbeat_table_exists);
+                 std::string* heartbeat_table_state);
   void readHeartbeat(core::NodeObservation& observation, bool table_exists, SteadyTime deadline);
-  void heartbeat(core::NodeObservation& observation, bool write, bool table_exists,
+  void heartbeat(core::NodeObservation& observation, bool write, const std::string& table_state,
                  SteadyTime deadline);
   // Opens a connection for an action, or returns the error as a Status.
   Status connectForAction(Connection& connection);
@@ -100,7 +100,11 @@ class NodeProber {
   std::string description_;
   std::optional<QualifiedName> heartbeat_table_;  // nullopt when heartbeat_table is invalid
   std::string state_query_;
-  std::string heartbeat_setup_;
+  // A scalar subquery: what the heartbeat table is ('ok', 'absent', 'owner <role>'...); empty
+  // when the table name is invalid.
+  std::string heartbeat_state_;
+  std::string heartbeat_create_;
+  std::string heartbeat_upgrade_;
   std::string heartbeat_write_;
   std::string heartbeat_read_;
   std::string lease_release_;

@@ -36,12 +36,7 @@ std::unique_ptr<ssh::CommandRunner> makeRunner(const config::NodeConfig& node) {
 }
 
 std::string slotName(const std::string& node) {
-  std::string name = "pgfailover_";
-  for (char c : node) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    name += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
-  }
-  return name.substr(0, 63);
+  return config::replicationSlotName(node);
 }
 
 // pg_rewind decides whether the histories diverged from the source's control file, which names

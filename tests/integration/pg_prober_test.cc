@@ -467,6 +467,79 @@ TEST(PgProberTest, HeartbeatThatCannotCommitIsReported) {
   EXPECT_TRUE(waitUntil([&] { return prober.probe(true).heartbeat_written; }, 10s));
 }
 
+// A heartbeat table pgfailover did not make is never adopted: another role's table could run
+// its triggers with pgfailover's privileges at every heartbeat. The probe says so, naming the
+// table and its owner, and writes nothing there.
+TEST(PgProberTest, HeartbeatTableAnotherRoleMadeIsRefused) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  bool ok = false;
+  cluster.sql(0,
+              "CREATE ROLE intruder NOLOGIN; CREATE SCHEMA pgfailover;"
+              " GRANT USAGE, CREATE ON SCHEMA pgfailover TO intruder;"
+              " CREATE TABLE public.trigger_runs (by_role text);"
+              " GRANT INSERT ON public.trigger_runs TO PUBLIC;"
+              " SET ROLE intruder;"
+              " CREATE TABLE pgfailover.heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL,"
+              "   node text NOT NULL, lease_ms integer NOT NULL DEFAULT 0,"
+              "   self_fenced_at timestamptz, peers text NOT NULL DEFAULT '',"
+              "   timeline bigint NOT NULL DEFAULT 0);"
+              " CREATE FUNCTION pgfailover.record() RETURNS trigger LANGUAGE plpgsql AS"
+              "   $$BEGIN INSERT INTO public.trigger_runs VALUES (current_user); RETURN NEW; END$$;"
+              " CREATE TRIGGER record BEFORE INSERT OR UPDATE ON pgfailover.heartbeat"
+              "   FOR EACH ROW EXECUTE FUNCTION pgfailover.record();"
+              " RESET ROLE",
+              &ok);
+  ASSERT_TRUE(ok);
+  NodeProber prober(nodeConfig(cluster, 0), probeConfig());
+  NodeObservation o = prober.probe(true);
+  EXPECT_TRUE(o.reachable) << describe(o);
+  EXPECT_FALSE(o.heartbeat_written);
+  EXPECT_EQ(o.failure, ProbeFailure::kCannotCommit) << describe(o);
+  EXPECT_NE(o.error.find("pgfailover.heartbeat exists and is owned by intruder"), std::string::npos)
+      << o.error;
+  EXPECT_EQ(cluster.sql(0, "SELECT count(*) FROM pgfailover.heartbeat"), "0");
+  EXPECT_EQ(cluster.sql(0, "SELECT count(*) FROM public.trigger_runs"), "0");
+  // Releasing the lease on a clean stop leaves it alone too.
+  EXPECT_TRUE(prober.releaseLease().isOk());
+  EXPECT_EQ(cluster.sql(0, "SELECT count(*) FROM public.trigger_runs"), "0");
+
+  // Columns other than pgfailover's, on a table of its own role, are refused as well.
+  cluster.sql(0,
+              "DROP TABLE pgfailover.heartbeat; CREATE TABLE pgfailover.heartbeat"
+              " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL, extra text)",
+              &ok);
+  ASSERT_TRUE(ok);
+  o = prober.probe(true);
+  EXPECT_FALSE(o.heartbeat_written);
+  EXPECT_NE(o.error.find("exists with other columns than pgfailover's (unexpected: extra text)"),
+            std::string::npos)
+      << o.error;
+
+  // Once it is gone, pgfailover makes its own and writes there.
+  cluster.sql(0, "DROP TABLE pgfailover.heartbeat", &ok);
+  ASSERT_TRUE(ok);
+  o = prober.probe(true);
+  EXPECT_TRUE(o.heartbeat_written) << describe(o);
+  EXPECT_EQ(cluster.sql(0, "SELECT node FROM pgfailover.heartbeat WHERE id = 1"), "pg1");
+}
+
+// A table an older version made (without the lease columns) is completed, not refused.
+TEST(PgProberTest, HeartbeatTableOfAnOlderVersionIsCompleted) {
+  PgCluster cluster(0);
+  ASSERT_TRUE(cluster.ok());
+  bool ok = false;
+  cluster.sql(0,
+              "CREATE SCHEMA pgfailover; CREATE TABLE pgfailover.heartbeat"
+              " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL)",
+              &ok);
+  ASSERT_TRUE(ok);
+  NodeProber prober(nodeConfig(cluster, 0), probeConfig());
+  NodeObservation o = prober.probe(true);
+  EXPECT_TRUE(o.heartbeat_written) << describe(o);
+  EXPECT_EQ(cluster.sql(0, "SELECT node || ' ' || timeline FROM pgfailover.heartbeat"), "pg1 1");
+}
+
 TEST(PgProberTest, WrongPasswordIsRejectedWithoutTheSecret) {
   PgCluster cluster(0);
   ASSERT_TRUE(cluster.ok());

@@ -7,6 +7,8 @@
 #include "lifecycle/rejoin.h"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +18,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include "ssh/local_runner.h"
@@ -103,6 +107,164 @@ class RejoinTest : public ::testing::Test {
   std::atomic<bool> stop_{false};
   std::vector<std::string> steps_;
 };
+
+// Quotes, a backslash, spaces, a tab and a newline: what a replication role or a passfile path
+// may hold, and what primary_conninfo, pg_rewind's and pg_basebackup's connection strings and
+// postgresql.auto.conf must carry through unchanged (a control character never comes from a
+// configuration, which refuses it; the escaping does not rely on that).
+class HostileValuesRejoinTest : public RejoinTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(RejoinTest::SetUp());
+    const std::string password = randomToken(24);
+    bool ok = false;
+    const std::string role = quoteIdent(kUser);
+    cluster_.sql(0, "CREATE ROLE " + role + " WITH LOGIN REPLICATION PASSWORD '" + password + "'",
+                 &ok);
+    ASSERT_TRUE(ok) << "creating the role " << kUser;
+    const std::string to = " TO " + role + ";";
+    cluster_.sql(0,
+                 "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean)" + to +
+                     " GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean)" + to +
+                     " GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text)" + to +
+                     " GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, "
+                     "bigint, boolean)" +
+                     to,
+                 &ok);
+    ASSERT_TRUE(ok) << "granting pg_rewind's functions";
+    // The nodes' pg_hba.conf names the configured replication role only.
+    for (std::size_t i = 0; i < 2; ++i) {
+      std::ofstream(cluster_.nodeDir(i) + "/pg_hba.conf", std::ios::app)
+          << "host replication all 127.0.0.1/32 scram-sha-256\n";
+      cluster_.sql(i, "SELECT pg_reload_conf()", &ok);
+      ASSERT_TRUE(ok);
+    }
+    std::string escaped;  // a .pgpass field escapes \ and :
+    for (char c : std::string(kUser)) {
+      if (c == '\\' || c == ':') escaped += '\\';
+      escaped += c;
+    }
+    for (std::size_t i = 0; i < 2; ++i) {
+      const std::string dir = cluster_.nodeDir(i) + kPassDir;
+      ASSERT_TRUE(fs::create_directory(dir));
+      ASSERT_TRUE(writeTextFile(passfile(i), "*:*:*:" + escaped + ":" + password + "\n", 0600));
+      if (::geteuid() == 0) {
+        passwd* account = getpwnam("postgres");
+        ASSERT_NE(account, nullptr);
+        ASSERT_EQ(::chown(dir.c_str(), account->pw_uid, account->pw_gid), 0);
+        ASSERT_EQ(::chown(passfile(i).c_str(), account->pw_uid, account->pw_gid), 0);
+      }
+    }
+    ASSERT_TRUE(waitUntil(
+        [&] {
+          return cluster_.sql(1, "SELECT count(*) FROM pg_roles WHERE rolname = " +
+                                     quoteLiteral(kUser)) == "1";
+        },
+        30s));
+  }
+
+  std::string passfile(std::size_t node) const {
+    return cluster_.nodeDir(node) + kPassDir + "/rep pass'file";
+  }
+
+  lifecycle::RejoinPlan hostilePlan(std::size_t node, std::size_t primary) const {
+    auto plan = planFor(node, primary);
+    plan.replication_user = kUser;
+    plan.passfile = passfile(node);
+    return plan;
+  }
+
+  // What the server reads from its files, through the server itself.
+  std::string serverSetting(std::size_t node, const std::string& name) const {
+    std::vector<std::string> argv = {pgBinary("postgres"), "-C", name, "-D",
+                                     cluster_.node(node).data_dir};
+    if (::geteuid() == 0) argv.insert(argv.begin(), {"runuser", "-u", "postgres", "--"});
+    ProcessOptions options;
+    options.timeout = 30s;
+    auto result = runProcess(argv, options);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    std::string value = result.out;
+    if (!value.empty() && value.back() == '\n') value.pop_back();
+    return value;
+  }
+
+  // The streaming node's primary_conninfo: read back by the server, then parsed by libpq; it
+  // carries exactly the plan's values and no other keyword.
+  void expectConninfoReadsBack(std::size_t node, const lifecycle::RejoinPlan& plan) {
+    const std::string conninfo = serverSetting(node, "primary_conninfo");
+    EXPECT_EQ(conninfo, lifecycle::replicationConninfo(plan, true));
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
+        PQconninfoParse(conninfo.c_str(), &error), &PQconninfoFree);
+    std::unique_ptr<char, decltype(&PQfreemem)> error_text(error, &PQfreemem);
+    ASSERT_TRUE(options) << conninfo << ": " << (error != nullptr ? error : "");
+    std::map<std::string, std::string> set;
+    for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o)
+      if (o->val != nullptr) set[o->keyword] = o->val;
+    const std::map<std::string, std::string> expected = {
+        {"host", "127.0.0.1"},
+        {"port", std::to_string(plan.primary_port)},
+        {"user", kUser},
+        {"passfile", passfile(node)},
+        {"application_name", cluster_.node(node).name}};
+    EXPECT_EQ(set, expected) << conninfo;
+    // The primary sees the stream under that role.
+    const std::size_t primary = 1 - node;
+    EXPECT_TRUE(waitUntil(
+        [&] {
+          return cluster_.sql(primary,
+                              "SELECT usename FROM pg_stat_replication WHERE "
+                              "application_name = " +
+                                  quoteLiteral(cluster_.node(node).name)) == kUser;
+        },
+        30s))
+        << cluster_.sql(primary, "SELECT usename, application_name FROM pg_stat_replication");
+  }
+
+  static std::string quoteIdent(const std::string& name) {
+    std::string out = "\"";
+    for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+  }
+  static std::string quoteLiteral(const std::string& text) {
+    std::string out = "E'";
+    for (char c : text) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  }
+
+  static constexpr const char* kUser = "rep'l \\user=x";
+  static constexpr const char* kPassDir = "/pass 'dir' \\ \t\n x";
+};
+
+TEST_F(HostileValuesRejoinTest, OldPrimaryIsRewoundAndStreamsWithQuotedValues) {
+  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
+  const auto plan = hostilePlan(0, 1);
+  auto result = rejoin(plan, 0);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "rewind") << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  expectConninfoReadsBack(0, plan);
+}
+
+TEST_F(HostileValuesRejoinTest, MissingDataDirectoryIsClonedAndStreamsWithQuotedValues) {
+  std::string out;
+  ASSERT_EQ(cluster_.runNodeScript(1, "stop.sh", {"--mode", "fast"}, &out), 0) << out;
+  fs::remove_all(cluster_.node(1).data_dir);
+  auto plan = hostilePlan(1, 0);
+  plan.slot_name = "pgfailover_pg2";
+  bool ok = false;
+  cluster_.sql(0, "SELECT pg_create_physical_replication_slot('pgfailover_pg2')", &ok);
+  ASSERT_TRUE(ok);
+  auto result = rejoin(plan, 1);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "clone") << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(1));
+  expectConninfoReadsBack(1, plan);
+  EXPECT_EQ(serverSetting(1, "primary_slot_name"), "pgfailover_pg2");
+}
 
 TEST_F(RejoinTest, OldPrimaryIsRewoundWhileNothingCanStartIt) {
   ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());

@@ -347,7 +347,7 @@ TEST_F(AdminCommandArgs, AMissingTokenIsAUsageError) {
             std::string::npos)
       << err_.str();
   EXPECT_EQ(failover({"--token-file", "/nonexistent/pgfailover-token"}), 2);
-  EXPECT_NE(err_.str().find("cannot read the token file /nonexistent/pgfailover-token"),
+  EXPECT_NE(err_.str().find("the token file /nonexistent/pgfailover-token cannot be read"),
             std::string::npos)
       << err_.str();
 }

@@ -296,7 +296,8 @@ TEST(Config, HostExecutionIsValidated) {
                           "nodes[0].data_dir: is required when ssh or local is set",
                           "nodes[1]: ssh and local are exclusive",
                           "failover.preferred_node: names no configured node",
-                          "admin.token_file: cannot read", "replication.passfile: is required"}) {
+                          "admin.token_file: /nonexistent/token cannot be read",
+                          "replication.passfile: is required"}) {
     EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << allErrors(r);
   }
 }
