@@ -330,6 +330,10 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
   readable("sslrootcert", node.sslrootcert);
   readable("sslcert", node.sslcert);
   readable("sslkey", node.sslkey);
+  // A client key is a secret like the ssh key (libpq itself refuses a key others can read).
+  if (!node.sslkey.empty())
+    if (std::string unsafe = unsafeSecretFileMode(node.sslkey); !unsafe.empty())
+      r.error(prefix + ".sslkey", unsafe);
   if (node.sslcert.empty() != node.sslkey.empty())
     r.error(prefix, "sslcert and sslkey go together (a client certificate and its key)");
   const auto& creds = node.credentials;

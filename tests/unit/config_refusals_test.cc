@@ -228,6 +228,29 @@ TEST_F(SecretFiles, APasswordFileOrSshKeyOthersCanReadIsRefused) {
   EXPECT_TRUE(fine.ok()) << errorsOf(fine);
 }
 
+TEST_F(SecretFiles, ATlsClientKeyOthersCanReadIsRefused) {
+  const std::string ca = write("ca.crt", "not really a certificate\n", 0644);  // public
+  const std::string cert = write("client.crt", "not really a certificate\n", 0644);
+  const std::string key = write("client.key", "not really a key\n", 0604);
+  nlohmann::json config = {{"nodes",
+                            {{{"name", "pg1"},
+                              {"host", "h1"},
+                              {"sslmode", "verify-full"},
+                              {"sslrootcert", ca},
+                              {"sslcert", cert},
+                              {"sslkey", key}},
+                             {{"name", "pg2"}, {"host", "h2"}}}}};
+  auto r = parse(config.dump());
+  EXPECT_NE(errorsOf(r).find("nodes[0].sslkey: " + key + " is open to all users (mode 0604)"),
+            std::string::npos)
+      << errorsOf(r);
+  EXPECT_EQ(errorsOf(r).find("ca.crt"), std::string::npos) << errorsOf(r);
+  EXPECT_EQ(errorsOf(r).find("client.crt"), std::string::npos) << errorsOf(r);
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  auto fine = parse(config.dump());
+  EXPECT_TRUE(fine.ok()) << errorsOf(fine);
+}
+
 TEST_F(SecretFiles, APasswordFileThatIsAFifoIsRefusedWithoutHanging) {
   const std::string fifo = dir_ + "/pg.password";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
