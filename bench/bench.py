@@ -793,6 +793,41 @@ def node_status(lab, name):
     return {}
 
 
+def rejoin_diverged(lab, p_replica, p_primary):
+    """pg1 (replica) stops receiving, pg2 (primary) commits rows only it has, pg2 is killed,
+    pgfailover promotes pg1 and rejoins pg2 by itself (rejoin on): the path where pg_rewind is
+    really needed. Returns pgfailover's rejoin report of pg2 and the time from the kill."""
+    wait_for(lambda: (node_status(lab, "pg1").get("wal_receiver") or {}).get("status") == "streaming",
+             120, "pg1 streaming before the diverged round")
+    lab.psql(p_primary, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 2000")
+    wait_for(lambda: lab.psql(p_primary, "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)),1) "
+                                         "FROM pg_stat_replication") == "0", 300, "pg1 caught up")
+    # the replica's WAL receiver stops (an empty primary_conninfo), so nothing more reaches it
+    lab.psql(p_replica, "ALTER SYSTEM SET primary_conninfo = ''")
+    lab.psql(p_replica, "SELECT pg_reload_conf()")
+    wait_for(lambda: lab.psql(p_primary, "SELECT count(*) FROM pg_stat_replication") == "0", 60,
+             "pg1's WAL receiver gone")
+    lab.psql(p_primary, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 100")
+    before = node_status(lab, "pg2").get("rejoin") or {}
+    attempts = before.get("attempts", 0)
+    t0 = time.time()
+    os.kill(postmaster_pid(lab.data_dir("pg2")), signal.SIGKILL)
+    wait_for(lambda: lab.status().get("primary") == "pg1" and
+             lab.psql(p_replica, "SELECT pg_is_in_recovery()") == "f", 180, "failover to pg1")
+    lab.psql(p_replica, "ALTER SYSTEM RESET primary_conninfo")
+    t_promoted = round(time.time() - t0, 2)
+
+    def finished():
+        rj = node_status(lab, "pg2").get("rejoin") or {}
+        last = rj.get("last") or {}
+        return last if rj.get("attempts", 0) > attempts and not rj.get("running") else None
+    last = wait_for(finished, 3600, "pgfailover's rejoin of pg2", interval=0.25)
+    out = {"rejoin": last, "promoted_after_s": t_promoted, "rejoined_after_s": round(time.time() - t0, 2),
+           "load": loadavg()}
+    log(f"  diverged -> {out}")
+    return out
+
+
 def part_rejoin(args):
     sizes = [("100 MB", 7)] if args.quick else [("100 MB", 7), ("1 GB", 68), ("4 GB", 273)]
     results = []
@@ -863,15 +898,26 @@ def part_rejoin(args):
             clone = os.path.join(lab.dir, "clone")
             os.makedirs(clone)
             shutil.chown(clone, "postgres", "postgres")
-            src_repl = f"host=127.0.0.1 port={p2} user=replicator passfile={passfile}"
+            # the lab's nodes take TLS only (hostssl), verified against the CA it made
+            src_repl = (f"host=127.0.0.1 port={p2} user=replicator passfile={passfile} sslmode=verify-full "
+                        f"sslrootcert={os.path.join(lab.dir, 'ca', 'ca.crt')}")
             t0 = time.time()
             sh([*setpriv_postgres(), f"{PGBIN}/pg_basebackup", "-D", os.path.join(clone, "data"), "-X", "stream",
-                "-c", "fast", "-d", src_repl], timeout=3600)
+                "-c", "fast", "-d", src_repl], timeout=3600,
+               env=dict(os.environ, HOME="/var/lib/postgresql"))  # libpq looks for ~/.postgresql
             t_clone = time.time() - t0
+            shutil.rmtree(clone, ignore_errors=True)
             r = {"size": label, "pgbench_scale": scale, "db_bytes": db_size, "changed_wal_bytes": changed,
                  "load_s": round(t_load, 1), "wal_keep_size": wal_keep, "source_pg_wal_bytes": src_wal,
                  "rejoin": last, "rejoin_wall_s": round(t_done, 2), "streaming_after_s": t_stream,
                  "pg_basebackup_s": round(t_clone, 2), "load": loadavg()}
+            # Round 2, the same data the other way: the primary (pg2) writes what its replica (pg1)
+            # never receives, then dies. pg2's WAL goes past the fork, so its rejoin must rewind.
+            try:
+                r["diverged"] = rejoin_diverged(lab, p1, p2)
+            except Exception as e:  # a failed second round leaves the first one's figures
+                log(f"  diverged round failed: {e}")
+                r["diverged"] = {"error": str(e)}
             log(f"  -> {r}")
             results.append(r)
             save("rejoin", {"quick": args.quick, "results": results})
@@ -1406,6 +1452,20 @@ plot '{datf}' using 1:2 with boxes notitle lc rgb '#1f77b4'
 """, png)
 
 
+def diverged_cells(d):
+    """The three diverged-round cells of a rejoin row."""
+    if not d:
+        return "– | – | –"
+    if d.get("error"):
+        return f"not measured ({d['error']}) | – | –"
+    last = d.get("rejoin") or {}
+    method = last.get("method") or "–"
+    if not last.get("succeeded"):
+        method += f" (**failed**: {last.get('error')})"
+    dur = last.get("duration_ms")
+    return f"{method} | {fmt(dur / 1000 if dur is not None else None)} | {fmt(d.get('rejoined_after_s'))}"
+
+
 def judge_rejoin(ok):
     """Nearly independent of size: the largest at most 1.5 times the smallest, never slower than a re-clone."""
     d = [r["rejoin"]["duration_ms"] / 1000 for r in ok]
@@ -1559,11 +1619,16 @@ def report():
               "timed directly (`-X stream -c fast` of the whole new primary into an empty directory; starting that "
               "copy is not included). Both nodes keep the lab's `wal_keep_size = 256MB`; *source pg_wal* is what "
               "the new primary's pg_wal held when the rejoin started.", "",
-              "| data | database size | load time (s) | WAL written after failover | source pg_wal | pgfailover rejoin: method | rejoin (s) | until streaming (s) | pg_basebackup (s) | load (1/5/15) |",
-              "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+              "A second round on the same data measures the path where the old primary did diverge: the new "
+              "primary's replica stops receiving (an empty `primary_conninfo`), 100 rows are updated on the primary "
+              "alone, its postmaster is killed, pgfailover promotes the replica and rejoins the old primary by itself "
+              "(rejoin on, `rejoin_grace_ms` 5 s). **diverged: rejoin** is that rejoin's `duration_ms`, **from the "
+              "kill** the time until it finished.", "",
+              "| data | database size | load time (s) | WAL written after failover | source pg_wal | pgfailover rejoin: method | rejoin (s) | until streaming (s) | pg_basebackup (s) | diverged: method | diverged: rejoin (s) | diverged: from the kill (s) | load (1/5/15) |",
+              "|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|"]
         for r in rj["results"]:
             if r.get("skipped"):
-                L.append(f"| {r['size']} | skipped: {r['skipped']} | | | | | | | | |")
+                L.append(f"| {r['size']} | skipped: {r['skipped']} | | | | | | | | | | | |")
                 continue
             last = r.get("rejoin") or {}
             method = last.get("method") or "–"
@@ -1573,7 +1638,7 @@ def report():
             L.append(f"| {r['size']} (pgbench -s {r['pgbench_scale']}) | {r['db_bytes'] / 1e6:.0f} MB | {r.get('load_s', '–')} | "
                      f"{r['changed_wal_bytes'] / 1e6:.1f} MB | {fmt_mb(r.get('source_pg_wal_bytes'))} | {method} | "
                      f"{fmt(dur / 1000 if dur is not None else None)} | {fmt(r.get('streaming_after_s'))} | "
-                     f"{fmt(r['pg_basebackup_s'])} | {r['load']} |")
+                     f"{fmt(r['pg_basebackup_s'])} | {diverged_cells(r.get('diverged'))} | {r['load']} |")
         png = plot_rejoin(rj)
         if png:
             L += ["", f"![rejoin time vs size]({png})"]
