@@ -15,6 +15,7 @@ packages=(
   postgresql-15 postgresql-client-15
   openssh-server openssh-client iproute2 nftables iputils-ping procps curl jq python3-psycopg2
   clang-format unzip
+  etcd-server etcd-client
 )
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }

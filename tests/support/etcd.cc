@@ -1,0 +1,160 @@
+#include "support/etcd.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "support/pg_cluster.h"
+#include "support/process.h"
+
+namespace pgfailover::testing {
+
+EtcdCluster::EtcdCluster(int members, std::vector<std::string> extra_args)
+    : extra_args_(std::move(extra_args)) {
+  const char* base_env = std::getenv("PGFAILOVER_TEST_TMPDIR");
+  std::string base = base_env != nullptr && *base_env != '\0' ? base_env : "/tmp";
+  std::string pattern = base + "/pgfailover-etcd-XXXXXX";
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  if (mkdtemp(buffer.data()) == nullptr) {
+    ADD_FAILURE() << "EtcdCluster: mkdtemp(" << pattern << ") failed: " << std::strerror(errno);
+    return;
+  }
+  dir_ = buffer.data();
+  if (::access("/usr/bin/etcd", X_OK) != 0) {
+    ADD_FAILURE() << "EtcdCluster: /usr/bin/etcd is missing (scripts/install-deps.sh installs "
+                     "Debian's etcd-server)";
+    return;
+  }
+  cluster_token_ = "pgfailover-test-" + randomToken(8);
+  for (int i = 0; i < members; ++i) {
+    Member m;
+    m.name = "etcd" + std::to_string(i);
+    m.client_port = freePort();
+    m.peer_port = freePort();
+    m.data_dir = dir_ + "/" + m.name;
+    members_.push_back(std::move(m));
+  }
+  for (int i = 0; i < members; ++i) {
+    members_[i].process = makeProcess(i);
+    if (!members_[i].process->start()) return;
+  }
+  for (int i = 0; i < members; ++i)
+    if (!waitHealthy(i)) {
+      ADD_FAILURE() << "EtcdCluster: member " << i << " is not healthy after 20 s:\n"
+                    << members_[i].process->logTail(30);
+      return;
+    }
+  ok_ = true;
+}
+
+EtcdCluster::~EtcdCluster() {
+  for (auto& m : members_)
+    if (m.process) m.process->stop(std::chrono::seconds(5));
+  if (dir_.empty()) return;
+  const bool failed = ::testing::Test::HasFailure();
+  const char* keep = std::getenv("PGFAILOVER_KEEP_TEST_DIRS");
+  if (failed && keep != nullptr && std::string(keep) == "1") {
+    std::fprintf(stderr, "EtcdCluster: kept %s (PGFAILOVER_KEEP_TEST_DIRS=1)\n", dir_.c_str());
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::unique_ptr<DaemonProcess> EtcdCluster::makeProcess(int i) const {
+  const Member& m = members_[i];
+  std::string initial_cluster;
+  for (const auto& other : members_)
+    initial_cluster += (initial_cluster.empty() ? "" : ",") + other.name +
+                       "=http://127.0.0.1:" + std::to_string(other.peer_port);
+  DaemonOptions options;
+  options.binary = "/usr/bin/etcd";
+  options.log_path = dir_ + "/" + m.name + ".log";
+  const std::string client = "http://127.0.0.1:" + std::to_string(m.client_port);
+  const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer_port);
+  options.args = {"--name=" + m.name,
+                  "--data-dir=" + m.data_dir,
+                  "--listen-client-urls=" + client,
+                  "--advertise-client-urls=" + client,
+                  "--listen-peer-urls=" + peer,
+                  "--initial-advertise-peer-urls=" + peer,
+                  "--initial-cluster=" + initial_cluster,
+                  "--initial-cluster-state=new",
+                  "--initial-cluster-token=" + cluster_token_,
+                  "--logger=zap",
+                  "--log-outputs=stderr"};
+  options.args.insert(options.args.end(), extra_args_.begin(), extra_args_.end());
+  return std::make_unique<DaemonProcess>(std::move(options));
+}
+
+std::string EtcdCluster::clientUrl(int i) const {
+  return "http://127.0.0.1:" + std::to_string(members_.at(i).client_port);
+}
+
+std::vector<std::string> EtcdCluster::clientUrls() const {
+  std::vector<std::string> urls;
+  for (int i = 0; i < size(); ++i) urls.push_back(clientUrl(i));
+  return urls;
+}
+
+void EtcdCluster::kill(int i) {
+  members_.at(i).process->signal(SIGKILL);
+  members_.at(i).process->stop(std::chrono::seconds(5));
+}
+
+bool EtcdCluster::restart(int i) {
+  auto& m = members_.at(i);
+  if (m.process && m.process->running()) return true;
+  m.process = makeProcess(i);
+  return m.process->start();
+}
+
+void EtcdCluster::pause(int i) {
+  members_.at(i).process->signal(SIGSTOP);
+}
+
+void EtcdCluster::resume(int i) {
+  members_.at(i).process->signal(SIGCONT);
+}
+
+bool EtcdCluster::waitHealthy(int i, std::chrono::milliseconds timeout) {
+  return waitUntil(
+      [&] {
+        httplib::Client client("127.0.0.1", members_.at(i).client_port);
+        client.set_connection_timeout(std::chrono::milliseconds(300));
+        client.set_read_timeout(std::chrono::seconds(1));
+        auto response = client.Get("/health");
+        return response && response->status == 200 &&
+               response->body.find("\"true\"") != std::string::npos;
+      },
+      timeout);
+}
+
+int EtcdCluster::etcdctl(const std::vector<std::string>& args, std::string* output,
+                         const std::string& user, const std::string& password,
+                         const std::string& stdin_text) {
+  std::vector<std::string> argv = {"etcdctl", "--endpoints=" + clientUrl(0),
+                                   "--command-timeout=5s"};
+  ProcessOptions options;
+  options.env = {{"ETCDCTL_API", "3"}};
+  if (!user.empty()) {
+    // Through the environment, never argv: a password on a command line is visible in ps.
+    options.env.emplace_back("ETCDCTL_USER", user + ":" + password);
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  options.merge_stderr = true;
+  options.stdin_text = stdin_text;
+  options.timeout = std::chrono::seconds(20);
+  ProcessResult result = runProcess(argv, options);
+  if (output != nullptr) *output = result.out;
+  return result.exit_code;
+}
+
+}  // namespace pgfailover::testing
