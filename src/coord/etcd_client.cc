@@ -16,6 +16,9 @@ constexpr int kGrpcDeadlineExceeded = 4;
 constexpr int kGrpcUnavailable = 14;
 constexpr int kGrpcUnauthenticated = 16;
 
+// etcd's answers to pgfailover's calls are a few KiB; anything far larger is not etcd.
+constexpr std::size_t kMaxAnswerBytes = 4 * 1024 * 1024;
+
 bool tokenRejected(const GatewayError& error) {
   // etcd 3.4 and 3.5: "etcdserver: invalid auth token" (Unauthenticated); a simple token also
   // expires after --auth-token-ttl without use.
@@ -92,24 +95,58 @@ EtcdResult<json> EtcdClient::post(Endpoint& endpoint, const std::string& path,
     result.status = {StatusCode::kInvalidArgument, where + ": " + endpoint.setup_error};
     return result;
   }
-  httplib::Headers headers;
-  if (with_token && !token_.empty()) headers.emplace("Authorization", token_.revealForUse());
-  httplib::Result response = endpoint.client->Post(path, headers, body, "application/json");
-  if (!response) {
+  // The gateway ends its error answers with HTTP trailers (Grpc-Trailer-Content-Type), which
+  // this cpp-httplib cannot parse: it reports a read error after the whole body arrived. The
+  // status and body are therefore collected as they arrive, and a complete JSON body counts as
+  // the answer even when the trailer then fails to parse.
+  httplib::Request request;
+  request.method = "POST";
+  request.path = path;
+  request.body = body;
+  request.set_header("Content-Type", "application/json");
+  if (with_token && !token_.empty()) request.set_header("Authorization", token_.revealForUse());
+  int status = 0;
+  std::string received;
+  bool too_large = false;
+  request.response_handler = [&](const httplib::Response& head) {
+    status = head.status;
+    return true;
+  };
+  request.content_receiver = [&](const char* data, std::size_t length, std::uint64_t,
+                                 std::uint64_t) {
+    if (received.size() + length > kMaxAnswerBytes) {
+      too_large = true;
+      return false;
+    }
+    received.append(data, length);
+    return true;
+  };
+  httplib::Response head;
+  httplib::Error transport_error = httplib::Error::Success;
+  const bool sent = endpoint.client->send(request, head, transport_error);
+  if (too_large) {
     transport_failed = true;
-    const auto error = response.error();
-    const bool timeout =
-        error == httplib::Error::Read || error == httplib::Error::ConnectionTimeout;
+    result.status = {StatusCode::kInternal,
+                     where + ": the answer exceeds " + std::to_string(kMaxAnswerBytes) + " bytes"};
+    return result;
+  }
+  const bool answered =
+      status != 0 &&
+      (sent || !json::parse(received, nullptr, /*allow_exceptions=*/false).is_discarded());
+  if (!answered) {
+    transport_failed = true;
+    const bool timeout = transport_error == httplib::Error::Read ||
+                         transport_error == httplib::Error::ConnectionTimeout;
     result.status = {timeout ? StatusCode::kDeadlineExceeded : StatusCode::kUnavailable,
-                     where + ": " + httplib::to_string(error) +
+                     where + ": " + httplib::to_string(transport_error) +
                          (timeout ? " (no answer within the deadline)" : "")};
     return result;
   }
   // A streaming call (lease keepalive) answers one JSON object per line.
-  std::string text = response->body;
+  std::string text = received;
   if (auto newline = text.find('\n'); newline != std::string::npos) text.resize(newline);
-  if (response->status != 200) {
-    GatewayError error = decodeError(response->body);
+  if (status != 200) {
+    GatewayError error = decodeError(received);
     token_rejected = tokenRejected(error);
     transport_failed = memberUnavailable(error);
     StatusCode code = StatusCode::kFailedPrecondition;
@@ -120,8 +157,8 @@ EtcdResult<json> EtcdClient::post(Endpoint& endpoint, const std::string& path,
       code = StatusCode::kUnavailable;
     else if (error.grpc_code == kGrpcInvalidArgument)
       code = StatusCode::kInvalidArgument;
-    std::string message = error.message.empty() ? response->body.substr(0, 200) : error.message;
-    result.status = {code, where + ": HTTP " + std::to_string(response->status) + ": " + message};
+    std::string message = error.message.empty() ? received.substr(0, 200) : error.message;
+    result.status = {code, where + ": HTTP " + std::to_string(status) + ": " + message};
     return result;
   }
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -160,6 +197,7 @@ Status EtcdClient::authenticate(Endpoint& endpoint, bool& transport_failed) {
   if (token == answer.value.end() || !token->is_string() || token->get<std::string>().empty())
     return {StatusCode::kInternal, "etcd " + endpoint.url + ": authenticate returned no token"};
   token_ = Secret(token->get<std::string>());
+  ++authentications_;
   return Status::ok();
 }
 

@@ -82,6 +82,9 @@ class EtcdClient {
 
   // The endpoint the last call used (for logs and /status).
   const std::string& currentEndpoint() const;
+  // How many times the client authenticated (a token expires when unused for etcd's
+  // --auth-token-ttl, and is then fetched again).
+  int authentications() const { return authentications_; }
 
  private:
   struct Endpoint;
@@ -99,6 +102,7 @@ class EtcdClient {
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::size_t current_ = 0;
   Secret token_;
+  int authentications_ = 0;
 };
 
 }  // namespace pgfailover::coord

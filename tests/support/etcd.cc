@@ -55,8 +55,8 @@ EtcdCluster::EtcdCluster(int members, std::vector<std::string> extra_args)
 }
 
 EtcdCluster::~EtcdCluster() {
-  for (auto& m : members_)
-    if (m.process) m.process->stop(std::chrono::seconds(5));
+  // Each DaemonProcess prints its log's tail when the test failed: before the folder goes.
+  for (auto& m : members_) m.process.reset();
   if (dir_.empty()) return;
   const bool failed = ::testing::Test::HasFailure();
   const char* keep = std::getenv("PGFAILOVER_KEEP_TEST_DIRS");
