@@ -14,7 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
   openssh-server openssh-client iproute2 nftables iputils-ping procps curl jq python3-psycopg2
-  clang-format unzip
+  clang-format unzip openssl
   etcd-server etcd-client
 )
 

@@ -11,7 +11,9 @@
 // keeps using the one that answered. Errors are values; nothing throws out of it. The password
 // is only ever sent in the authenticate call's body and never appears in a Status message.
 //
-// Not thread-safe: one owner calls it (the tick loop).
+// Not thread-safe: one owner calls it (the tick loop). The process must ignore SIGPIPE, as the
+// daemon does: OpenSSL writes to a connection etcd closed (a refused client certificate) would
+// otherwise end it.
 #pragma once
 
 #include <cstdint>

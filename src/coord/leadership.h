@@ -29,6 +29,10 @@
 
 namespace pgfailover::coord {
 
+// The documents the acting instance keeps under the prefix (docs/coordination.md).
+inline constexpr const char* kStateDocument = "state";
+inline constexpr const char* kPromotionIntentDocument = "promotion-intent";
+
 struct LeadershipOptions {
   std::string name;        // this instance's name, unique among the instances
   std::string prefix;      // "/pgfailover/<cluster>"; keys are <prefix>/leader, <prefix>/<doc>

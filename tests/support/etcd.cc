@@ -15,8 +15,11 @@
 
 namespace pgfailover::testing {
 
-EtcdCluster::EtcdCluster(int members, std::vector<std::string> extra_args)
-    : extra_args_(std::move(extra_args)) {
+EtcdCluster::EtcdCluster(int members, std::vector<std::string> extra_args, bool tls)
+    : extra_args_(std::move(extra_args)), tls_(tls) {
+  // As the daemon does (cli/commands.cc): OpenSSL writing to a connection etcd closed (a
+  // refused client certificate) raises SIGPIPE, which must be an error, not the test's end.
+  ::signal(SIGPIPE, SIG_IGN);
   const char* base_env = std::getenv("PGFAILOVER_TEST_TMPDIR");
   std::string base = base_env != nullptr && *base_env != '\0' ? base_env : "/tmp";
   std::string pattern = base + "/pgfailover-etcd-XXXXXX";
@@ -32,6 +35,7 @@ EtcdCluster::EtcdCluster(int members, std::vector<std::string> extra_args)
                      "Debian's etcd-server)";
     return;
   }
+  if (tls_ && !makeCertificates()) return;
   cluster_token_ = "pgfailover-test-" + randomToken(8);
   for (int i = 0; i < members; ++i) {
     Member m;
@@ -77,7 +81,7 @@ std::unique_ptr<DaemonProcess> EtcdCluster::makeProcess(int i) const {
   DaemonOptions options;
   options.binary = "/usr/bin/etcd";
   options.log_path = dir_ + "/" + m.name + ".log";
-  const std::string client = "http://127.0.0.1:" + std::to_string(m.client_port);
+  const std::string client = clientUrl(i);
   const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer_port);
   options.args = {"--name=" + m.name,
                   "--data-dir=" + m.data_dir,
@@ -90,12 +94,53 @@ std::unique_ptr<DaemonProcess> EtcdCluster::makeProcess(int i) const {
                   "--initial-cluster-token=" + cluster_token_,
                   "--logger=zap",
                   "--log-outputs=stderr"};
+  if (tls_) {
+    for (std::string flag :
+         {"--cert-file=" + dir_ + "/server.crt", "--key-file=" + dir_ + "/server.key",
+          "--trusted-ca-file=" + caFile(), std::string("--client-cert-auth")})
+      options.args.push_back(flag);
+  }
   options.args.insert(options.args.end(), extra_args_.begin(), extra_args_.end());
   return std::make_unique<DaemonProcess>(std::move(options));
 }
 
 std::string EtcdCluster::clientUrl(int i) const {
-  return "http://127.0.0.1:" + std::to_string(members_.at(i).client_port);
+  return std::string(tls_ ? "https" : "http") +
+         "://127.0.0.1:" + std::to_string(members_.at(i).client_port);
+}
+
+bool EtcdCluster::makeCertificates() {
+  // ECDSA P-256 keys: fast to make. Server certificate for IP 127.0.0.1; client certificate
+  // for "pgfailover"; a second CA that signed neither.
+  const std::string script = R"(set -e
+cd "$1"
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+key ca.key
+openssl req -x509 -new -key ca.key -subj /CN=pgfailover-test-ca -days 2 -out ca.crt
+key other-ca.key
+openssl req -x509 -new -key other-ca.key -subj /CN=pgfailover-other-ca -days 2 -out other-ca.crt
+key server.key
+openssl req -new -key server.key -subj /CN=127.0.0.1 -out server.csr
+printf 'subjectAltName=IP:127.0.0.1
+extendedKeyUsage=serverAuth,clientAuth
+' > server.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt 2>/dev/null
+key client.key
+openssl req -new -key client.key -subj /CN=pgfailover -out client.csr
+printf 'extendedKeyUsage=clientAuth
+' > client.ext
+openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.crt 2>/dev/null
+chmod 0600 ca.key other-ca.key server.key client.key
+)";
+  ProcessOptions options;
+  options.merge_stderr = true;
+  options.timeout = std::chrono::seconds(30);
+  ProcessResult result = runProcess({"/bin/sh", "-c", script, "sh", dir_}, options);
+  if (!result.ok()) {
+    ADD_FAILURE() << "EtcdCluster: making test certificates with openssl failed:\n" << result.out;
+    return false;
+  }
+  return true;
 }
 
 std::vector<std::string> EtcdCluster::clientUrls() const {
@@ -127,7 +172,10 @@ void EtcdCluster::resume(int i) {
 bool EtcdCluster::waitHealthy(int i, std::chrono::milliseconds timeout) {
   return waitUntil(
       [&] {
-        httplib::Client client("127.0.0.1", members_.at(i).client_port);
+        httplib::Client client =
+            tls_ ? httplib::Client(clientUrl(i), clientCertFile(), clientKeyFile())
+                 : httplib::Client(clientUrl(i));
+        if (tls_) client.set_ca_cert_path(caFile());
         client.set_connection_timeout(std::chrono::milliseconds(300));
         client.set_read_timeout(std::chrono::seconds(1));
         auto response = client.Get("/health");

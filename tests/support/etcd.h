@@ -17,7 +17,10 @@ class EtcdCluster {
  public:
   // Starts `members` members and waits until the cluster has a leader. `extra_args` go to
   // every member (e.g. "--auth-token-ttl=1"). On failure the test gets ADD_FAILURE, ok() false.
-  explicit EtcdCluster(int members = 1, std::vector<std::string> extra_args = {});
+  // With `tls`, the client port serves https only, with a server certificate for 127.0.0.1
+  // signed by a fresh test CA, and requires a client certificate signed by it (caFile(),
+  // clientCertFile(), clientKeyFile()); otherCaFile() is a CA that signed nothing of this.
+  explicit EtcdCluster(int members = 1, std::vector<std::string> extra_args = {}, bool tls = false);
   ~EtcdCluster();
   EtcdCluster(const EtcdCluster&) = delete;
   EtcdCluster& operator=(const EtcdCluster&) = delete;
@@ -28,6 +31,10 @@ class EtcdCluster {
   std::string clientUrl(int i) const;
   std::vector<std::string> clientUrls() const;
   const std::string& dir() const { return dir_; }
+  std::string caFile() const { return dir_ + "/ca.crt"; }
+  std::string otherCaFile() const { return dir_ + "/other-ca.crt"; }
+  std::string clientCertFile() const { return dir_ + "/client.crt"; }
+  std::string clientKeyFile() const { return dir_ + "/client.key"; }
 
   // SIGKILL member i (by PID) and reap it.
   void kill(int i);
@@ -38,9 +45,9 @@ class EtcdCluster {
   // Waits until member i answers /health with a leader.
   bool waitHealthy(int i, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
-  // Runs etcdctl (v3 API) against member 0 with `args`; returns its exit status, output in
-  // `output` (stdout and stderr).
-  // `stdin_text` feeds prompts ("user add --interactive=false" reads the password there).
+  // Runs etcdctl (v3 API, plain http members only) against member 0 with `args`; returns its exit
+  // status, output in `output` (stdout and stderr). `stdin_text` feeds prompts ("user add
+  // --interactive=false" reads the password there).
   int etcdctl(const std::vector<std::string>& args, std::string* output = nullptr,
               const std::string& user = "", const std::string& password = "",
               const std::string& stdin_text = "");
@@ -54,11 +61,13 @@ class EtcdCluster {
     std::unique_ptr<DaemonProcess> process;
   };
   std::unique_ptr<DaemonProcess> makeProcess(int i) const;
+  bool makeCertificates();
 
   bool ok_ = false;
   std::string dir_;
   std::string cluster_token_;
   std::vector<std::string> extra_args_;
+  bool tls_ = false;
   std::vector<Member> members_;
 };
 
