@@ -55,7 +55,9 @@ class Leadership {
   Leadership(EtcdClient& client, LeadershipOptions options);
 
   // One election step: makes sure this instance has a live lease (renewing it or granting a
-  // new one), then creates the leader key with it unless someone holds it. OK when the step
+  // new one), then creates the leader key with it unless someone holds it. An instance
+  // restarted after a crash finds the key under its own name but its old lease: it waits for
+  // that lease to run out like any other instance would. OK when the step
   // ran (whether or not this instance won: see leading()); an error when etcd did not answer.
   Status campaign(SteadyTime now);
   // Renews the lease (one keepalive). When etcd says the lease is gone, this instance is no
@@ -83,7 +85,8 @@ class Leadership {
   // A transaction that etcd applies only while this instance still holds the leader key (same
   // create_revision, same name). Refused locally, without a request, when acting(now) is false.
   // FailedPrecondition when etcd refused it: this instance has been deposed and leading()
-  // turns false.
+  // turns false. Any other error means no answer came: the write may or may not have been
+  // applied, and the action it guards must not run.
   EtcdResult<TxnResult> guardedTxn(SteadyTime now, const std::vector<Op>& ops);
   // Stores a JSON document at <prefix>/<name> ("state", "promotion-intent") through
   // guardedTxn(): only the acting leader writes shared state.

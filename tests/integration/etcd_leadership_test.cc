@@ -188,5 +188,44 @@ TEST(EtcdLeadership, DeposedInstanceLateWriteIsRefusedByEtcd) {
   EXPECT_EQ((*intent.value)["by"], "b");
 }
 
+TEST(EtcdLeadership, HungEtcdStopsActingWithinItsWindowAndResumes) {
+  EtcdCluster etcd;
+  ASSERT_TRUE(etcd.ok());
+  EtcdClient client(clientOptions(etcd));
+  LeadershipOptions options = leadershipOptions("a");
+  options.lease_ttl = milliseconds(3000);
+  Leadership a(client, options);
+  ASSERT_TRUE(a.campaign(Clock::now()).isOk());
+  ASSERT_TRUE(a.leading());
+  const auto last_ok = Clock::now();
+  ASSERT_TRUE(a.renew(last_ok).isOk());
+
+  // etcd hangs (SIGSTOP): its port still accepts connections, nothing answers. Every renewal
+  // ends at its deadline with an error, and acting ends by the clock.
+  etcd.pause(0);
+  int failures = 0;
+  while (a.acting(Clock::now())) {
+    const auto before = Clock::now();
+    Status renewed = a.renew(before);
+    const auto took = Clock::now() - before;
+    ASSERT_FALSE(renewed.isOk()) << "renewed against a stopped etcd";
+    EXPECT_EQ(renewed.code(), StatusCode::kDeadlineExceeded) << renewed.message();
+    EXPECT_LT(took, milliseconds(2000)) << "a call outlived its deadlines (300 + 700 ms)";
+    ++failures;
+  }
+  EXPECT_GT(failures, 0);
+  EXPECT_TRUE(a.leading()) << "a hang is no proof of being deposed";
+  EXPECT_EQ(a.actingUntil(), last_ok + milliseconds(3000) - a.margin());
+  auto refused = a.guardedTxn(Clock::now(), {Op::put("/pgfailover/test/state", "{}")});
+  EXPECT_EQ(refused.status.code(), StatusCode::kFailedPrecondition);
+
+  // etcd answers again: the lease never ran out in a stopped etcd, so a renews and acts again.
+  etcd.resume(0);
+  ASSERT_TRUE(pgfailover::testing::waitUntil([&] { return a.step(Clock::now()).isOk(); },
+                                             milliseconds(10000)));
+  EXPECT_TRUE(a.acting(Clock::now()));
+  EXPECT_TRUE(a.putDocument(Clock::now(), kStateDocument, {{"after", "hang"}}).isOk());
+}
+
 }  // namespace
 }  // namespace pgfailover::coord

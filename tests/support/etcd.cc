@@ -162,7 +162,23 @@ bool EtcdCluster::restart(int i) {
 }
 
 void EtcdCluster::pause(int i) {
-  members_.at(i).process->signal(SIGSTOP);
+  DaemonProcess& process = *members_.at(i).process;
+  process.signal(SIGSTOP);
+  // SIGSTOP takes effect asynchronously: wait until every thread of it is stopped, so that
+  // nothing is answered after pause() returned.
+  const std::string task_dir = "/proc/" + std::to_string(process.pid()) + "/task";
+  waitUntil(
+      [&] {
+        std::error_code ec;
+        for (const auto& task : std::filesystem::directory_iterator(task_dir, ec)) {
+          const std::string stat = readTextFile(task.path().string() + "/stat");
+          const auto close = stat.rfind(')');
+          if (close == std::string::npos || close + 2 >= stat.size()) return false;
+          if (stat[close + 2] != 'T' && stat[close + 2] != 't') return false;
+        }
+        return !ec;
+      },
+      std::chrono::seconds(5));
 }
 
 void EtcdCluster::resume(int i) {
