@@ -12,10 +12,10 @@ packages=(
   build-essential cmake pkg-config
   libpq-dev libcpp-httplib-dev nlohmann-json3-dev libssh-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  etcd-server etcd-client
   postgresql-15 postgresql-client-15
   openssh-server openssh-client iproute2 nftables iputils-ping procps curl jq python3-psycopg2
-  clang-format unzip openssl
-  etcd-server etcd-client
+  clang-format unzip
 )
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
