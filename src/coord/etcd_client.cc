@@ -157,7 +157,9 @@ EtcdResult<json> EtcdClient::post(Endpoint& endpoint, const std::string& path,
       code = StatusCode::kUnavailable;
     else if (error.grpc_code == kGrpcInvalidArgument)
       code = StatusCode::kInvalidArgument;
-    std::string message = error.message.empty() ? received.substr(0, 200) : error.message;
+    // Not the raw body: whatever answers instead of etcd might echo the request, and the
+    // authenticate request carries the password.
+    std::string message = error.message.empty() ? "not an etcd answer" : error.message;
     result.status = {code, where + ": HTTP " + std::to_string(status) + ": " + message};
     return result;
   }
