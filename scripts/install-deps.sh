@@ -12,6 +12,7 @@ packages=(
   build-essential cmake pkg-config
   libpq-dev libcpp-httplib-dev nlohmann-json3-dev libssh-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  etcd-server etcd-client
   postgresql-15 postgresql-client-15
   openssh-server openssh-client iproute2 nftables iputils-ping procps curl jq python3-psycopg2
   clang-format unzip openssl
@@ -85,6 +86,13 @@ else
     }
   done
   say "installed: ${missing[*]}"
+  # Debian's etcd-server enables and starts a system etcd on 127.0.0.1:2379. The tests start
+  # their own members on other ports and need none; one installed just now is stopped again
+  # (an etcd that was already there is left alone).
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+    say "stopped and disabled the system etcd that etcd-server started (the tests run their own)"
+  fi
 fi
 
 pg_bin=$(PG_BIN='' bash "$(dirname -- "${BASH_SOURCE[0]}")/pg-bin.sh") || {

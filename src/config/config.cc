@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdlib>
@@ -136,9 +137,9 @@ class Reader {
   std::vector<std::string>& errors_;
 };
 
-const std::set<std::string> kTopKeys = {"cluster_name", "nodes",     "probe",       "failover",
-                                        "http",         "log",       "replication", "synchronous",
-                                        "admin",        "state_file"};
+const std::set<std::string> kTopKeys = {"cluster_name", "nodes",      "probe",       "failover",
+                                        "http",         "log",        "replication", "synchronous",
+                                        "admin",        "state_file", "etcd"};
 const std::set<std::string> kSynchronousKeys = {"mode", "standalone_after_ms"};
 const std::set<std::string> kNodeKeys = {"name",
                                          "host",
@@ -191,6 +192,10 @@ const std::set<std::string> kFailoverKeys = {"confirmed_down_timeout_ms",
                                              "fencing_hook_timeout_ms"};
 const std::set<std::string> kHttpKeys = {"listen_address", "port"};
 const std::set<std::string> kLogKeys = {"format", "level"};
+const std::set<std::string> kEtcdKeys = {"name",         "endpoints",          "prefix",
+                                         "lease_ttl_ms", "request_timeout_ms", "tls",
+                                         "user",         "password_file"};
+const std::set<std::string> kEtcdTlsKeys = {"ca_file", "cert_file", "key_file"};
 
 std::optional<std::string> readPasswordFile(const std::string& path, std::string& problem) {
   struct stat info {};
@@ -354,6 +359,125 @@ void readNode(Reader& r, const json& value, std::size_t index, Config& config,
       node.password = Secret(*password);
   }
   config.nodes.push_back(std::move(node));
+}
+
+// The "etcd" section (docs/coordination.md). Runs after probe and cluster_name are read.
+void readEtcd(Reader& r, const json& root, Config& config) {
+  const json* section = r.section(root, "etcd");
+  if (section == nullptr) return;
+  auto& etcd = config.etcd;
+  etcd.enabled = true;
+  r.rejectUnknown(*section, "etcd", kEtcdKeys);
+
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) == 0) etcd.name = host;
+  r.readString(*section, "etcd", "name", etcd.name);
+  static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._-]{0,62}");
+  if (!std::regex_match(etcd.name, kName))
+    r.error("etcd.name", "'" + etcd.name +
+                             "' must be 1 to 63 letters, digits, '.', '_' or '-' (starting with "
+                             "a letter or digit); it names this instance in the leader key");
+
+  auto endpoints = section->find("endpoints");
+  if (endpoints == section->end() || !endpoints->is_array() || endpoints->empty()) {
+    r.error("etcd.endpoints",
+            "is required: a list of etcd client URLs such as "
+            "\"https://10.0.0.1:2379\"");
+  } else {
+    static const std::regex kUrl(R"((https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([0-9]{1,5}))");
+    std::set<std::string> schemes;
+    for (std::size_t i = 0; i < endpoints->size(); ++i) {
+      const std::string key = "etcd.endpoints[" + std::to_string(i) + "]";
+      const json& item = (*endpoints)[i];
+      std::smatch match;
+      std::string url = item.is_string() ? item.get<std::string>() : "";
+      if (!item.is_string() || !std::regex_match(url, match, kUrl) ||
+          std::stol(match[3].str()) < 1 || std::stol(match[3].str()) > 65535) {
+        r.error(key, "must be a URL http://host:port or https://host:port (no path), got " +
+                         item.dump());
+        continue;
+      }
+      schemes.insert(match[1].str());
+      etcd.endpoints.push_back(url);
+    }
+    if (schemes.size() > 1)
+      r.error("etcd.endpoints",
+              "mixes http:// and https://; every member of one etcd cluster "
+              "is reached the same way");
+  }
+
+  r.readString(*section, "etcd", "prefix", etcd.prefix);
+  if (section->find("prefix") == section->end()) etcd.prefix = "/pgfailover/" + config.cluster_name;
+  if (etcd.prefix.empty() || etcd.prefix.front() != '/' || etcd.prefix.back() == '/')
+    r.error("etcd.prefix", "'" + etcd.prefix +
+                               "' must start with '/' and not end with one (keys are "
+                               "<prefix>/leader, <prefix>/state...)");
+
+  r.readMillis(*section, "etcd", "lease_ttl_ms", etcd.lease_ttl);
+  r.readMillis(*section, "etcd", "request_timeout_ms", etcd.request_timeout);
+  const long long ttl = etcd.lease_ttl.count();
+  const long long margin = ttl / 5 > 1000 ? ttl / 5 : 1000;  // as coord::Leadership
+  if (ttl % 1000 != 0 || ttl < 2000 || ttl > 60000) {
+    r.error("etcd.lease_ttl_ms", "is " + std::to_string(ttl) +
+                                     "; must be whole seconds from 2000 to 60000 (etcd leases "
+                                     "count seconds and are at least 2 s)");
+  } else {
+    // Renewed every tick: one late or failed renewal must not end the leadership, so the
+    // acting window after a renewal holds two ticks; and a renewal attempt (connect + read)
+    // must end within that window.
+    const long long window = ttl - margin;
+    if (window < 2 * config.probe.interval.count())
+      r.error("etcd.lease_ttl_ms",
+              "is " + std::to_string(ttl) +
+                  " ms; the instance acts for TTL - max(1000, TTL/5) = " + std::to_string(window) +
+                  " ms after a renewal, which must cover two ticks (2 x "
+                  "probe.interval_ms = " +
+                  std::to_string(2 * config.probe.interval.count()) + " ms)");
+    if (2 * etcd.request_timeout.count() > window)
+      r.error("etcd.request_timeout_ms",
+              "is " + std::to_string(etcd.request_timeout.count()) +
+                  " ms; a call (connect + read) must end within the " + std::to_string(window) +
+                  " ms the instance acts after a renewal: at most " + std::to_string(window / 2));
+  }
+
+  if (const json* tls = section->find("tls") == section->end() ? nullptr : &(*section)["tls"]) {
+    if (!tls->is_object()) {
+      r.error("etcd.tls", "must be an object");
+    } else {
+      r.rejectUnknown(*tls, "etcd.tls", kEtcdTlsKeys);
+      r.readString(*tls, "etcd.tls", "ca_file", etcd.tls.ca_file);
+      r.readString(*tls, "etcd.tls", "cert_file", etcd.tls.cert_file);
+      r.readString(*tls, "etcd.tls", "key_file", etcd.tls.key_file);
+      if (etcd.tls.cert_file.empty() != etcd.tls.key_file.empty())
+        r.error("etcd.tls",
+                "cert_file and key_file go together (a client certificate and its key)");
+      for (const auto& [key, path] :
+           {std::pair{"ca_file", etcd.tls.ca_file}, std::pair{"cert_file", etcd.tls.cert_file},
+            std::pair{"key_file", etcd.tls.key_file}})
+        if (!path.empty() && !readableFile(path))
+          r.error(std::string("etcd.tls.") + key, "cannot read " + path);
+      const bool any_tls = !etcd.tls.ca_file.empty() || !etcd.tls.cert_file.empty();
+      for (const auto& url : etcd.endpoints)
+        if (any_tls && url.rfind("https://", 0) != 0) {
+          r.error("etcd.tls", "is set but endpoint " + url + " is plain http://; use https://");
+          break;
+        }
+    }
+  }
+
+  r.readString(*section, "etcd", "user", etcd.user);
+  r.readString(*section, "etcd", "password_file", etcd.password_file);
+  if (!etcd.user.empty() && etcd.password_file.empty())
+    r.error("etcd.password_file", "is required with etcd.user (the user's password, one line)");
+  if (etcd.user.empty() && !etcd.password_file.empty())
+    r.error("etcd.user", "is required with etcd.password_file");
+  if (!etcd.user.empty() && !etcd.password_file.empty()) {
+    std::string problem;
+    if (auto password = readPasswordFile(etcd.password_file, problem))
+      etcd.password = Secret(*password);
+    else
+      r.error("etcd.password_file", problem);
+  }
 }
 
 }  // namespace
@@ -639,6 +763,7 @@ LoadResult parseConfig(
     if (!kLevels.count(config.log.level))
       r.error("log.level", "must be one of debug, info, warn, error");
   }
+  readEtcd(r, root, config);
   if (result.errors.empty()) result.config = std::move(config);
   return result;
 }
@@ -753,6 +878,21 @@ std::string describeConfig(const Config& config) {
        {{"format", config.log.format == LogFormat::kJson ? "json" : "text"},
         {"level", config.log.level}}},
   };
+  if (config.etcd.enabled) {
+    const auto& e = config.etcd;
+    out["etcd"] = {{"name", e.name},
+                   {"endpoints", e.endpoints},
+                   {"prefix", e.prefix},
+                   {"lease_ttl_ms", e.lease_ttl.count()},
+                   {"request_timeout_ms", e.request_timeout.count()},
+                   {"tls",
+                    {{"ca_file", e.tls.ca_file},
+                     {"cert_file", e.tls.cert_file},
+                     {"key_file", e.tls.key_file}}},
+                   {"user", e.user},
+                   {"password_file", e.password_file},
+                   {"password", e.password.empty() ? "(none)" : Secret::kRedacted}};
+  }
   return out.dump(2);
 }
 
@@ -805,6 +945,8 @@ std::vector<std::string> knownKeys() {
   for (const auto& k : kReplicationKeys) keys.push_back("replication." + k);
   for (const auto& k : kAdminKeys) keys.push_back("admin." + k);
   for (const auto& k : kSynchronousKeys) keys.push_back("synchronous." + k);
+  for (const auto& k : kEtcdKeys) keys.push_back("etcd." + k);
+  for (const auto& k : kEtcdTlsKeys) keys.push_back("etcd.tls." + k);
   return keys;
 }
 

@@ -151,6 +151,30 @@ struct HttpConfig {
   int port = 8008;
 };
 
+// Several pgfailover instances, one acting, coordinated through etcd v3 (docs/coordination.md).
+// Without an "etcd" section (enabled false) pgfailover runs alone, as it always did.
+struct EtcdTlsConfig {
+  std::string ca_file;    // the CA that signed etcd's certificates (default: the system's)
+  std::string cert_file;  // client certificate, when etcd runs with --client-cert-auth
+  std::string key_file;
+};
+
+struct EtcdConfig {
+  bool enabled = false;
+  std::string name;  // this instance, unique among the instances; default: the host name
+  std::vector<std::string> endpoints;  // "http://10.0.0.1:2379", "https://etcd-1:2379"
+  std::string prefix;                  // default: "/pgfailover/<cluster_name>"
+  // The leader key's lease. Renewed every tick; the acting instance stops acting
+  // max(1000 ms, TTL / 5) before it could run out. Whole seconds: etcd leases count seconds.
+  Millis lease_ttl{5000};
+  // Connect and read deadline of each etcd call, per endpoint.
+  Millis request_timeout{1000};
+  EtcdTlsConfig tls;
+  std::string user;
+  std::string password_file;
+  Secret password;  // read from password_file
+};
+
 enum class LogFormat { kText, kJson };
 
 struct LogConfig {
@@ -169,6 +193,7 @@ struct Config {
   SynchronousConfig synchronous;
   AdminConfig admin;
   std::string state_file;  // empty: nothing persisted across restarts
+  EtcdConfig etcd;
 };
 
 struct LoadResult {
