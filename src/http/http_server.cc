@@ -6,6 +6,8 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509err.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -112,9 +114,15 @@ Status makeTlsContext(const TlsOptions& tls, SslCtxPtr& out) {
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.certificate.c_str()) != 1)
     return invalid("http.tls.certificate",
                    "cannot load a PEM certificate from " + tls.certificate + ": " + openSslError());
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.key.c_str(), SSL_FILETYPE_PEM) != 1)
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      ERR_clear_error();
+      return invalid("http.tls.key",
+                     tls.key + " does not match the certificate " + tls.certificate);
+    }
     return invalid("http.tls.key",
                    "cannot load a PEM private key from " + tls.key + ": " + openSslError());
+  }
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
     return invalid("http.tls.key", tls.key + " does not match the certificate " + tls.certificate +
                                        ": " + openSslError());
