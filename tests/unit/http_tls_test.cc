@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 
+#include "cli/api_client.h"
 #include "http/http_server.h"
 #include "support/raw_socket.h"
 #include "support/test_certs.h"
@@ -195,6 +196,32 @@ TEST_F(HttpTlsTest, UnusableFilesAreRefusedNamingTheKey) {
     EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << c.key << ": " << status.message();
     EXPECT_NE(status.message().find(c.names), std::string::npos) << status.message();
   }
+}
+
+// The CLI's client (status, history, switchover, failover) over https://, the CA and the client
+// certificate from the environment.
+TEST_F(HttpTlsTest, TheCliClientSpeaksHttpsWithTheCaAndClientCertificateFromTheEnvironment) {
+  start(options(true));
+  const std::string url = "https://127.0.0.1:" + std::to_string(server_->boundPort());
+  ::unsetenv("PGFAILOVER_CA_FILE");
+  ::unsetenv("PGFAILOVER_CLIENT_CERT");
+  ::unsetenv("PGFAILOVER_CLIENT_KEY");
+  const auto unverified = cli::ApiClient(url).get("/healthz");
+  EXPECT_FALSE(unverified.answered()) << "a certificate from an unknown CA was accepted";
+
+  ::setenv("PGFAILOVER_CA_FILE", certs_.ca.c_str(), 1);
+  const auto health = cli::ApiClient(url).get("/healthz");
+  EXPECT_EQ(health.status, 200) << health.error;
+  const Secret token(kToken);
+  EXPECT_EQ(cli::ApiClient(url).post("/switchover", "{}", token).status, 403);
+
+  ::setenv("PGFAILOVER_CLIENT_CERT", certs_.client_cert.c_str(), 1);
+  ::setenv("PGFAILOVER_CLIENT_KEY", certs_.client_key.c_str(), 1);
+  const auto accepted = cli::ApiClient(url).post("/switchover", "{}", token);
+  EXPECT_EQ(accepted.status, 202) << accepted.error << accepted.body;
+  ::unsetenv("PGFAILOVER_CA_FILE");
+  ::unsetenv("PGFAILOVER_CLIENT_CERT");
+  ::unsetenv("PGFAILOVER_CLIENT_KEY");
 }
 
 }  // namespace
