@@ -388,7 +388,7 @@ Status HttpServer::Loop::open(int& bound_port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+  hints.ai_flags = AI_PASSIVE;
   addrinfo* found = nullptr;
   const std::string port_text = std::to_string(options_.port);
   if (const int rc = ::getaddrinfo(options_.address.c_str(), port_text.c_str(), &hints, &found);
@@ -651,6 +651,7 @@ void HttpServer::Loop::serve(Connection& c) {
           // Plain HTTP on the HTTPS port: say so in plain HTTP, then close.
           c.ssl.reset();
           c.keep_alive = false;
+          c.admin_route = false;
           refuse(c, 400, "this port serves HTTPS; use an https:// URL");
           break;
         }
@@ -742,11 +743,21 @@ bool HttpServer::Loop::tryRequest(Connection& c) {
   HeadParse parse = parseRequestHead(c.in, limits_);
   if (parse.state == HeadState::kIncomplete) return false;
   if (parse.state == HeadState::kError) {
-    c.keep_alive = false;
+    // For the access log: as much of the request line as there is, so a refused POST to an
+    // admin route is logged as one.
     c.method = "-";
     c.path = "-";
-    if (const auto space = c.in.find(' '); space != std::string::npos && space < 16)
-      c.method = c.in.substr(0, space);
+    c.admin_route = false;
+    const std::string_view line = std::string_view(c.in).substr(0, c.in.find_first_of("\r\n"));
+    if (const auto space = line.find(' '); space != std::string_view::npos && space < 16) {
+      c.method = std::string(line.substr(0, space));
+      const std::string_view target = line.substr(space + 1, line.find(' ', space + 1) - space - 1);
+      if (!target.empty() && target.front() == '/' && target.size() <= kMaxRequestLineBytes) {
+        c.path = decodedPath(target);
+        const RouteSpec* spec = findRoute(c.path);
+        c.admin_route = spec != nullptr && spec->access == Access::kAdmin;
+      }
+    }
     refuse(c, parse.status, parse.message);
     return true;
   }
@@ -826,7 +837,6 @@ void HttpServer::Loop::refuse(Connection& c, int status, std::string_view messag
   if (c.method.empty()) c.method = "-";
   if (c.path.empty()) c.path = "-";
   c.request_id = ++next_request_id_;
-  c.admin_route = false;
   respond(c, errorResponse(status, message));
 }
 

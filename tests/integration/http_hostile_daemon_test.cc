@@ -156,6 +156,16 @@ TEST_F(HttpHostileDaemonTest, AdminRequestsAndRefusalsAreLoggedWithoutTheToken) 
       },
       5s))
       << daemon_->logTail();
+  // Refused by the server before routing (no Content-Length): still an admin request, logged.
+  RawSocket unannounced(port_);
+  ASSERT_TRUE(unannounced.send("POST /switchover HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(unannounced.receive(2s, 12).substr(0, 12), "HTTP/1.1 411");
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return daemon_->log().find("POST /switchover from 127.0.0.1: 411") != std::string::npos;
+      },
+      5s))
+      << daemon_->logTail();
   const std::string log = daemon_->log();
   EXPECT_NE(log.find("POST /switchover from 127.0.0.1: " + std::to_string(accepted->status)),
             std::string::npos)
