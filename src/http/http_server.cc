@@ -648,7 +648,11 @@ void HttpServer::Loop::serve(Connection& c) {
         }
         if (n <= 0) return closing_.push_back(c.key);
         if (first != kTlsHandshakeRecord) {
-          // Plain HTTP on the HTTPS port: say so in plain HTTP, then close.
+          // Plain HTTP on the HTTPS port: say so in plain HTTP, then close. What the client sent
+          // is taken in first, so the close drains it instead of resetting the connection
+          // under the answer.
+          if (const ssize_t got = ::recv(c.fd.get(), scratch_.data(), scratch_.size(), 0); got > 0)
+            c.in.assign(scratch_.data(), static_cast<std::size_t>(got));
           c.ssl.reset();
           c.keep_alive = false;
           c.admin_route = false;
@@ -703,14 +707,15 @@ void HttpServer::Loop::serve(Connection& c) {
         c.sent = 0;
         if (c.out.capacity() > kReadChunk) c.out.shrink_to_fit();
         if (!c.keep_alive || c.served >= options_.keep_alive_max_requests) {
-          if (c.ssl || c.in.empty()) {
-            if (c.ssl) SSL_shutdown(c.ssl.get());
-            ERR_clear_error();
+          if (c.ssl) SSL_shutdown(c.ssl.get());  // close_notify; the peer's is not awaited
+          ERR_clear_error();
+          if (c.in.empty()) {
             ::shutdown(c.fd.get(), SHUT_RDWR);
             return closing_.push_back(c.key);
           }
           // Unread request bytes at close would make the kernel send a reset that can destroy
-          // the answer before the client reads it: half-close, then discard for a moment.
+          // the answer before the client reads it: half-close, then discard what still comes
+          // (raw bytes, TLS records included) for a moment.
           ::shutdown(c.fd.get(), SHUT_WR);
           c.in.clear();
           c.in.shrink_to_fit();

@@ -118,6 +118,25 @@ TEST_F(HttpTlsTest, ServedOverHttpsWithTheConfiguredCertificate) {
   EXPECT_NE(status->body.find("pg2"), std::string::npos);
 }
 
+TEST_F(HttpTlsTest, LimitsHoldOverTlsToo) {
+  start(options(false));
+  // A body without a length (httplib sends it chunked) is refused over TLS as over plain HTTP.
+  auto chunked = https()->Post(
+      "/switchover",
+      [](std::size_t, httplib::DataSink& sink) {
+        const std::string block(1024, 'x');
+        sink.write(block.data(), block.size());
+        sink.done();
+        return true;
+      },
+      "application/json");
+  ASSERT_TRUE(chunked) << httplib::to_string(chunked.error());
+  EXPECT_EQ(chunked->status, 411);
+  auto huge = https()->Get("/healthz", {{"X-Big", std::string(9000, 'a')}});
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 431);
+}
+
 TEST_F(HttpTlsTest, PlainHttpToTheHttpsPortIsAClear400) {
   start(options(false));
   httplib::Client plain("127.0.0.1", server_->boundPort());
