@@ -110,9 +110,9 @@ TEST_F(HttpHostileDaemonTest, SlowIdleAndChunkedClientsDoNotStopTheChecksOrGrowM
   for (const auto start = std::chrono::steady_clock::now();
        std::chrono::steady_clock::now() - start < 8s; std::this_thread::sleep_for(50ms)) {
     ++polls;
-    answered += httpGet(port_, "/primary/pg1", 1s).status == 200;
+    answered += httpGet(port_, "/primary/pg1", 2s).status == 200;
     ++polls;
-    const auto health = httpGet(port_, "/healthz", 1s);
+    const auto health = httpGet(port_, "/healthz", 2s);
     answered += health.status == 200;
     const json body = json::parse(health.body, nullptr, false);
     if (body.is_object())
