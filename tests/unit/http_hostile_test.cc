@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -267,6 +268,31 @@ TEST_F(HttpHostileTest, KeepAliveAndPipelinedRequestsAreAnsweredInOrder) {
   EXPECT_NE(second, std::string::npos) << answer;
   EXPECT_NE(third, std::string::npos) << answer;
   EXPECT_TRUE(socket.closedWithin(1s));
+}
+
+TEST_F(HttpHostileTest, GarbageOnManyConnectionsLeavesTheServerAnsweringAndHoldingNothing) {
+  ServerOptions options;
+  options.request_timeout = 500ms;
+  start(options);
+  std::mt19937 random(11);
+  const std::string valid = "GET /primary/pg1 HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (int round = 0; round < 300; ++round) {
+    RawSocket socket(port(), "127.0.0." + std::to_string(2 + round % 8));
+    std::string text = valid;
+    if (round % 3 == 0) {
+      text.resize(random() % 64);
+      for (auto& c : text) c = static_cast<char>(random() % 256);
+    } else {
+      for (int edits = 1 + static_cast<int>(random() % 5); edits > 0; --edits)
+        text[random() % text.size()] = static_cast<char>(random() % 256);
+      text.resize(random() % (text.size() + 1));  // sometimes cut short, then closed
+    }
+    socket.send(text);
+  }
+  EXPECT_EQ(check("/primary/pg1"), 200);
+  // Everything above is closed by now (the client side) or cut at the 500 ms deadline.
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(server_->openConnections(), 0u);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // passes, one over is refused), and that an unfinished head asks for more rather than failing.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "http/request_head.h"
 
 namespace pgfailover::http {
@@ -78,6 +80,39 @@ TEST(RequestHead, PathsAndQueriesArePercentDecoded) {
   EXPECT_EQ(query[1], (std::pair<std::string, std::string>{"x", ""}));
   EXPECT_EQ(query[2], (std::pair<std::string, std::string>{"y", "a b"}));
   EXPECT_EQ(query[3], (std::pair<std::string, std::string>{"lag", "2"}));
+}
+
+// Random bytes and random damage to a valid head: every outcome is "more", a head, or a 4xx/5xx
+// with a message; never a crash or an answer that is not an error code.
+TEST(RequestHead, GarbageNeverCrashesAndAlwaysGetsAnErrorCode) {
+  std::mt19937 random(20261206);
+  const std::string valid =
+      "POST /switchover?lag=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}";
+  const std::string alphabet = std::string("GET POST/?%:\r\n \t-0123456789aZ\x00\x7f\xff", 32);
+  for (int round = 0; round < 20000; ++round) {
+    std::string text;
+    if (round % 2 == 0) {
+      const std::size_t size = random() % 300;
+      for (std::size_t i = 0; i < size; ++i)
+        text.push_back(round % 4 == 0 ? static_cast<char>(random() % 256)
+                                      : alphabet[random() % alphabet.size()]);
+    } else {
+      text = valid;
+      for (int edits = 1 + static_cast<int>(random() % 4); edits > 0; --edits)
+        text[random() % text.size()] = alphabet[random() % alphabet.size()];
+    }
+    const HeadParse parse = parseRequestHead(text, HeadLimits{});
+    if (parse.state == HeadState::kError) {
+      EXPECT_GE(parse.status, 400) << text;
+      EXPECT_LT(parse.status, 600) << text;
+      EXPECT_FALSE(parse.message.empty()) << text;
+    } else if (parse.state == HeadState::kComplete) {
+      EXPECT_LE(parse.head.head_bytes, text.size());
+      EXPECT_EQ(parse.head.target.front(), '/');
+    }
+    decodedPath(text);
+    decodedQuery(text);
+  }
 }
 
 }  // namespace
