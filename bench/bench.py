@@ -1732,6 +1732,12 @@ def report():
     else:
         L += ["Not run yet (`bench/run http`).", ""]
 
+    hostile = load_result("http_hostile")
+    if hostile:
+        sys.path.insert(0, BENCH)
+        import http_hostile  # bench/http_hostile.py renders its own section
+        L += http_hostile.render(hostile)
+
     notes_path = os.path.join(BENCH, "NOTES.md")
     L += ["## Reading and notes", ""]
     if os.path.exists(notes_path):

@@ -10,7 +10,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libpq-dev libcpp-httplib-dev nlohmann-json3-dev libssh-dev prometheus-cpp-dev
+  libpq-dev libcpp-httplib-dev nlohmann-json3-dev libssh-dev prometheus-cpp-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server etcd-client
   postgresql-15 postgresql-client-15

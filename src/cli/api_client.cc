@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <cstdlib>
 #include <exception>
 #include <utility>
 
@@ -21,8 +22,17 @@ std::pair<std::string, std::string> splitUrl(std::string url) {
   return {url.substr(0, slash), prefix};
 }
 
-httplib::Client makeClient(const std::string& base) {
-  httplib::Client client(base);
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+httplib::Client makeClient(const std::string& base, const std::string& ca_file,
+                           const std::string& client_cert, const std::string& client_key) {
+  httplib::Client client =
+      client_cert.empty() ? httplib::Client(base) : httplib::Client(base, client_cert, client_key);
+  if (!ca_file.empty()) client.set_ca_cert_path(ca_file.c_str());
+  client.enable_server_certificate_verification(true);
   client.set_connection_timeout(2, 0);
   client.set_read_timeout(5, 0);
   client.set_write_timeout(5, 0);
@@ -42,7 +52,10 @@ ApiResponse toResponse(const httplib::Result& result) {
 
 }  // namespace
 
-ApiClient::ApiClient(std::string url) {
+ApiClient::ApiClient(std::string url)
+    : ca_file_(environment("PGFAILOVER_CA_FILE")),
+      client_cert_(environment("PGFAILOVER_CLIENT_CERT")),
+      client_key_(environment("PGFAILOVER_CLIENT_KEY")) {
   std::tie(base_, prefix_) = splitUrl(std::move(url));
   try {
     valid_ = httplib::Client(base_).is_valid();
@@ -53,14 +66,14 @@ ApiClient::ApiClient(std::string url) {
 
 ApiResponse ApiClient::get(const std::string& path) const {
   if (!valid_) return {0, {}, "invalid URL"};
-  httplib::Client client = makeClient(base_);
+  httplib::Client client = makeClient(base_, ca_file_, client_cert_, client_key_);
   return toResponse(client.Get(prefix_ + path));
 }
 
 ApiResponse ApiClient::post(const std::string& path, const std::string& json,
                             const Secret& token) const {
   if (!valid_) return {0, {}, "invalid URL"};
-  httplib::Client client = makeClient(base_);
+  httplib::Client client = makeClient(base_, ca_file_, client_cert_, client_key_);
   const httplib::Headers headers = {{"Authorization", "Bearer " + token.revealForUse()}};
   return toResponse(client.Post(prefix_ + path, headers, json, "application/json"));
 }

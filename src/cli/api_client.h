@@ -2,7 +2,12 @@
 // `switchover`, `failover`): splits the --url into server and path prefix, applies short
 // deadlines, and returns the answer or the transport error as a value.
 //
-// Deliberately not here: interpreting answers (each command does), retries, TLS, and printing
+// An https:// URL is served over TLS with the server's certificate verified: against the system's
+// CAs, or against $PGFAILOVER_CA_FILE; $PGFAILOVER_CLIENT_CERT and $PGFAILOVER_CLIENT_KEY present
+// a client certificate (the admin routes require one when the server sets http.tls.client_ca).
+// Environment variables rather than flags, so every command takes them alike.
+//
+// Deliberately not here: interpreting answers (each command does), retries, and printing
 // anything; the bearer token is sent in one header and never appears in an error or a URL.
 #pragma once
 
@@ -22,7 +27,8 @@ struct ApiResponse {
 
 class ApiClient {
  public:
-  // "http://host:port", "host:port" or "http://host:port/prefix" (behind a reverse proxy path).
+  // "http://host:port", "https://host:port", "host:port" or "http://host:port/prefix" (behind a
+  // reverse proxy path).
   explicit ApiClient(std::string url);
 
   // False for a URL the client cannot use (an unsupported scheme).
@@ -38,6 +44,9 @@ class ApiClient {
  private:
   std::string base_;
   std::string prefix_;
+  std::string ca_file_;
+  std::string client_cert_;
+  std::string client_key_;
   bool valid_ = false;
 };
 

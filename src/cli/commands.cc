@@ -160,10 +160,33 @@ int run(const std::vector<std::string>& args) {
             (id ? " queued as request " + std::to_string(*id) : ": too many requests waiting"));
     return id;
   };
+  // Every admin request and every 401/403 (a wrong token, a missing client certificate) is
+  // logged with who asked and the id to find it by; never a header, so never the token. Other
+  // requests only at debug: a load balancer's checks would flood the log.
+  server_options.access_log = [&log](const http::AccessRecord& record) {
+    const bool refused = record.status == 401 || record.status == 403;
+    const LogLevel level = record.admin_route || refused
+                               ? (refused ? LogLevel::kWarn : LogLevel::kInfo)
+                               : LogLevel::kDebug;
+    if (!log.enabled(level)) return;
+    std::string message = std::string(record.method) + " " + std::string(record.path) + " from " +
+                          std::string(record.peer) + ": " + std::to_string(record.status);
+    if (record.admin_request_id)
+      message += " (queued as request " + std::to_string(*record.admin_request_id) + ")";
+    log.log(level, "http_access", message,
+            {{"method", std::string(record.method)},
+             {"path", std::string(record.path)},
+             {"peer", std::string(record.peer)},
+             {"status", std::to_string(record.status)},
+             {"http_request_id", std::to_string(record.request_id)},
+             {"request_id", record.admin_request_id ? std::to_string(*record.admin_request_id)
+                                                    : std::string("-")}});
+  };
   http::HttpServer server(server_options, snapshots, &metrics);
   if (Status status = server.start(); !status.isOk()) {
     log.error("http_failed", status.message());
-    return kExitFailure;
+    // A certificate or key that cannot be used is a configuration error, like a bad key.
+    return status.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   }
   log.info("started",
            "pgfailover " PGFAILOVER_VERSION " watching " + std::to_string(config.nodes.size()) +

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -190,7 +191,29 @@ const std::set<std::string> kFailoverKeys = {"confirmed_down_timeout_ms",
                                              "failback_delay_ms",
                                              "fencing_hook",
                                              "fencing_hook_timeout_ms"};
-const std::set<std::string> kHttpKeys = {"listen_address", "port"};
+const std::set<std::string> kHttpKeys = {"listen_address",
+                                         "port",
+                                         "request_timeout_ms",
+                                         "idle_timeout_ms",
+                                         "max_connections",
+                                         "max_connections_per_address",
+                                         "tls"};
+const std::set<std::string> kHttpTlsKeys = {"certificate", "key", "client_ca"};
+
+// A TLS file named in http.tls: a readable regular file; the key also private to its owner, as
+// ssh insists for its keys, so a key readable by others is refused rather than used.
+void checkTlsFile(Reader& r, const std::string& key, const std::string& path, bool secret) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0)
+    return r.error(key, "cannot read " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) return r.error(key, path + " is not a regular file");
+  // The same rule as every other secret file (a root-owned 0440, as Kubernetes mounts a
+  // Secret with fsGroup, is fine).
+  if (secret)
+    if (std::string unsafe = unsafeSecretFileMode(path); !unsafe.empty()) return r.error(key, unsafe);
+  if (::access(path.c_str(), R_OK) != 0)
+    r.error(key, "cannot read " + path + ": " + std::strerror(errno));
+}
 const std::set<std::string> kLogKeys = {"format", "level"};
 const std::set<std::string> kEtcdKeys = {"name",         "endpoints",          "prefix",
                                          "lease_ttl_ms", "request_timeout_ms", "tls",
@@ -749,6 +772,30 @@ LoadResult parseConfig(
     r.readString(*http, "http", "listen_address", config.http.listen_address);
     r.readInt(*http, "http", "port", config.http.port, 1, 65535);
     if (config.http.listen_address.empty()) r.error("http.listen_address", "must not be empty");
+    r.readMillis(*http, "http", "request_timeout_ms", config.http.request_timeout);
+    r.readMillis(*http, "http", "idle_timeout_ms", config.http.idle_timeout);
+    r.readInt(*http, "http", "max_connections", config.http.max_connections, 8, 65536);
+    r.readInt(*http, "http", "max_connections_per_address", config.http.max_connections_per_address,
+              1, 65536);
+    if (config.http.max_connections_per_address > config.http.max_connections)
+      r.error("http.max_connections_per_address", "must not exceed http.max_connections");
+    if (const json* tls = r.section(*http, "tls")) {
+      r.rejectUnknown(*tls, "http.tls", kHttpTlsKeys);
+      HttpTlsConfig& t = config.http.tls;
+      // All empty is plain HTTP (the chart's default); a certificate needs its key and back.
+      r.readString(*tls, "http.tls", "certificate", t.certificate);
+      r.readString(*tls, "http.tls", "key", t.key);
+      r.readString(*tls, "http.tls", "client_ca", t.client_ca);
+      if (t.certificate.empty() && !t.key.empty())
+        r.error("http.tls.certificate", "is required with http.tls.key");
+      if (!t.certificate.empty() && t.key.empty())
+        r.error("http.tls.key", "is required with http.tls.certificate");
+      if (t.certificate.empty() && !t.client_ca.empty())
+        r.error("http.tls.client_ca", "needs http.tls.certificate and http.tls.key");
+      if (!t.certificate.empty()) checkTlsFile(r, "http.tls.certificate", t.certificate, false);
+      if (!t.key.empty()) checkTlsFile(r, "http.tls.key", t.key, true);
+      if (!t.client_ca.empty()) checkTlsFile(r, "http.tls.client_ca", t.client_ca, false);
+    }
   }
   if (const json* log = r.section(root, "log")) {
     r.rejectUnknown(*log, "log", kLogKeys);
@@ -873,7 +920,17 @@ std::string describeConfig(const Config& config) {
         {"token",
          config.admin.token.empty() ? "(none: admin endpoints disabled)" : Secret::kRedacted}}},
       {"state_file", config.state_file},
-      {"http", {{"listen_address", config.http.listen_address}, {"port", config.http.port}}},
+      {"http",
+       {{"listen_address", config.http.listen_address},
+        {"port", config.http.port},
+        {"request_timeout_ms", config.http.request_timeout.count()},
+        {"idle_timeout_ms", config.http.idle_timeout.count()},
+        {"max_connections", config.http.max_connections},
+        {"max_connections_per_address", config.http.max_connections_per_address},
+        {"tls",
+         {{"certificate", config.http.tls.certificate},
+          {"key", config.http.tls.key},
+          {"client_ca", config.http.tls.client_ca}}}}},
       {"log",
        {{"format", config.log.format == LogFormat::kJson ? "json" : "text"},
         {"level", config.log.level}}},
@@ -938,7 +995,9 @@ std::vector<std::string> knownKeys() {
   for (const auto& k : kNodeKeys) keys.push_back("nodes[]." + k);
   for (const auto& k : kProbeKeys) keys.push_back("probe." + k);
   for (const auto& k : kFailoverKeys) keys.push_back("failover." + k);
-  for (const auto& k : kHttpKeys) keys.push_back("http." + k);
+  for (const auto& k : kHttpKeys)
+    if (k != "tls") keys.push_back("http." + k);
+  for (const auto& k : kHttpTlsKeys) keys.push_back("http.tls." + k);
   for (const auto& k : kLogKeys) keys.push_back("log." + k);
   for (const auto& k : kSshKeys) keys.push_back("nodes[].ssh." + k);
   for (const auto& k : kLocalKeys) keys.push_back("nodes[].local." + k);

@@ -146,9 +146,26 @@ struct FailoverConfig {
   Millis fencing_hook_timeout{10000};
 };
 
+// HTTPS for the API: all three are file paths; certificate and key together turn TLS on, and
+// client_ca additionally requires a client certificate signed by it on the admin routes.
+struct HttpTlsConfig {
+  std::string certificate;
+  std::string key;
+  std::string client_ca;
+  bool enabled() const { return !certificate.empty(); }
+};
+
 struct HttpConfig {
   std::string listen_address = "0.0.0.0";
   int port = 8008;
+  // A request (TLS handshake, headers and body) must arrive whole within this, from its first
+  // byte; an idle keep-alive connection is closed after idle_timeout.
+  Millis request_timeout{2000};
+  Millis idle_timeout{5000};
+  // Connections held at once, in total and from one client address; more are refused at once.
+  int max_connections = 512;
+  int max_connections_per_address = 64;
+  HttpTlsConfig tls;
 };
 
 // Several pgfailover instances, one acting, coordinated through etcd v3 (docs/coordination.md).

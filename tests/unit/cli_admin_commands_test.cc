@@ -74,7 +74,6 @@ class AdminCommandServer : public ::testing::Test {
     http::ServerOptions options;
     options.address = "127.0.0.1";
     options.port = 0;
-    options.threads = 2;
     options.admin_token = &token_;
     options.submit = [this](core::AdminRequest request) -> std::optional<std::uint64_t> {
       std::lock_guard lock(mutex_);

@@ -53,17 +53,16 @@ class HttpAdminServer : public ::testing::Test {
     ServerOptions options;
     options.address = "127.0.0.1";
     options.port = 0;
-    options.threads = 2;
     options.admin_token = &token_;
     options.submit = [this](core::AdminRequest request) -> std::optional<std::uint64_t> {
       std::lock_guard lock(mutex_);
       submitted_.push_back(request);
       return 41 + submitted_.size();
     };
-    options.access_log = [this](std::string_view method, std::string_view path, int status) {
+    options.access_log = [this](const AccessRecord& record) {
       std::lock_guard lock(mutex_);
-      access_log_ +=
-          std::string(method) + " " + std::string(path) + " " + std::to_string(status) + "\n";
+      access_log_ += std::string(record.method) + " " + std::string(record.path) + " " +
+                     std::to_string(record.status) + "\n";
     };
     server_ = std::make_unique<HttpServer>(options, store_, nullptr);
     Status status = server_->start();

@@ -65,7 +65,6 @@ ServerOptions loopbackOptions() {
   ServerOptions options;
   options.address = "127.0.0.1";
   options.port = 0;
-  options.threads = 4;
   return options;
 }
 
