@@ -160,13 +160,16 @@ say "files, owners and modes as documented"
 # 2. Two nodes with the installed node scripts.
 printf 'superuser-password-1\n' >"$root/root/su-password"
 printf 'replication-password-1\n' >"$root/root/repl-password"
+# Sockets in Debian's /var/run/postgresql, where the guard's unit (--port only) looks.
 in_root /usr/lib/pgfailover/node/init-primary.sh --dir /srv/pg/pg1 --name pg1 --port 5433 \
+  --run-dir /var/run/postgresql \
   --superuser-password-file /root/su-password --repl-password-file /root/repl-password \
   --no-sync >"$work/nodes.log" 2>&1 || {
   cat "$work/nodes.log" >&2
   fail "init-primary.sh failed"
 }
 in_root /usr/lib/pgfailover/node/clone-replica.sh --dir /srv/pg/pg2 --name pg2 --port 5434 \
+  --run-dir /var/run/postgresql \
   --primary-host 127.0.0.1 --primary-port 5433 --repl-password-file /root/repl-password \
   --no-sync >>"$work/nodes.log" 2>&1 || {
   cat "$work/nodes.log" >&2
@@ -263,12 +266,15 @@ say "reload: timeout and log level applied, http.port refused by name, RELOADING
 if in_root pgfailover --help 2>&1 | grep -q "lease-guard"; then
   guard_unit=$root/lib/systemd/system/pgfailover-lease-guard@.service
   mkdir -p "$root/etc/pgfailover/lease-guard"
-  printf 'NODE=pg1\nPORT=5433\nPGHOST=/srv/pg/pg1/run\nGUARD_OPTIONS=\n' >"$root/etc/pgfailover/lease-guard/pg1.conf"
+  printf 'NODE=pg1\nPORT=5433\nGUARD_OPTIONS=\n' >"$root/etc/pgfailover/lease-guard/pg1.conf"
   guard_start=$(unit_key ExecStart "$guard_unit")
   guard_user=$(unit_key User "$guard_unit")
-  nsenter --target "$holder" --mount --net -- chroot "$root" \
-    setpriv --reuid="$guard_user" --regid="$guard_user" --init-groups bash -c \
-    "set -a; . /etc/pgfailover/lease-guard/pg1.conf; set +a; exec $guard_start" \
+  # As systemd does: the instance file read as root (/etc/pgfailover is root:pgfailover 0750),
+  # its variables in the environment of ExecStart, run as User=.
+  # shellcheck disable=SC2016  # expanded by the shells in the root
+  nsenter --target "$holder" --mount --net -- chroot "$root" bash -c \
+    'set -a; . "$1"; set +a; exec setpriv --reuid="$2" --regid="$2" --init-groups bash -c "exec $3"' \
+    _ /etc/pgfailover/lease-guard/pg1.conf "$guard_user" "$guard_start" \
     >"$work/guard.log" 2>&1 &
   guard=$!
   sleep 3
@@ -295,7 +301,7 @@ wait "$daemon" || daemon_status=$?
 [[ $daemon_status == 0 ]] || fail "the daemon exited $daemon_status on SIGTERM"
 has_notify STOPPING=1 1 || fail "no STOPPING=1"
 grep -q lease_released "$daemon_log" || fail "the daemon did not release the lease"
-lease=$(in_root runuser -u postgres -- psql -h /srv/pg/pg1/run -p 5433 -d postgres -Atc \
+lease=$(in_root runuser -u postgres -- psql -h /var/run/postgresql -p 5433 -d postgres -Atc \
   "SELECT lease_ms FROM pgfailover.heartbeat WHERE id = 1")
 [[ $lease == 0 ]] || fail "the heartbeat row still holds a lease ($lease ms)"
 [[ -s $root/var/lib/pgfailover/state.json ]] || fail "no state file in /var/lib/pgfailover"
