@@ -70,12 +70,10 @@ void Logger::log(LogLevel level, std::string_view event, std::string_view messag
         {"ts", timestamp()}, {"level", levelName(level)}, {"event", event}, {"msg", message}};
     for (const auto& [key, value] : fields) j[std::string(key)] = value;
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } else if (journal_) {
-    line = std::string(syslogPrefix(level)) + levelName(level) + " " + std::string(event) + ": " +
-           std::string(message);
   } else {
-    line = timestamp() + " " + levelName(level) + " " + std::string(event) + ": " +
-           std::string(message);
+    // In the journal the priority prefix replaces the timestamp (journald stamps each line).
+    line = (journal_ ? std::string(syslogPrefix(level)) : timestamp() + " ") + levelName(level) +
+           " " + std::string(event) + ": " + std::string(message);
     for (const auto& [key, value] : fields) line += " " + std::string(key) + "=" + value;
   }
   line += '\n';

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -219,6 +220,36 @@ TEST_F(ServiceTest, SighupAppliesTimeoutAndTokenRefusesTheNodeListAndSurvivesABr
   auto code = daemon_->stop(10s);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << daemon_->logTail();
+}
+
+TEST_F(ServiceTest, LogsWithJournalPrioritiesWhenStderrIsTheJournalStream) {
+  // systemd names the journal stream it connected to stderr in $JOURNAL_STREAM (device:inode);
+  // here stderr is the log file, so naming the file's device and inode is the same situation.
+  const std::string log_path = cluster_.dir() + "/journal.log";
+  writeFile(log_path, "");
+  struct stat st {};
+  ASSERT_EQ(::stat(log_path.c_str(), &st), 0);
+  const std::string stream =
+      std::to_string(st.st_dev) + ":" + std::to_string(static_cast<unsigned long long>(st.st_ino));
+  DaemonProcess daemon(
+      DaemonOptions{"", {"run", "--config", config_path_}, log_path, {{"JOURNAL_STREAM", stream}}});
+  ASSERT_TRUE(daemon.start());
+  ASSERT_TRUE(
+      waitUntil([&] { return daemon.log().find("started: pgfailover") != std::string::npos; }, 30s))
+      << daemon.logTail();
+  EXPECT_NE(daemon.log().find("<6>info started: pgfailover"), std::string::npos)
+      << daemon.logTail();
+  ASSERT_EQ(daemon.stop(10s), 0);
+  // A JOURNAL_STREAM naming another file (stderr redirected elsewhere) keeps timestamps.
+  const std::string other_log = cluster_.dir() + "/redirected.log";
+  DaemonProcess redirected(DaemonOptions{
+      "", {"run", "--config", config_path_}, other_log, {{"JOURNAL_STREAM", stream}}});
+  ASSERT_TRUE(redirected.start());
+  ASSERT_TRUE(waitUntil(
+      [&] { return redirected.log().find("started: pgfailover") != std::string::npos; }, 30s))
+      << redirected.logTail();
+  EXPECT_EQ(redirected.log().find("<6>"), std::string::npos) << redirected.logTail();
+  ASSERT_EQ(redirected.stop(10s), 0);
 }
 
 }  // namespace
