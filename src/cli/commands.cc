@@ -304,6 +304,11 @@ int runMain(int argc, char** argv) {
     std::cout << "pgfailover " << PGFAILOVER_VERSION << "\n";
     return kExitOk;
   }
+  if ((command == "run" || command == "check-config") && rest.size() == 1 &&
+      (rest[0] == "--help" || rest[0] == "-h")) {
+    std::cout << kUsage;
+    return kExitOk;
+  }
   if (command == "run") return run(rest);
   if (command == "check-config") return checkConfig(rest);
   if (command == "status") return statusCommandMain(rest, std::cout, std::cerr);

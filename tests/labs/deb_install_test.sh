@@ -155,7 +155,12 @@ for f in /usr/bin/pgfailover /lib/systemd/system/pgfailover.service \
 done
 version=$(dpkg-deb --field "$deb" Version)
 [[ $(in_root pgfailover --version) == "pgfailover $version" ]] || fail "pgfailover --version is not $version"
-say "files, owners and modes as documented"
+subcommands=(run check-config status switchover failover history)
+if in_root pgfailover --help 2>&1 | grep -q "lease-guard"; then subcommands+=(lease-guard); fi
+for sub in "${subcommands[@]}"; do
+  in_root pgfailover "$sub" --help >/dev/null 2>&1 || fail "pgfailover $sub --help failed"
+done
+say "files, owners and modes as documented; every subcommand's --help answers"
 
 # 2. Two nodes with the installed node scripts.
 printf 'superuser-password-1\n' >"$root/root/su-password"
