@@ -52,6 +52,7 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/pgfailover --c
  && apt-get update \
  && apt-get install -y --no-install-recommends /tmp/pgfailover.deb curl iputils-ping \
  && rm -rf /var/lib/apt/lists/* /tmp/pgfailover.deb \
+ && chmod 0750 /var/lib/pgfailover \
  && ln -s /usr/bin/pgfailover /usr/local/bin/pgfailover \
  && if ldd /usr/bin/pgfailover | grep 'not found'; then exit 1; fi \
  && pgfailover --version
