@@ -10,12 +10,14 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libpq-dev libcpp-httplib-dev nlohmann-json3-dev libssh-dev prometheus-cpp-dev libssl-dev openssl
+  libpq-dev libcpp-httplib-dev nlohmann-json3-dev libssh-dev prometheus-cpp-dev libssl-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server etcd-client
   postgresql-15 postgresql-client-15
   openssh-server openssh-client iproute2 nftables iputils-ping procps curl jq python3-psycopg2
   clang-format unzip openssl
+  # The Debian package (scripts/package.sh) and its install test in a debootstrapped root.
+  debhelper dpkg-dev lintian debootstrap ccache
 )
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -5,14 +5,17 @@
 # folder of this run; on exit anything still running there is stopped by PID and the folder
 # removed, also after a crashed test.
 #
-# Then the deployment checks: the Helm chart offline, the static checks of the container and
+# Then the Debian package: built by scripts/package.sh (lintian must pass), installed with apt
+# into a clean Debian 12 root where the daemon runs from the installed files against real
+# PostgreSQL (tests/labs/deb_install_test.sh). Then the deployment checks: the Helm chart
+# offline, the static checks of the container and
 # monitoring files (promtool, haproxy -c, shellcheck...), the namespace lab end to end, the chaos
 # suite's quick pass, and last the compose lab with a private dockerd (the slowest: it builds
 # the images from a debootstrapped base). Each phase prints its duration.
 #
 # Environment: BUILD_DIR (build-ci), BUILD_TYPE (RelWithDebInfo), JOBS (nproc),
 # CTEST_ARGS (extra ctest arguments, e.g. "-R Support"; runs only ctest, no deployment checks),
-# SKIP_DEPS=1, SKIP_HELM=1, SKIP_LABS=1 (static checks, namespace lab, chaos, compose),
+# SKIP_DEPS=1, SKIP_PACKAGE=1, SKIP_HELM=1, SKIP_LABS=1 (static checks, namespace lab, chaos, compose),
 # SKIP_CHAOS=1, SKIP_COMPOSE=1.
 set -euo pipefail
 
@@ -78,6 +81,13 @@ phase "integration tests (real PostgreSQL 15, one at a time)"
 # occasionally miss a deadline. Both attempts are in the output; a test that fails twice fails.
 ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure --repeat until-pass:2 \
   "${ctest_extra[@]}" || failed_phases+=("integration tests")
+if [[ -z ${CTEST_ARGS:-} && ${SKIP_PACKAGE:-0} != 1 ]]; then
+  # The .deb (its cmake build is kept in build-deb/, so a rebuild is quick with ccache), then
+  # installed and run as users run it; also `cmake --install` from this build.
+  phase "Debian package: build, lintian, install into a clean Debian 12 root and run"
+  { bash scripts/package.sh && BUILD_DIR="$BUILD_DIR" bash tests/labs/deb_install_test.sh; } ||
+    failed_phases+=("Debian package")
+fi
 if [[ -z ${CTEST_ARGS:-} && ${SKIP_HELM:-0} != 1 ]]; then
   # The Helm chart, offline: a real helm binary from npm, Kubernetes schemas, and the
   # rendered pgfailover.json through this build's check-config (docs/kubernetes.md).

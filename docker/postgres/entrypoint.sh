@@ -242,7 +242,7 @@ tail_pid=$!
 guard_pid=
 if [[ ${LEASE_GUARD:-1} == 1 ]]; then
   # As root it becomes postgres itself and connects over the server's unix socket.
-  /usr/local/bin/pgfailover lease-guard --dir "$NODE_HOME" --name "$NODE_NAME" \
+  /usr/bin/pgfailover lease-guard --dir "$NODE_HOME" --name "$NODE_NAME" \
     --dbname "${GUARD_DBNAME:-postgres}" --heartbeat-table "${GUARD_TABLE:-pgfailover.heartbeat}" &
   guard_pid=$!
   say "lease guard started (pid $guard_pid)"

@@ -8,8 +8,8 @@
 #                         10.233.0.0/24 (docker0); no iptables rules, no IP forwarding, no
 #                         masquerading: containers reach nothing beyond this machine. Published
 #                         ports work through docker-proxy.
-#   ce_base_image         pgfailover-base:bookworm, from debootstrap --variant=minbase bookworm |
-#                         docker import (the tarball is cached in CE_WORK)
+#   ce_base_tar           debootstrap --variant=minbase bookworm, cached as a tarball in CE_WORK
+#   ce_base_image         pgfailover-base:bookworm: that tarball, docker import
 #   ce_build              every image FROM it with docker-compose.ci.yml (Prometheus from
 #                         Debian's package); fails when a build fails, never keeps a stale image
 #   ce_compose ARGS       docker-compose -f docker-compose.yml -f docker-compose.ci.yml ARGS
@@ -157,31 +157,37 @@ ce_stop_dockerd() {
   ce_cleanup_dockerd_leftovers
 }
 
+# The debootstrapped Debian 12 root as a tarball, made once and cached in CE_WORK (also the
+# root tests/labs/deb_install_test.sh installs the package into).
+ce_base_tar() {
+  [[ -s $CE_BASE_TAR ]] && return 0
+  mkdir -p -- "$CE_WORK"
+  local rootfs=$CE_WORK/rootfs.tmp
+  rm -rf -- "$rootfs"
+  ce_say "debootstrap --variant=minbase bookworm (the host's apt cache is reused; log: $CE_WORK/debootstrap.log)"
+  debootstrap --variant=minbase --cache-dir=/var/cache/apt/archives bookworm "$rootfs" \
+    http://deb.debian.org/debian >"$CE_WORK/debootstrap.log" 2>&1 ||
+    {
+      tail -n 20 "$CE_WORK/debootstrap.log" >&2
+      ce_die "debootstrap failed (log: $CE_WORK/debootstrap.log)"
+    }
+  cat >"$rootfs/etc/apt/sources.list" <<'EOF'
+deb http://deb.debian.org/debian bookworm main
+deb http://deb.debian.org/debian bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+EOF
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" --numeric-owner -cf "$CE_BASE_TAR.tmp" .
+  mv -f -- "$CE_BASE_TAR.tmp" "$CE_BASE_TAR"
+  rm -rf -- "$rootfs"
+}
+
 ce_base_image() {
   if $CE_DOCKER image inspect "$CE_BASE_IMAGE" >/dev/null 2>&1; then
     ce_say "$CE_BASE_IMAGE already in the data root"
     return 0
   fi
-  if [[ ! -s $CE_BASE_TAR ]]; then
-    local rootfs=$CE_WORK/rootfs.tmp
-    rm -rf -- "$rootfs"
-    ce_say "debootstrap --variant=minbase bookworm (the host's apt cache is reused; log: $CE_WORK/debootstrap.log)"
-    debootstrap --variant=minbase --cache-dir=/var/cache/apt/archives bookworm "$rootfs" \
-      http://deb.debian.org/debian >"$CE_WORK/debootstrap.log" 2>&1 ||
-      {
-        tail -n 20 "$CE_WORK/debootstrap.log" >&2
-        ce_die "debootstrap failed (log: $CE_WORK/debootstrap.log)"
-      }
-    cat >"$rootfs/etc/apt/sources.list" <<'EOF'
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
-EOF
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" --numeric-owner -cf "$CE_BASE_TAR.tmp" .
-    mv -f -- "$CE_BASE_TAR.tmp" "$CE_BASE_TAR"
-    rm -rf -- "$rootfs"
-  fi
+  ce_base_tar
   ce_say "docker import $CE_BASE_TAR"
   $CE_DOCKER import --change 'CMD ["/bin/bash"]' "$CE_BASE_TAR" "$CE_BASE_IMAGE" >/dev/null
 }

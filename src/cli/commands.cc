@@ -2,11 +2,14 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <future>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +23,8 @@
 #include "http/http_server.h"
 #include "http/snapshot_store.h"
 #include "metrics/metrics.h"
+#include "runtime/reload.h"
+#include "runtime/service_notify.h"
 #include "runtime/tick_loop.h"
 
 namespace pgfailover::cli {
@@ -35,6 +40,10 @@ const char* kUsage = R"(pgfailover - PostgreSQL failover for a primary and its s
 Usage:
   pgfailover run --config FILE [--log-format text|json]
       Probe the nodes, fail over when the primary is really gone, serve the HTTP API.
+      SIGTERM/SIGINT stop it (the primary's lease is released); SIGHUP re-reads FILE and applies
+      the failover timeouts, log.level and the admin token, naming every other changed key as
+      needing a restart (a file that does not load changes nothing). Under systemd it reports
+      readiness and feeds the watchdog (sd_notify), and logs with journal priorities.
   pgfailover check-config --config FILE
       Validate FILE and print the effective configuration (secrets redacted).
   pgfailover status [--url URL] [--json]
@@ -117,6 +126,57 @@ int checkConfig(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// True when stderr is the journal stream systemd set up ($JOURNAL_STREAM is "device:inode" of
+// it), so a redirected stderr keeps timestamps.
+bool stderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  if (stream == nullptr || fstat(2, &st) != 0) return false;
+  return std::string(stream) == std::to_string(st.st_dev) + ":" +
+                                    std::to_string(static_cast<unsigned long long>(st.st_ino));
+}
+
+std::string joined(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& key : keys) out += (out.empty() ? "" : ", ") + key;
+  return out;
+}
+
+// SIGHUP: re-read the file and apply what can change safely. A file that does not load leaves
+// everything as it was: a typo never stops a running daemon.
+void reload(const std::string& path, config::Config& current, runtime::TickLoop& loop, Logger& log,
+            std::mutex& token_mutex, Secret& token) {
+  auto result = config::loadConfigFile(path);
+  if (!result.ok()) {
+    std::string problems;
+    for (const auto& error : result.errors) problems += (problems.empty() ? "" : "; ") + error;
+    log.error("reload_failed",
+              "configuration " + path +
+                  " not reloaded, still running with the previous one: " + problems);
+    return;
+  }
+  auto plan = runtime::planReload(current, *result.config);
+  for (const auto& key : plan.refused)
+    log.warn("reload_needs_restart",
+             key + " changed in " + path + " but needs a restart; still running with the old value",
+             {{"key", key}});
+  if (plan.applied.empty()) {
+    log.info("reloaded", plan.refused.empty()
+                             ? "configuration unchanged"
+                             : "nothing that can change without a restart changed");
+    current = std::move(plan.merged);
+    return;
+  }
+  loop.reloadPolicy(plan.merged);
+  log.setLevel(Logger::parseLevel(plan.merged.log.level));
+  {
+    std::lock_guard lock(token_mutex);
+    token = plan.merged.admin.token;
+  }
+  current = std::move(plan.merged);
+  log.info("reloaded", "applied " + joined(plan.applied), {{"applied", joined(plan.applied)}});
+}
+
 int run(const std::vector<std::string>& args) {
   Options options;
   if (!parseRunOptions(args, options, true)) return kExitUsage;
@@ -126,12 +186,15 @@ int run(const std::vector<std::string>& args) {
   const bool json_logs = options.log_format.empty() ? config.log.format == config::LogFormat::kJson
                                                     : options.log_format == "json";
   Logger log(std::cerr, json_logs, Logger::parseLevel(config.log.level));
+  log.setJournal(!json_logs && stderrIsJournal());
+  runtime::ServiceNotifier notifier;
 
   // Signals are taken by one thread with sigwait, so no handler runs inside libpq or httplib.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // A peer closing a socket mid-write must not kill the daemon.
   signal(SIGPIPE, SIG_IGN);
@@ -144,8 +207,16 @@ int run(const std::vector<std::string>& args) {
     log.error("state_failed", restored.message());
     return kExitFailure;
   }
+  // What a reload compares the file with; `config` itself is what the loop and the probers were
+  // built from and never changes.
+  config::Config current = config;
+  std::mutex token_mutex;
+  Secret token = config.admin.token;
   auto server_options = http::serverOptionsFromConfig(config);
-  server_options.admin_token = &config.admin.token;
+  server_options.admin_token_source = [&token_mutex, &token] {
+    std::lock_guard lock(token_mutex);
+    return token;
+  };
   // Admin requests go to the loop's queue; each accepted one is logged (never the token).
   server_options.submit = [&requests, &log,
                            &config](core::AdminRequest request) -> std::optional<std::uint64_t> {
@@ -188,11 +259,25 @@ int run(const std::vector<std::string>& args) {
     // A certificate or key that cannot be used is a configuration error, like a bad key.
     return status.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   }
+  const std::string http_address =
+      config.http.listen_address + ":" + std::to_string(server.boundPort());
   log.info("started",
            "pgfailover " PGFAILOVER_VERSION " watching " + std::to_string(config.nodes.size()) +
                " nodes",
-           {{"cluster", config.cluster_name},
-            {"http", config.http.listen_address + ":" + std::to_string(server.boundPort())}});
+           {{"cluster", config.cluster_name}, {"http", http_address}});
+
+  // Ready once the API listens and the first tick published a snapshot; then every tick feeds
+  // the watchdog.
+  const std::string ready_status = "watching " + std::to_string(config.nodes.size()) +
+                                   " nodes of " + config.cluster_name + ", HTTP on " + http_address;
+  std::atomic<bool> announced{false};
+  loop.setTickObserver([&notifier, &announced, &ready_status] {
+    if (!announced) {
+      notifier.ready(ready_status);
+      announced = true;
+    }
+    notifier.watchdog();
+  });
 
   for (const auto& warning : config::tlsWarnings(config)) log.warn("tls_unverified", warning);
 
@@ -204,7 +289,16 @@ int run(const std::vector<std::string>& args) {
   });
 
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    sigwait(&signals, &received);
+    if (received != SIGHUP) break;
+    notifier.reloading();
+    log.info("reloading", "received SIGHUP: reloading " + options.config_path);
+    reload(options.config_path, current, loop, log, token_mutex, token);
+    // Before the first tick, READY=1 is still the tick loop's to send.
+    if (announced) notifier.reloaded(ready_status);
+  }
+  notifier.stopping();
   log.info("stopping", std::string("received ") + (received == SIGTERM ? "SIGTERM" : "SIGINT"));
   loop.requestStop();
   server.stop();
@@ -236,6 +330,11 @@ int runMain(int argc, char** argv) {
   }
   if (command == "--version" || command == "version") {
     std::cout << "pgfailover " << PGFAILOVER_VERSION << "\n";
+    return kExitOk;
+  }
+  if ((command == "run" || command == "check-config") && rest.size() == 1 &&
+      (rest[0] == "--help" || rest[0] == "-h")) {
+    std::cout << kUsage;
     return kExitOk;
   }
   if (command == "run") return run(rest);

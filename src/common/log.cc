@@ -23,6 +23,21 @@ const char* levelName(LogLevel level) {
   return "info";
 }
 
+// sd-daemon(3)'s SD_DEBUG..SD_ERR.
+const char* syslogPrefix(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "<7>";
+    case LogLevel::kInfo:
+      return "<6>";
+    case LogLevel::kWarn:
+      return "<4>";
+    case LogLevel::kError:
+      return "<3>";
+  }
+  return "<6>";
+}
+
 std::string timestamp() {
   const auto now = std::chrono::system_clock::now();
   const auto t = std::chrono::system_clock::to_time_t(now);
@@ -56,8 +71,9 @@ void Logger::log(LogLevel level, std::string_view event, std::string_view messag
     for (const auto& [key, value] : fields) j[std::string(key)] = value;
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
-    line = timestamp() + " " + levelName(level) + " " + std::string(event) + ": " +
-           std::string(message);
+    // In the journal the priority prefix replaces the timestamp (journald stamps each line).
+    line = (journal_ ? std::string(syslogPrefix(level)) : timestamp() + " ") + levelName(level) +
+           " " + std::string(event) + ": " + std::string(message);
     for (const auto& [key, value] : fields) line += " " + std::string(key) + "=" + value;
   }
   line += '\n';

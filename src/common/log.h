@@ -3,6 +3,7 @@
 // from names, states and libpq errors, none of which carry a password.
 #pragma once
 
+#include <atomic>
 #include <initializer_list>
 #include <mutex>
 #include <ostream>
@@ -39,7 +40,12 @@ class Logger {
              std::initializer_list<Field> fields = {}) {
     log(LogLevel::kDebug, event, message, fields);
   }
-  bool enabled(LogLevel level) const { return level >= level_; }
+  bool enabled(LogLevel level) const { return level >= level_.load(); }
+  // SIGHUP applies a new log.level while other threads log.
+  void setLevel(LogLevel level) { level_ = level; }
+  // Under systemd with stderr going to the journal: text lines carry the syslog priority as a
+  // "<N>" prefix (journald files the line under it) and no timestamp (journald adds its own).
+  void setJournal(bool journal) { journal_ = journal; }
 
   static LogLevel parseLevel(std::string_view text);
 
@@ -47,7 +53,8 @@ class Logger {
   std::mutex mutex_;
   std::ostream& out_;
   bool json_;
-  LogLevel level_;
+  std::atomic<LogLevel> level_;
+  bool journal_ = false;
 };
 
 }  // namespace pgfailover

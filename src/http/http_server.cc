@@ -881,6 +881,7 @@ Response HttpServer::Loop::answer(const Request& request) const {
     context.max_tick_age = options_.max_tick_age;
     context.metrics = metrics_;
     context.admin_token = options_.admin_token;
+    context.admin_token_source = options_.admin_token_source;
     context.submit = options_.submit;
     context.max_lag_bytes = options_.max_lag_bytes;
     return route(request, *snapshot, context);

@@ -90,6 +90,8 @@ struct ServerOptions {
   // The bearer token admin endpoints require; null or empty disables them (403). Points at the
   // caller's Secret (the loaded configuration), which must outlive the server.
   const Secret* admin_token = nullptr;
+  // When set, asked for the current token on every admin request instead (SIGHUP may change it).
+  std::function<Secret()> admin_token_source;
   // Where POST /switchover and /failover hand accepted requests (runtime::AdminQueue::submit in
   // the daemon); empty answers them with 503. Called on the HTTP worker threads.
   SubmitRequest submit;

@@ -657,7 +657,10 @@ std::string allowHeader(MethodSet methods) {
 }
 
 std::optional<Response> checkAdminAccess(const Request& request, const RouteContext& context) {
-  if (context.admin_token == nullptr || context.admin_token->empty())
+  const Secret token = context.admin_token_source ? context.admin_token_source()
+                       : context.admin_token      ? *context.admin_token
+                                                  : Secret();
+  if (token.empty())
     return errorResponse(403, "forbidden", "the admin API is disabled: no token is configured");
   constexpr std::string_view kScheme = "Bearer ";
   const auto authorization = request.header("Authorization");
@@ -667,7 +670,7 @@ std::optional<Response> checkAdminAccess(const Request& request, const RouteCont
   if (has_bearer) {
     // Constant time in the token's content, so response timing does not reveal a prefix.
     const std::string_view given = std::string_view(*authorization).substr(kScheme.size());
-    const std::string& expected = context.admin_token->revealForUse();
+    const std::string& expected = token.revealForUse();
     unsigned char difference = given.size() == expected.size() ? 0 : 1;
     for (std::size_t i = 0; i < given.size(); ++i)
       difference |= static_cast<unsigned char>(given[i] ^ expected[i % expected.size()]);

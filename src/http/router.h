@@ -74,6 +74,8 @@ struct RouteContext {
   const metrics::Metrics* metrics = nullptr;
   // The bearer token admin routes require; null or empty disables them (403).
   const Secret* admin_token = nullptr;
+  // When set, the current token instead (a reload may replace it while requests are served).
+  std::function<Secret()> admin_token_source;
   // Where accepted admin requests go; empty answers them with 503 after every check passed.
   SubmitRequest submit;
   // A switchover target must stream within this many bytes of the primary (the decision's

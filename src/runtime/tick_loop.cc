@@ -238,7 +238,21 @@ void TickLoop::settleProbe(std::size_t node) {
   if (node < inflight_.size() && inflight_[node].valid()) last_seen_[node] = inflight_[node].get();
 }
 
+void TickLoop::reloadPolicy(const config::Config& config) {
+  auto policy = policyFromConfig(config);
+  std::lock_guard lock(mutex_);
+  pending_policy_ = std::move(policy);
+}
+
 void TickLoop::tickOnce(SteadyTime scheduled) {
+  {
+    // A reload lands between ticks, so one decision never mixes two policies.
+    std::lock_guard lock(mutex_);
+    if (pending_policy_) {
+      policy_ = std::move(*pending_policy_);
+      pending_policy_.reset();
+    }
+  }
   // A promotion that finished before this tick started is seen by its fresh probes.
   promotion_finished_ = false;
   const auto started = std::chrono::steady_clock::now();
@@ -355,6 +369,7 @@ void TickLoop::run() {
   auto next = std::chrono::steady_clock::now();
   while (!stop_) {
     tickOnce(next);
+    if (tick_observer_) tick_observer_();
     next += config_.probe.interval;
     const auto now = std::chrono::steady_clock::now();
     // After a long tick (a promotion), start again from now instead of ticking in a burst.

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,12 @@ class TickLoop {
   // waiting for slow probes and the next one runs now, so the promoted node is seen at once.
   void promotionFinished();
 
+  // Called on the loop's thread after every tick (readiness and the service watchdog).
+  void setTickObserver(std::function<void()> observer) { tick_observer_ = std::move(observer); }
+  // A reload (SIGHUP) changed what the decision reads: the next tick decides with `config`'s
+  // policy. Only the policy is taken; the caller checked that nothing else changed.
+  void reloadPolicy(const config::Config& config);
+
   const core::Memory& memory() const { return memory_; }
 
  private:
@@ -119,6 +126,8 @@ class TickLoop {
   std::atomic<bool> stop_{false};
   bool tick_now_ = false;  // guarded by mutex_
   std::atomic<bool> promotion_finished_{false};
+  std::function<void()> tick_observer_;
+  std::optional<core::Policy> pending_policy_;  // guarded by mutex_
 };
 
 }  // namespace pgfailover::runtime

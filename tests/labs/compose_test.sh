@@ -129,6 +129,14 @@ ce_base_image
 phase_done base-image
 
 # ----- 4. build and up ----------------------------------------------------------------------------
+# The images install the Debian package users install, built for the base image's release (the
+# host's Debian 12); its cmake build in build-deb/ is reused, so this is quick after test.sh's
+# package phase.
+phase "the Debian package the images install (scripts/package.sh)"
+deb_path=$(SKIP_LINTIAN=1 bash "$REPO_ROOT/scripts/package.sh" | tail -n 1)
+export PGFAILOVER_DEB=${deb_path#"$REPO_ROOT"/}
+phase_done package
+
 phase "build the images FROM $BASE_IMAGE"
 ce_build
 phase_done build

@@ -133,7 +133,22 @@ EOF
 
 check "shellcheck (lab and container scripts)" shellcheck -x scripts/lab-netns.sh tests/labs/*.sh \
   docker/postgres/entrypoint.sh docker/postgres/node-guard.sh docker/postgres/lab-init.sh \
-  scripts/lab-compose.sh scripts/lib/compose-env.sh bench/compose_failover.sh bench/lease_guard.sh
+  scripts/lab-compose.sh scripts/lib/compose-env.sh bench/compose_failover.sh bench/lease_guard.sh \
+  scripts/package.sh debian/pgfailover.postinst debian/pgfailover.prerm debian/pgfailover.postrm
+# The systemd units as systemd itself reads them (unknown keys, bad values), where it is
+# installed; that /usr/bin/pgfailover is not installed here is no finding.
+verify_units() {
+  local out
+  out=$(systemd-analyze verify --man=no packaging/systemd/pgfailover.service \
+    packaging/systemd/pgfailover-lease-guard@.service 2>&1 | grep -v 'Command /usr/bin/pgfailover is not executable' || true)
+  [[ -z $out ]] || {
+    printf '%s\n' "$out"
+    return 1
+  }
+}
+if command -v systemd-analyze >/dev/null; then
+  check "systemd units (systemd-analyze verify)" verify_units
+fi
 check "bench/compose_writer.py parses" "$PY" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' bench/compose_writer.py
 
 printf '%s passed, %s failed\n' "$passed" "$failed"
