@@ -1603,7 +1603,7 @@ def report():
     else:
         L += ["Not run yet (`bench/run failover`).", ""]
 
-    L += ["## 2. Rejoin of the old primary: pgfailover's pg_rewind path vs a full pg_basebackup", ""]
+    L += ["## 2. Rejoin of the old primary: follow, pg_rewind, and a full pg_basebackup", ""]
     if rj:
         L += [f"Results from {rj['machine']['date']}{' (--quick)' if rj.get('quick') else ''}. One run per size. "
               "Data: `pgbench -i -I dtGvp -s N` on pgfailover's lab cluster (both nodes on this host, rejoined by "
@@ -1611,14 +1611,15 @@ def report():
               "was there long before the crash), a few rows updated, then kill -9 of pg1's postmaster and pgfailover "
               "fails over to pg2. Automatic rejoin is held back (`failover.rejoin` false) until ~4 MB of "
               "pgbench_accounts (rows 1–30000) have been updated on the new primary; then pgfailover is restarted "
-              "with rejoin on and does the real thing (docs/lifecycle.md): stop, pre-flight, CHECKPOINT the source, "
-              "`pg_rewind` (which first crash-recovers the killed node in single-user mode), follow, start, verify "
-              "streaming on the new timeline. **rejoin** is pgfailover's own `duration_ms` of that operation "
-              "(/status `rejoin.last`); **until streaming** is measured from pgfailover's restart, so it also holds "
-              "its start-up and `rejoin_grace_ms` (5 s). **pg_basebackup** is the re-clone the old runbook does, "
-              "timed directly (`-X stream -c fast` of the whole new primary into an empty directory; starting that "
-              "copy is not included). Both nodes keep the lab's `wal_keep_size = 256MB`; *source pg_wal* is what "
-              "the new primary's pg_wal held when the rejoin started.", "",
+              "with rejoin on and does the real thing (docs/lifecycle.md): stop, pre-flight, find where the node's WAL "
+              "ends and where the new timeline forked; a node that holds nothing the new primary lacks (its replica "
+              "had every record) is started as a standby that follows the new timeline (`follow`), one that diverged "
+              "is rewound (CHECKPOINT the source, `pg_rewind`, follow, start). **rejoin** is pgfailover's own "
+              "`duration_ms` of that operation (/status `rejoin.last`); **until streaming** is measured from "
+              "pgfailover's restart, so it also holds its start-up and `rejoin_grace_ms` (5 s). **pg_basebackup** is "
+              "the re-clone the old runbook does, timed directly (`-X stream -c fast` of the whole new primary into an "
+              "empty directory; starting that copy is not included). Both nodes keep the lab's `wal_keep_size = "
+              "256MB`; *source pg_wal* is what the new primary's pg_wal held when the rejoin started.", "",
               "A second round on the same data measures the path where the old primary did diverge: the new "
               "primary's replica stops receiving (an empty `primary_conninfo`), 100 rows are updated on the primary "
               "alone, its postmaster is killed, pgfailover promotes the replica and rejoins the old primary by itself "

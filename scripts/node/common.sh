@@ -377,6 +377,10 @@ node_write_config() {
     printf 'wal_receiver_timeout = 5s\n'
     printf 'wal_receiver_status_interval = 1s\n'
     printf 'wal_retrieve_retry_interval = 1s\n'
+    printf '# A start after a crash (a rejoin that follows the new timeline, a restarted standby, the\n'
+    printf '# start after pg_rewind) first flushes the whole data directory: one syncfs per file\n'
+    printf '# system instead of an fsync per file, seconds less at a few GB (docs/lifecycle.md).\n'
+    printf 'recovery_init_sync_method = syncfs\n'
     printf 'logging_collector = off\n'
     if [[ $NODE_TLS == on ]]; then
       printf '# TLS with a certificate from the nodes'"'"' CA (NODE_CA_DIR); clients verify it with\n'
