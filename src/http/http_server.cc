@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/secret_file.h"
 #include "http/request_head.h"
 #include "http/router.h"
 
@@ -99,8 +100,8 @@ Status makeTlsContext(const TlsOptions& tls, SslCtxPtr& out) {
   struct stat info {};
   if (::stat(tls.key.c_str(), &info) != 0)
     return invalid("http.tls.key", "cannot read " + tls.key + ": " + std::strerror(errno));
-  if ((info.st_mode & 077) != 0)
-    return invalid("http.tls.key", tls.key + " is accessible by group or others; chmod 600 it");
+  if (std::string unsafe = unsafeSecretFileMode(tls.key); !unsafe.empty())
+    return invalid("http.tls.key", unsafe);
   ERR_clear_error();
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) return {StatusCode::kInternal, "cannot create a TLS context: " + openSslError()};

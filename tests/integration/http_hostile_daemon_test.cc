@@ -211,7 +211,7 @@ TEST_F(HttpHostileDaemonTest, UnusableTlsFilesStopTheDaemonWithExitTwoNamingTheK
   int attempt = 0;
   for (const Case& c :
        {Case{certs.dir + "/missing.key", "http.tls.key: cannot read"},
-        Case{readable_key, "http.tls.key: " + readable_key + " is accessible"},
+        Case{readable_key, "http.tls.key: " + readable_key + " is open to all users (mode 0644)"},
         Case{certs.client_key, "http.tls.key: " + certs.client_key + " does not match"}}) {
     config_["http"]["tls"] = {{"certificate", certs.server_cert}, {"key", c.key}};
     DaemonProcess daemon(writeConfig(),
