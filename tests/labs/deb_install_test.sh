@@ -165,7 +165,7 @@ say "files, owners and modes as documented; every subcommand's --help answers"
 # 2. Two nodes with the installed node scripts.
 printf 'superuser-password-1\n' >"$root/root/su-password"
 printf 'replication-password-1\n' >"$root/root/repl-password"
-# Sockets in Debian's /var/run/postgresql, where the guard's unit (--port only) looks.
+# Sockets in Debian's /var/run/postgresql, where the guard's unit looks by default (SOCKET_DIR).
 in_root /usr/lib/pgfailover/node/init-primary.sh --dir /srv/pg/pg1 --name pg1 --port 5433 \
   --run-dir /var/run/postgresql \
   --superuser-password-file /root/su-password --repl-password-file /root/repl-password \
@@ -184,6 +184,8 @@ say "primary pg1 (5433) and replica pg2 (5434) from /usr/lib/pgfailover/node"
 
 # 3. The daemon, as pgfailover.service runs it.
 install -m 0640 -g "$(stat -c %g "$root/etc/pgfailover")" "$root/root/su-password" "$root/etc/pgfailover/pg-password"
+# The nodes' CA the node scripts made: pgfailover verifies both servers with it (verify-full).
+install -m 0644 "$root/srv/pg/ca/ca.crt" "$root/etc/pgfailover/ca.crt"
 printf 'installed-admin-token-0123456789\n' >"$root/etc/pgfailover/admin-token"
 chgrp "$(stat -c %g "$root/etc/pgfailover")" "$root/etc/pgfailover/admin-token"
 chmod 0640 "$root/etc/pgfailover/admin-token"
@@ -193,9 +195,11 @@ write_config() { # UNRESPONSIVE_MS LOG_LEVEL HTTP_PORT
   "cluster_name": "installed",
   "nodes": [
     {"name": "pg1", "host": "127.0.0.1", "port": 5433, "user": "pgfailover",
-     "password_file": "/etc/pgfailover/pg-password"},
+     "password_file": "/etc/pgfailover/pg-password",
+     "sslmode": "verify-full", "sslrootcert": "/etc/pgfailover/ca.crt"},
     {"name": "pg2", "host": "127.0.0.1", "port": 5434, "user": "pgfailover",
-     "password_file": "/etc/pgfailover/pg-password"}
+     "password_file": "/etc/pgfailover/pg-password",
+     "sslmode": "verify-full", "sslrootcert": "/etc/pgfailover/ca.crt"}
   ],
   "failover": {"confirmed_down_timeout_ms": 3000, "unresponsive_timeout_ms": $1},
   "http": {"listen_address": "127.0.0.1", "port": $3},
@@ -244,8 +248,10 @@ wait_for 10 "the notify socket" socket_ready
 daemon_log=$root/var/log/pgfailover-test.log
 # nsenter, chroot, env and setpriv each exec the next: $! is the daemon's PID ($MAINPID).
 # shellcheck disable=SC2086  # ExecStart is split into words as systemd does (no quoting in it)
+# systemd gives the service its user's home (libpq looks for a client certificate there).
+home=$(awk -F: -v u="$user" '$1 == u {print $6}' "$root/etc/passwd")
 nsenter --target "$holder" --mount --net -- chroot "$root" env NOTIFY_SOCKET=/run/pgfailover-notify.sock \
-  setpriv --reuid="$user" --regid="$user" --init-groups $exec_start >"$daemon_log" 2>&1 &
+  HOME="$home" setpriv --reuid="$user" --regid="$user" --init-groups $exec_start >"$daemon_log" 2>&1 &
 daemon=$!
 say "daemon started as $user: $exec_start"
 wait_for 30 "READY=1 from the daemon" has_notify READY=1 1
@@ -274,12 +280,14 @@ if in_root pgfailover --help 2>&1 | grep -q "lease-guard"; then
   printf 'NODE=pg1\nPORT=5433\nGUARD_OPTIONS=\n' >"$root/etc/pgfailover/lease-guard/pg1.conf"
   guard_start=$(unit_key ExecStart "$guard_unit")
   guard_user=$(unit_key User "$guard_unit")
-  # As systemd does: the instance file read as root (/etc/pgfailover is root:pgfailover 0750),
-  # its variables in the environment of ExecStart, run as User=.
+  guard_defaults=$(unit_key Environment "$guard_unit")
+  # As systemd does: the unit's Environment= first, then the instance file read as root
+  # (/etc/pgfailover is root:pgfailover 0750), its variables in the environment of ExecStart,
+  # run as User=.
   # shellcheck disable=SC2016  # expanded by the shells in the root
   nsenter --target "$holder" --mount --net -- chroot "$root" bash -c \
-    'set -a; . "$1"; set +a; exec setpriv --reuid="$2" --regid="$2" --init-groups bash -c "exec $3"' \
-    _ /etc/pgfailover/lease-guard/pg1.conf "$guard_user" "$guard_start" \
+    'set -a; export $4; . "$1"; set +a; exec setpriv --reuid="$2" --regid="$2" --init-groups bash -c "exec $3"' \
+    _ /etc/pgfailover/lease-guard/pg1.conf "$guard_user" "$guard_start" "$guard_defaults" \
     >"$work/guard.log" 2>&1 &
   guard=$!
   sleep 3
@@ -287,6 +295,14 @@ if in_root pgfailover --help 2>&1 | grep -q "lease-guard"; then
     cat "$work/guard.log" >&2
     fail "the lease guard exited: $guard_start"
   }
+  grep -q "guarding node pg1" "$work/guard.log" || {
+    cat "$work/guard.log" >&2
+    fail "the lease guard did not say it guards pg1"
+  }
+  if grep -q "check_failed" "$work/guard.log"; then
+    cat "$work/guard.log" >&2
+    fail "the lease guard could not check its node"
+  fi
   kill -TERM "$guard"
   guard_status=0
   wait "$guard" || guard_status=$?
