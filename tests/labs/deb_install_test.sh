@@ -247,9 +247,9 @@ socket_ready() { [[ -S $root/run/pgfailover-notify.sock ]]; }
 wait_for 10 "the notify socket" socket_ready
 daemon_log=$root/var/log/pgfailover-test.log
 # nsenter, chroot, env and setpriv each exec the next: $! is the daemon's PID ($MAINPID).
-# shellcheck disable=SC2086  # ExecStart is split into words as systemd does (no quoting in it)
 # systemd gives the service its user's home (libpq looks for a client certificate there).
 home=$(awk -F: -v u="$user" '$1 == u {print $6}' "$root/etc/passwd")
+# shellcheck disable=SC2086  # ExecStart is split into words as systemd does (no quoting in it)
 nsenter --target "$holder" --mount --net -- chroot "$root" env NOTIFY_SOCKET=/run/pgfailover-notify.sock \
   HOME="$home" setpriv --reuid="$user" --regid="$user" --init-groups $exec_start >"$daemon_log" 2>&1 &
 daemon=$!
