@@ -561,6 +561,8 @@ function cmdMaterialize(file, root, out) {
   for (const [k, v] of Object.entries(config)) {
     if (k === "nodes") rerooted.nodes = v.map((n, j) => Object.fromEntries(Object.entries(n).map(([nk, nv]) => [nk, nodeSide.has(nk) ? nv : reroot(nv, `nodes[${j}].${nk}`)])));
     else if (k === "replication") rerooted.replication = v;
+    // etcd's key prefix ("/pgfailover/main") is a key in etcd, not a file.
+    else if (k === "etcd") rerooted.etcd = Object.fromEntries(Object.entries(v).map(([ek, ev]) => [ek, ek === "prefix" ? ev : reroot(ev, `etcd.${ek}`)]));
     else if (k === "failover") rerooted.failover = Object.fromEntries(Object.entries(v).map(([fk, fv]) => [fk, commands.has(fk) ? fv : reroot(fv, `failover.${fk}`)]));
     else rerooted[k] = reroot(v, k);
   }
