@@ -105,13 +105,17 @@ port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<<"$dsn")
 passfile=$(sed -n 's/.*passfile=\([^ ]*\).*/\1/p' <<<"$dsn")
 http_port=$($DOCKER port "$(container_of pgfailover)" 8008/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n1)
 [[ -n $port && -n $passfile && -n $http_port ]] || die "cannot read the lab's ports from '$dsn'"
+# pgfailover's API is HTTPS only; its certificate (for 127.0.0.1 too) is from the lab's CA.
+ca_file=$WORK/lab-ca.crt
+bash "$LAB" ca >"$ca_file" || die "cannot read the lab's CA (scripts/lab-compose.sh ca)"
+metrics() { curl -s --max-time 3 --cacert "$ca_file" "https://127.0.0.1:$http_port/metrics"; }
 psql -X -q -d "$dsn" -c 'CREATE TABLE IF NOT EXISTS public.bench_compose(id bigserial PRIMARY KEY, sent timestamptz, at timestamptz DEFAULT clock_timestamp())' ||
   die "cannot create the table through HAProxy"
 
 git_commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git -C "$REPO_ROOT" status --porcelain -- src CMakeLists.txt 2>/dev/null | wc -l)
 image_id=$($DOCKER inspect -f '{{.Image}}' "$(container_of pgfailover)" 2>/dev/null | cut -c8-19)
-pgfailover_version=$(curl -s --max-time 3 "http://127.0.0.1:$http_port/metrics" | sed -n 's/^pgfailover_build_info{.*version="\([^"]*\)".*/\1/p' | head -n1)
+pgfailover_version=$(metrics | sed -n 's/^pgfailover_build_info{.*version="\([^"]*\)".*/\1/p' | head -n1)
 unresponsive_ms=$($DOCKER exec "$(container_of pgfailover)" sh -c 'cat /lab/pgfailover/pgfailover.json' 2>/dev/null |
   jq -r '.failover.unresponsive_timeout_ms // empty' 2>/dev/null || true)
 
@@ -163,7 +167,7 @@ for ((run = 1; run <= runs; run++)); do
   [[ -n $new ]] || new=$(status_json | jq -r '.primary // empty')
   down_s=$(jq -n --argjson a "$t_kill" --argjson b "$t_write" '$b - $a | . * 1000 | round / 1000')
   say "run $run: first write acknowledged by $new ${down_s}s after the kill"
-  failover_duration=$(curl -s --max-time 3 "http://127.0.0.1:$http_port/metrics" |
+  failover_duration=$(metrics |
     awk '$1 == "pgfailover_last_failover_duration_seconds" {print $2}')
 
   # The old primary comes back: the guard starts it as a standby, pgfailover rejoins it if needed.

@@ -50,6 +50,9 @@ Usage: scripts/lab-compose.sh COMMAND   (or: scripts/lab.sh --compose COMMAND)
   psql [ARGS]    psql through HAProxy's read-write port (the primary)
   dsn [--ro]     the libpq connection string psql uses (--ro: HAProxy's read-only port)
   env            shell exports for using docker / docker-compose on this lab by hand
+  ca             the lab's CA certificate (PEM), which signed pgfailover's HTTPS certificate:
+                 scripts/lab.sh --compose ca >lab-ca.crt
+                 curl --cacert lab-ca.crt https://127.0.0.1:8008/status
   compose ARGS   docker-compose (or docker compose) with this lab's files and project
   down           remove the containers, networks and volumes (secrets included); private
                  engine: then stop the private dockerd (by PID) unless another lab uses it
@@ -154,7 +157,16 @@ http_port() { published_port pgfailover 8008 PGF_HTTP_PORT 8008; }
 pg_port() { published_port haproxy 5432 PGF_PG_PORT 5432; }
 pg_ro_port() { published_port haproxy 5433 PGF_PG_RO_PORT 5433; }
 
-status_json() { curl -sf --max-time 3 "http://127.0.0.1:$(http_port)/status" 2>/dev/null || true; }
+# pgfailover's API is HTTPS only, its certificate from the lab's CA (/lab/ca/ca.crt in the lab
+# volume). Asked from inside its container (curl, loopback: in the certificate), so the host needs
+# no copy of the CA; `ca` prints it for curl on the published port.
+LAB_CA=/lab/ca/ca.crt
+status_json() {
+  local id
+  id=$(container_of pgfailover)
+  running "$id" || return 0
+  $DOCKER exec "$id" curl -sf --max-time 3 --cacert "$LAB_CA" https://127.0.0.1:8008/status 2>/dev/null || true
+}
 
 # pg1/pg2, or the node that has the role primary/replica now: pgfailover's /status first,
 # pg_is_in_recovery() inside the running node containers when pgfailover does not answer.
@@ -238,7 +250,7 @@ pgfailover_cli() {
   local id
   id=$(container_of pgfailover)
   running "$id" || die "the pgfailover container does not run"
-  $DOCKER exec "$id" /usr/local/bin/pgfailover "$@"
+  $DOCKER exec -e PGFAILOVER_CA_FILE="$LAB_CA" "$id" /usr/local/bin/pgfailover "$@"
 }
 
 # ----- up ---------------------------------------------------------------------------------------
@@ -355,7 +367,7 @@ cmd_up() {
   cat >&2 <<EOF
   read-write (the primary)  psql "$(dsn "$(pg_port)")"
   read-only (a replica)     port $(pg_ro_port) on 127.0.0.1
-  pgfailover's API          http://127.0.0.1:$(http_port)/status
+  pgfailover's API (HTTPS)  https://127.0.0.1:$(http_port)/status  (CA: scripts/lab.sh --compose ca)
   HAProxy statistics        http://127.0.0.1:$(published_port haproxy 8404 PGF_HAPROXY_STATS_PORT 8404)/
   Prometheus                http://127.0.0.1:$(published_port prometheus 9090 PGF_PROMETHEUS_PORT 9090)/
 try: scripts/lab.sh --compose status; scripts/lab.sh --compose psql; scripts/lab.sh --compose kill primary
@@ -369,7 +381,7 @@ cmd_status() {
   if [[ ${1:-} == --json ]]; then
     local json
     json=$(status_json)
-    [[ -n $json ]] || die "pgfailover does not answer at http://127.0.0.1:$(http_port)"
+    [[ -n $json ]] || die "pgfailover does not answer at https://127.0.0.1:8008 in its container"
     printf '%s\n' "$json"
     return
   fi
@@ -377,7 +389,7 @@ cmd_status() {
   compose ps
   echo
   if running "$(container_of pgfailover)"; then
-    pgfailover_cli status --url http://127.0.0.1:8008
+    pgfailover_cli status --url https://127.0.0.1:8008
   else
     say "the pgfailover container does not run"
   fi
@@ -504,13 +516,13 @@ case $command in
   status) cmd_status "$@" ;;
   history)
     require_engine
-    pgfailover_cli history --url http://127.0.0.1:8008 "$@"
+    pgfailover_cli history --url https://127.0.0.1:8008 "$@"
     ;;
   switchover)
     require_engine
     to=()
     [[ -n ${1:-} ]] && to=(--to "$(resolve_node "$1")")
-    pgfailover_cli switchover --url http://127.0.0.1:8008 --token-file /lab/pgfailover/admin.token "${to[@]}"
+    pgfailover_cli switchover --url https://127.0.0.1:8008 --token-file /lab/pgfailover/admin.token "${to[@]}"
     ;;
   kill) cmd_kill "$@" ;;
   start) cmd_start "$@" ;;
@@ -519,6 +531,12 @@ case $command in
   psql) cmd_psql "$@" ;;
   dsn) cmd_dsn "$@" ;;
   env) cmd_env ;;
+  ca)
+    require_engine
+    id=$(container_of pgfailover)
+    running "$id" || die "the pgfailover container does not run"
+    $DOCKER exec "$id" cat "$LAB_CA"
+    ;;
   compose)
     require_engine
     compose "$@"

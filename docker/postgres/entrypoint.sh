@@ -20,7 +20,8 @@
 #   NODE_ROLE         primary | replica: the role at the very first start only
 #   PRIMARY_HOST      replica's first start: the primary's address (PRIMARY_PORT, 5432)
 #   PEERS             "pg1=10.0.0.11:5432 pg2=10.0.0.12:5432": the nodes, for the guard
-#   PGFAILOVER_URL    http://10.0.0.10:8008
+#   PGFAILOVER_URL    https://10.0.0.10:8008 (or http://)
+#   PGFAILOVER_CA_FILE  the CA that signed pgfailover's HTTPS certificate (/lab/ca/ca.crt)
 #   ALLOW_CIDR        who may connect over TCP (pg_hba.conf), e.g. 10.232.77.0/24
 #   SECRETS_DIR       folder with superuser.password, replication.password, authorized_keys and
 #                     NODE_NAME/ssh_host_ed25519_key (the lab's init writes them; default /lab/nodes)
@@ -135,7 +136,9 @@ done
 # Which node does pgfailover call the primary? ("" when it does not answer or names none.)
 pgfailover_primary() {
   [[ -n ${PGFAILOVER_URL:-} ]] || return 0
-  curl -sf --max-time 2 "$PGFAILOVER_URL/status" 2>/dev/null | jq -r '.primary // empty' 2>/dev/null || true
+  local ca=()
+  [[ -n ${PGFAILOVER_CA_FILE:-} ]] && ca=(--cacert "$PGFAILOVER_CA_FILE")
+  curl -sf --max-time 2 "${ca[@]}" "$PGFAILOVER_URL/status" 2>/dev/null | jq -r '.primary // empty' 2>/dev/null || true
 }
 # The physical slot pgfailover keeps for this node on the primary: replicationSlotName() in
 # src/runtime/node_operations.cc, "pgfailover_" + the node's name in lower case with every
@@ -223,6 +226,7 @@ else
   guard=(--dir "$NODE_HOME" --name "$NODE_NAME" --repl-user "$NODE_REPL_USER" --wait "${GUARD_WAIT:-10}")
   [[ ${REPLICATION_SLOT:-1} == 1 ]] && guard+=(--slot "$SLOT_NAME")
   [[ -n ${PGFAILOVER_URL:-} ]] && guard+=(--pgfailover-url "$PGFAILOVER_URL")
+  [[ -n ${PGFAILOVER_URL:-} && -n ${PGFAILOVER_CA_FILE:-} ]] && guard+=(--pgfailover-ca "$PGFAILOVER_CA_FILE")
   for entry in ${PEERS:-}; do guard+=(--peer "$entry"); done
   decision=$(/usr/local/bin/node-guard.sh "${guard[@]}")
   say "guard at start: $decision"

@@ -6,10 +6,15 @@
 #
 #   /lab/nodes/        (root, 0700)  read by the node containers' entrypoints (as root)
 #     superuser.password replication.password authorized_keys pg1/ssh_host_ed25519_key ...
-#     ca/ca.crt ca/ca.key  the nodes' CA (key 0600): each node's first start issues its own
-#                          server certificate with it (scripts/node/, --ca-dir)
+#     ca/ca.crt ca/ca.key  the lab's CA (key 0600): each node's first start issues its own
+#                          server certificate with it (scripts/node/, --ca-dir); it also signs
+#                          pgfailover's HTTPS certificate below
+#   /lab/ca/ca.crt     (0644, in a 0755 folder)  that CA's certificate alone, for whoever checks
+#                      pgfailover's HTTPS: HAProxy, Prometheus, the nodes' guard, the CLI, tests
 #   /lab/pgfailover/   (uid PGFAILOVER_UID, 0700)  read by the pgfailover container
 #     pgfailover.json pgfailover.password id_ed25519 known_hosts admin.token ca.crt
+#     tls/server.crt tls/server.key (0600)  the API's HTTPS certificate, for DNS:pgfailover (the
+#                      service's name in the compose network), IP:PREFIX.10, localhost, 127.0.0.1
 #   /lab/grafana/      (uid GRAFANA_UID, 0700)  admin.password
 #   /lab/client/       (root, 0700)  pgpass for `docker-compose exec` clients and tests
 #
@@ -65,6 +70,26 @@ chmod 0600 "$LAB_DIR/nodes/ca/ca.key"
 chmod 0644 "$LAB_DIR/nodes/ca/ca.crt"
 install -m 0644 "$LAB_DIR/nodes/ca/ca.crt" "$LAB_DIR/pgfailover/ca.crt"
 install -m 0644 "$LAB_DIR/nodes/ca/ca.crt" "$LAB_DIR/client/ca.crt"
+install -d -m 0755 "$LAB_DIR/ca"
+install -m 0644 "$LAB_DIR/nodes/ca/ca.crt" "$LAB_DIR/ca/ca.crt"
+
+# pgfailover's API runs over HTTPS only (http.tls): the admin token never crosses the lab's
+# network in clear. One name per way it is reached: HAProxy's checks (check-sni) and Prometheus
+# by the service name, anyone on the network by address, `docker exec` and the published port
+# by loopback. The key never leaves /lab/pgfailover (0700, pgfailover's uid) and is 0600 there.
+install -d -m 0700 "$LAB_DIR/pgfailover/tls"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$LAB_DIR/pgfailover/tls/server.key" -out "$LAB_DIR/pgfailover/tls/server.csr" \
+  -subj "/CN=pgfailover" 2>/dev/null
+openssl x509 -req -in "$LAB_DIR/pgfailover/tls/server.csr" -days 825 \
+  -CA "$LAB_DIR/nodes/ca/ca.crt" -CAkey "$LAB_DIR/nodes/ca/ca.key" \
+  -set_serial "0x$(openssl rand -hex 16)" -out "$LAB_DIR/pgfailover/tls/server.crt" \
+  -extfile <(printf '%s\n' "subjectAltName=DNS:pgfailover,IP:$PREFIX.10,DNS:localhost,IP:127.0.0.1" \
+    'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth') 2>/dev/null
+rm -f "$LAB_DIR/pgfailover/tls/server.csr"
+chmod 0600 "$LAB_DIR/pgfailover/tls/server.key"
+chmod 0644 "$LAB_DIR/pgfailover/tls/server.crt"
+openssl verify -CAfile "$LAB_DIR/ca/ca.crt" "$LAB_DIR/pgfailover/tls/server.crt" >/dev/null
 
 # pgfailover's ssh key, and one host key per node so that known_hosts is known in advance
 # (no trust on first use, no ssh-keyscan at run time).
@@ -99,7 +124,8 @@ jq -n --arg p1 "${ip[pg1]}" --arg p2 "${ip[pg2]}" --arg bin "/usr/lib/postgresql
     replication: {user: "replicator", passfile: ($home + "/replication.pgpass"),
                   sslmode: "verify-full", sslrootcert: ($home + "/tls/ca.crt")},
     admin: {token_file: "/lab/pgfailover/admin.token"},
-    http: {listen_address: "0.0.0.0", port: 8008},
+    http: {listen_address: "0.0.0.0", port: 8008,
+           tls: {certificate: "/lab/pgfailover/tls/server.crt", key: "/lab/pgfailover/tls/server.key"}},
     state_file: "/var/lib/pgfailover/state.json"
   }' >"$LAB_DIR/pgfailover/pgfailover.json"
 
@@ -108,4 +134,4 @@ chown -R "$GRAFANA_UID:$GRAFANA_UID" "$LAB_DIR/grafana"
 chmod 0755 "$LAB_DIR"
 date -u +%FT%TZ >"$LAB_DIR/ready"
 chmod 0644 "$LAB_DIR/ready"
-say "secrets, keys and pgfailover.json written to $LAB_DIR (pgfailover ${PREFIX}.10, pg1 ${ip[pg1]}, pg2 ${ip[pg2]}, PostgreSQL $PG_MAJOR)"
+say "secrets, keys, pgfailover.json and its HTTPS certificate written to $LAB_DIR (pgfailover https://${PREFIX}.10:8008, pg1 ${ip[pg1]}, pg2 ${ip[pg2]}, PostgreSQL $PG_MAJOR)"

@@ -14,8 +14,11 @@
 #      here); a node that was the primary last time starts as the primary.
 # It never promotes anything and never removes standby.signal.
 #
-# Usage: node-guard.sh --dir N --name NAME [--pgfailover-url URL] [--peer NAME=HOST:PORT]...
-#          [--repl-user USER] [--passfile FILE] [--wait SECONDS] [--slot SLOT]
+# Usage: node-guard.sh --dir N --name NAME [--pgfailover-url URL [--pgfailover-ca FILE]]
+#          [--peer NAME=HOST:PORT]... [--repl-user USER] [--passfile FILE] [--wait SECONDS]
+#          [--slot SLOT]
+# --pgfailover-ca: the CA that signed pgfailover's HTTPS certificate (an https:// URL is always
+# verified: against this file, else the system's CAs; an answer that fails it counts as none).
 # N is the node folder of scripts/node/ (data directory N/data). Peers are asked as the
 # replication role, with the passfile the node already has for streaming. --slot: the physical
 # slot the node streams from (primary_slot_name, beside primary_conninfo, as pgfailover's rejoin
@@ -29,7 +32,7 @@ die() {
   exit 2
 }
 
-dir='' name='' url='' repl_user=replicator passfile='' wait_seconds=10 slot=
+dir='' name='' url='' url_ca='' repl_user=replicator passfile='' wait_seconds=10 slot=
 declare -A peers=()
 declare -a peer_order=()
 while (($# > 0)); do
@@ -37,6 +40,10 @@ while (($# > 0)); do
     --dir) dir=${2:?} ;;
     --name) name=${2:?} ;;
     --pgfailover-url) url=${2:?} ;;
+    --pgfailover-ca)
+      [[ -r ${2:?} ]] || die "--pgfailover-ca: cannot read '$2'"
+      url_ca=$2
+      ;;
     --repl-user) repl_user=${2:?} ;;
     --passfile) passfile=${2:?} ;;
     --wait) wait_seconds=${2:?} ;;
@@ -90,9 +97,11 @@ primary='' primary_addr='' source=''
 
 # 1. pgfailover's /status, retried for up to --wait seconds.
 if [[ -n $url ]] && command -v curl >/dev/null; then
+  curl_ca=()
+  [[ -n $url_ca ]] && curl_ca=(--cacert "$url_ca")
   deadline=$((SECONDS + wait_seconds))
   while :; do
-    if status=$(curl -sf --max-time 2 "$url/status" 2>/dev/null); then
+    if status=$(curl -sf --max-time 2 "${curl_ca[@]}" "$url/status" 2>/dev/null); then
       primary=$(jq -r '.primary // empty' <<<"$status" 2>/dev/null || true)
       if [[ -n $primary && $primary != "$name" ]]; then
         primary_addr=$(jq -r --arg p "$primary" \

@@ -8,14 +8,17 @@
 #   3. a Debian 12 base image: debootstrap --variant=minbase bookworm | docker import (the
 #      tarball is cached in COMPOSE_TEST_WORK for the next run)
 #   4. builds the images FROM it (PostgreSQL 15 on bookworm), brings the lab up without Grafana
-#   5. checks: replication streams, pg2 from its slot; HAProxy's 5432 reaches the primary (a
-#      write), 5433 the replica
+#   5. checks: replication streams, pg2 from its slot; pgfailover's API answers over HTTPS only
+#      (its certificate from the lab's CA verifies for every name it is reached by; plain HTTP
+#      gets the 400 that says to use https; the key is 0600 and pgfailover's); HAProxy's 5432
+#      reaches the primary (a write), 5433 the replica, its checks pass over verified TLS
+#      (`show stat`: L7OK); Prometheus scrapes pgfailover over https and the target is up
 #   6. docker kill of the primary's container: the replica is promoted; /status and /metrics
 #      agree; HAProxy sends writes to the new primary (pg_is_in_recovery() = f, an INSERT works,
 #      the earlier row is there); Prometheus has scraped the new roles and raised
 #      PgfailoverFailoverHappened
-#   7. the old primary's container starts again: its guard asks pgfailover and starts it as a
-#      standby on its slot (it is never seen writable); pgfailover rejoins it; healthy again
+#   7. the old primary's container starts again: its guard asks pgfailover (over https) and
+#      starts it as a standby on its slot (it is never seen writable); pgfailover rejoins it; healthy again
 #   8. every query of every panel of the Grafana dashboard returns data from the lab's Prometheus
 #   9. docker-compose down -v, dockerd stopped by PID (unless another lab's containers remain).
 # Steps 1-4 are scripts/lib/compose-env.sh, which scripts/lab-compose.sh (the lab by hand) uses too.
@@ -95,7 +98,9 @@ finish() {
   if ((status != 0)); then
     log "diagnostics"
     compose ps >&2 2>/dev/null || true
-    curl -s --max-time 3 "http://127.0.0.1:$PGF_HTTP_PORT/status" 2>/dev/null | jq . >&2 2>/dev/null || true
+    if [[ -s ${CA_FILE:-} ]]; then
+      curl -s --max-time 3 --cacert "$CA_FILE" "https://127.0.0.1:$PGF_HTTP_PORT/status" 2>/dev/null | jq . >&2 2>/dev/null || true
+    fi
     for service in init pg1 pg2 pgfailover haproxy prometheus; do
       printf '\n---- %s (last 40 lines) ----\n' "$service" >&2
       compose logs --no-color --tail 40 "$service" >&2 2>/dev/null || true
@@ -151,7 +156,17 @@ for net in $($DOCKER network ls --format '{{.Name}}'); do
   fi
 done
 compose up -d >&2
-status_json() { curl -s --max-time 3 "http://127.0.0.1:$PGF_HTTP_PORT/status" 2>/dev/null || true; }
+# pgfailover's API is HTTPS only, with a certificate from the lab's CA (lab-init): every call
+# below verifies it against that CA, read from the lab volume (never curl -k).
+CA_FILE=$(mktemp)
+fetch_ca() { compose exec -T pg1 cat /lab/ca/ca.crt >"$CA_FILE" 2>/dev/null && grep -q 'BEGIN CERTIFICATE' "$CA_FILE"; }
+wait_until 60 "the lab's CA in the lab volume" fetch_ca
+api() { # path [curl args...]
+  local path=$1
+  shift
+  curl -s --max-time 3 --cacert "$CA_FILE" "$@" "https://127.0.0.1:$PGF_HTTP_PORT$path"
+}
+status_json() { api /status 2>/dev/null || true; }
 field() { jq -r "$1" <<<"$(status_json)" 2>/dev/null || true; }
 role_of() { field "[.nodes[]? | select(.name == \"$1\") | .role][0] // empty"; }
 healthy_with() { [[ $(field .state) == healthy && $(field .primary) == "$1" && $(role_of "$2") == replica ]]; }
@@ -184,6 +199,44 @@ start_errors=$(compose logs --no-color pg1 pg2 2>/dev/null | grep -E '(ERROR|PAN
 log "ok: no ERROR or PANIC line in pg1's and pg2's logs at the lab's start"
 phase_done up
 
+# ----- 5a. the API over HTTPS only ----------------------------------------------------------------
+phase "pgfailover's API: HTTPS only, verified against the lab's CA"
+# Plain HTTP to the HTTPS port: the 400 that names the fix, never the API.
+plain_body=$(mktemp)
+plain_code=$(curl -s --max-time 3 -o "$plain_body" -w '%{http_code}' "http://127.0.0.1:$PGF_HTTP_PORT/status" || true)
+if [[ $plain_code != 400 ]] || ! grep -qF 'use an https:// URL' "$plain_body"; then
+  fail "plain HTTP to pgfailover's port: $plain_code '$(head -c 200 "$plain_body")', expected 400 saying to use https"
+fi
+! grep -q '"primary"' "$plain_body" || fail "plain HTTP got /status"
+log "ok: plain HTTP gets $plain_code: $(head -c 120 "$plain_body")"
+# Without the lab's CA the certificate does not verify (curl: 60), so the checks above and below
+# really verify it.
+no_ca_rc=0
+curl -s --max-time 3 -o /dev/null "https://127.0.0.1:$PGF_HTTP_PORT/healthz" || no_ca_rc=$?
+((no_ca_rc == 60)) || fail "https without the lab's CA: curl exit $no_ca_rc, expected 60 (certificate not verified)"
+# Every name it is reached by is in the certificate: the service name (HAProxy's check-sni,
+# Prometheus), the address (the nodes' guard), loopback (docker exec, the published port).
+for url in https://pgfailover:8008 "https://$LAB_NET_PREFIX.10:8008"; do
+  compose exec -T pg2 curl -sf --max-time 3 --cacert /lab/ca/ca.crt -o /dev/null "$url/healthz" ||
+    fail "pg2 cannot reach $url/healthz with the certificate verified"
+done
+compose exec -T pgfailover curl -sf --max-time 3 --cacert /lab/ca/ca.crt -o /dev/null https://localhost:8008/healthz ||
+  fail "https://localhost:8008 does not verify inside the pgfailover container"
+# The CLI through docker exec, as scripts/lab-compose.sh runs it (PGFAILOVER_CA_FILE from the
+# service's environment).
+cli_status=$(compose exec -T pgfailover pgfailover status --url https://127.0.0.1:8008) ||
+  fail "pgfailover status --url https://127.0.0.1:8008 in the container failed: $cli_status"
+[[ $cli_status == *pg1* && $cli_status == *pg2* ]] || fail "pgfailover status printed: $cli_status"
+# The key: 0600, owned by pgfailover's user (uid 10001), in its 0700 folder.
+key_mode=$(compose exec -T pgfailover stat -c '%a %u' /lab/pgfailover/tls/server.key)
+[[ $key_mode == "600 10001" ]] || fail "pgfailover's TLS key is '$key_mode' (mode, uid), expected '600 10001'"
+compose exec -T pg2 runuser -u postgres -- test -r /lab/pgfailover/tls/server.key 2>/dev/null &&
+  fail "another container's user can read pgfailover's TLS key"
+pgfailover_healthy() { [[ $($DOCKER inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$(compose ps -q pgfailover)") == healthy ]]; }
+wait_until 40 "the pgfailover container's healthcheck (https, verified) says healthy" pgfailover_healthy
+log "ok: https verifies as pgfailover, $LAB_NET_PREFIX.10, localhost, 127.0.0.1; no CA: curl 60; key $key_mode"
+phase_done https
+
 # ----- 5. through HAProxy -------------------------------------------------------------------------
 phase "HAProxy: writes on 127.0.0.1:$PGF_PG_PORT, reads on :$PGF_PG_RO_PORT"
 PGPASS_FILE=$(mktemp)
@@ -198,19 +251,32 @@ routes_to() { # port expected-address expected-recovery
 }
 wait_until 30 "5432 reaches pg1 (the primary)" routes_to "$PGF_PG_PORT" "$LAB_NET_PREFIX.11" f
 wait_until 30 "5433 reaches pg2 (the replica)" routes_to "$PGF_PG_RO_PORT" "$LAB_NET_PREFIX.12" t
+# HAProxy's checks over TLS: each server's check_status in `show stat` (the stats page's CSV).
+# L7OK is a 200 from pgfailover over a verified TLS session; the replica's server in `primary`
+# is down on the 503 (L7STS), not on a TLS failure (L6*).
+haproxy_stat() { # proxy server -> "status check_status"
+  curl -s --max-time 3 "http://127.0.0.1:$PGF_HAPROXY_STATS_PORT/;csv" | awk -F, -v px="$1" -v sv="$2" '
+    NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }
+    $1 == px && $2 == sv { print $col["status"], $col["check_status"] }'
+}
+haproxy_checks_ok() {
+  [[ $(haproxy_stat primary pg1) == "UP L7OK" && $(haproxy_stat primary pg2) == "DOWN L7STS" &&
+    $(haproxy_stat replicas pg2) == "UP L7OK" ]]
+}
+wait_until 30 "HAProxy's checks over TLS: primary/pg1 UP L7OK, primary/pg2 DOWN L7STS, replicas/pg2 UP L7OK" haproxy_checks_ok
 via_haproxy "$PGF_PG_PORT" "CREATE TABLE public.compose_test(v int PRIMARY KEY); INSERT INTO public.compose_test VALUES (1)" ||
   fail "cannot write through HAProxy"
 phase_done haproxy
 
 # ----- 6. failover --------------------------------------------------------------------------------
 phase "docker kill pg1 (the primary)"
-failovers_before=$(curl -s "http://127.0.0.1:$PGF_HTTP_PORT/metrics" | awk '/^pgfailover_failovers_total\{result="succeeded"\}/ {print $2}')
+failovers_before=$(api /metrics | awk '/^pgfailover_failovers_total\{result="succeeded"\}/ {print $2}')
 $DOCKER kill "$(compose ps -q pg1)" >/dev/null
 promoted() { [[ $(field .primary) == pg2 && $(role_of pg2) == primary ]]; }
 wait_until 90 "pg2 promoted" promoted
 failover_seconds=$((SECONDS - phase_started))
 
-metric() { curl -s --max-time 3 "http://127.0.0.1:$PGF_HTTP_PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metric() { api /metrics | awk -v m="$1" '$1 == m {print $2}'; }
 agree() {
   local state
   state=$(field .state)
@@ -230,6 +296,12 @@ prom_query() {
     jq -r '.data.result | length' 2>/dev/null || echo 0
 }
 prom_has() { [[ $(prom_query "$1") -ge 1 ]]; }
+# Prometheus scrapes pgfailover over https (tls_config.ca_file: the lab's CA) and the target is up.
+prom_target_up() {
+  [[ $(curl -s --max-time 3 "http://127.0.0.1:$PGF_PROMETHEUS_PORT/api/v1/targets" |
+    jq -r '[.data.activeTargets[] | select(.labels.job == "pgfailover") | "\(.scrapeUrl) \(.health)"] | join(",")' 2>/dev/null) == "https://pgfailover:8008/metrics up" ]]
+}
+wait_until 30 "Prometheus's pgfailover target: https://pgfailover:8008/metrics, up" prom_target_up
 wait_until 60 "Prometheus scraped pg2 as primary" prom_has 'pgfailover_node_role{node="pg2",role="primary"} == 1'
 wait_until 60 "Prometheus raised PgfailoverFailoverHappened" prom_has 'ALERTS{alertname="PgfailoverFailoverHappened"}'
 rules=$(curl -s --max-time 3 "http://127.0.0.1:$PGF_PROMETHEUS_PORT/api/v1/rules" | jq '[.data.groups[].rules[]] | length')
@@ -249,6 +321,11 @@ pg1_never_writable() {
 wait_until 180 "healthy: pg2 primary, pg1 its replica" pg1_never_writable
 ((writable_seen == 0)) || fail "pg1 was seen writable after its restart: the guard at start did not work"
 compose logs --no-color pg1 2>/dev/null | grep -E 'guard|node-guard' | tail -n 5 >&2 || true
+# The guard learnt the primary from pgfailover over https, not from the peers' fallback. (The
+# log is read whole first: grep -q stopping early would fail the pipe under pipefail.)
+pg1_log=$(compose logs --no-color pg1 2>/dev/null || true)
+[[ $pg1_log == *"pgfailover says the primary is 'pg2'"* ]] ||
+  fail "pg1's guard did not get the primary from pgfailover's https /status"
 deadline=$((SECONDS + 30))
 until [[ $(in_node pg1 "SELECT count(*) FROM public.compose_test" 2>/dev/null) == 2 ]]; do
   ((SECONDS < deadline)) || fail "pg1 does not replay pg2's rows"

@@ -61,7 +61,8 @@ check "Dockerfiles lint (tests/labs/dockerfile_lint.py)" "$PY" tests/labs/docker
   Dockerfile:. docker/postgres/Dockerfile:.:root-ok \
   docker/haproxy/Dockerfile:docker/haproxy docker/prometheus/Dockerfile:docker/prometheus
 check "haproxy -c docker/haproxy/haproxy.cfg" \
-  env PGFAILOVER_ADDR=127.0.0.1 PG1_ADDR=127.0.0.1 PG2_ADDR=127.0.0.1 haproxy -c -f docker/haproxy/haproxy.cfg
+  env PGFAILOVER_ADDR=127.0.0.1 PG1_ADDR=127.0.0.1 PG2_ADDR=127.0.0.1 \
+  PGFAILOVER_CA_FILE=/etc/ssl/certs/ca-certificates.crt haproxy -c -f docker/haproxy/haproxy.cfg
 check "promtool check config monitoring/prometheus.yml" promtool check config monitoring/prometheus.yml
 check "promtool check rules monitoring/alerts.yml" promtool check rules monitoring/alerts.yml
 check "promtool test rules monitoring/alerts_test.yml" promtool test rules monitoring/alerts_test.yml
