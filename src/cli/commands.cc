@@ -189,7 +189,7 @@ int run(const std::vector<std::string>& args) {
   log.setJournal(!json_logs && stderrIsJournal());
   runtime::ServiceNotifier notifier;
 
-  // Signals are taken by one thread with sigwait, so no handler runs inside libpq or httplib.
+  // Signals are taken by one thread with sigwait, so no handler runs inside libpq or OpenSSL.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

@@ -61,6 +61,32 @@ LogLevel Logger::parseLevel(std::string_view text) {
   return LogLevel::kInfo;
 }
 
+// One event, one line: a control character in a message or a field (a request path from the
+// network, a node's error text, a multi-line step log) is written as an escape, so nothing can
+// start a forged line or, in the journal, a forged priority.
+std::string oneLine(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 void Logger::log(LogLevel level, std::string_view event, std::string_view message,
                  std::initializer_list<Field> fields) {
   if (!enabled(level)) return;
@@ -73,8 +99,8 @@ void Logger::log(LogLevel level, std::string_view event, std::string_view messag
   } else {
     // In the journal the priority prefix replaces the timestamp (journald stamps each line).
     line = (journal_ ? std::string(syslogPrefix(level)) : timestamp() + " ") + levelName(level) +
-           " " + std::string(event) + ": " + std::string(message);
-    for (const auto& [key, value] : fields) line += " " + std::string(key) + "=" + value;
+           " " + std::string(event) + ": " + oneLine(message);
+    for (const auto& [key, value] : fields) line += " " + std::string(key) + "=" + oneLine(value);
   }
   line += '\n';
   std::lock_guard lock(mutex_);

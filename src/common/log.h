@@ -15,6 +15,10 @@ namespace pgfailover {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 
+// `text` with every control character written as an escape (\n, \r, \t, \xHH): what a text
+// log line holds of a message or field, so that one event stays one line.
+std::string oneLine(std::string_view text);
+
 class Logger {
  public:
   using Field = std::pair<std::string_view, std::string>;

@@ -210,7 +210,8 @@ void checkTlsFile(Reader& r, const std::string& key, const std::string& path, bo
   // The same rule as every other secret file (a root-owned 0440, as Kubernetes mounts a
   // Secret with fsGroup, is fine).
   if (secret)
-    if (std::string unsafe = unsafeSecretFileMode(path); !unsafe.empty()) return r.error(key, unsafe);
+    if (std::string unsafe = unsafeSecretFileMode(path); !unsafe.empty())
+      return r.error(key, unsafe);
   if (::access(path.c_str(), R_OK) != 0)
     r.error(key, "cannot read " + path + ": " + std::strerror(errno));
 }
@@ -479,6 +480,9 @@ void readEtcd(Reader& r, const json& root, Config& config) {
             std::pair{"key_file", etcd.tls.key_file}})
         if (!path.empty() && !readableFile(path))
           r.error(std::string("etcd.tls.") + key, "cannot read " + path);
+      if (!etcd.tls.key_file.empty() && readableFile(etcd.tls.key_file))
+        if (std::string unsafe = unsafeSecretFileMode(etcd.tls.key_file); !unsafe.empty())
+          r.error("etcd.tls.key_file", unsafe);
       const bool any_tls = !etcd.tls.ca_file.empty() || !etcd.tls.cert_file.empty();
       for (const auto& url : etcd.endpoints)
         if (any_tls && url.rfind("https://", 0) != 0) {

@@ -158,6 +158,9 @@ bool dropPrivileges(const std::string& user, std::string& error) {
     error = "cannot become OS user '" + user + "'";
     return false;
   }
+  // libpq reads ~/.pgpass and ~/.postgresql/ of $HOME: that user's, not root's (which it could
+  // not read, and which is no business of the guard's).
+  if (entry->pw_dir != nullptr) ::setenv("HOME", entry->pw_dir, 1);
   return true;
 }
 

@@ -299,6 +299,9 @@ struct Job {
   std::uint64_t connection = 0;
   std::uint64_t request_id = 0;
   Request request;
+  // The connection's deadline: past it the event thread has closed the connection, so the job
+  // is dropped unserved (an admin request acted on with no one told would be retried).
+  SteadyTime deadline{};
 };
 
 struct Done {
@@ -369,6 +372,9 @@ class HttpServer::Loop {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;
+  // The connection whose job the worker is answering now (0: none): it is never expired
+  // mid-answer, so an admin request that was acted on is also answered.
+  std::uint64_t serving_ = 0;
   std::vector<Done> done_;
   bool worker_stop_ = false;
 };
@@ -803,9 +809,9 @@ void HttpServer::Loop::dispatch(Connection& c, const RequestHead& head, std::str
   {
     std::lock_guard lock(mutex_);
     if (jobs_.size() < std::max<std::size_t>(1, options_.max_queued_requests)) {
-      jobs_.push_back(Job{c.key, c.request_id, std::move(request)});
       c.phase = Phase::kWorking;
       c.deadline = now() + options_.request_timeout;
+      jobs_.push_back(Job{c.key, c.request_id, std::move(request), c.deadline});
       wake_.notify_one();
       return;
     }
@@ -856,10 +862,34 @@ void HttpServer::Loop::sweep() {
     accept_paused_ = false;
   }
   std::vector<std::uint64_t> expired;
-  for (const auto& [key, connection] : connections_)
-    if (at >= connection->deadline) expired.push_back(key);
+  // Being answered, or answered and waiting for collectDone(): not expired (see serving_).
+  std::vector<std::uint64_t> answering;
+  {
+    std::lock_guard lock(mutex_);
+    if (serving_ != 0) answering.push_back(serving_);
+    for (const Done& item : done_) answering.push_back(item.connection);
+  }
+  for (const auto& [key, connection] : connections_) {
+    if (at < connection->deadline) continue;
+    if (connection->phase == Phase::kWorking &&
+        std::find(answering.begin(), answering.end(), key) != answering.end())
+      continue;
+    expired.push_back(key);
+  }
   for (const std::uint64_t key : expired) {
     Connection& c = *connections_.at(key);
+    if (c.phase == Phase::kWorking && options_.access_log) {
+      // Queued too long behind other work and dropped unserved (see Job): still one access-log
+      // line, so no admin request goes unrecorded.
+      AccessRecord record;
+      record.method = c.method;
+      record.path = c.path;
+      record.peer = c.peer;
+      record.status = 503;
+      record.request_id = c.request_id;
+      record.admin_route = c.admin_route;
+      options_.access_log(record);
+    }
     if (c.phase == Phase::kReading && c.request_started && !c.ssl && !c.in.empty()) {
       // A request that did not arrive in time: one best-effort 408, then the close.
       const std::string timeout = serialize(
@@ -899,9 +929,12 @@ void HttpServer::Loop::workerMain() {
     if (worker_stop_) return;
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
+    if (now() >= job.deadline) continue;  // its connection is closed: see Job
+    serving_ = job.connection;
     lock.unlock();
     Response response = answer(job.request);
     lock.lock();
+    serving_ = 0;
     done_.push_back(Done{job.connection, job.request_id, std::move(response)});
     const std::uint64_t one = 1;
     [[maybe_unused]] auto written = ::write(done_fd_.get(), &one, sizeof one);

@@ -132,8 +132,8 @@ Metrics::Metrics()
           BuildCounter()
               .Name("pgfailover_rejoins_total")
               .Help(
-                  "Finished rejoins of a node as a replica, by method (restart, rewind, clone) and "
-                  "result.")
+                  "Finished rejoins of a node as a replica, by method (host_start, restart, follow, "
+                  "rewind, clone) and result.")
               .Register(registry_)),
       last_rejoin_duration_(
           BuildGauge()

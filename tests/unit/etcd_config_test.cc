@@ -132,6 +132,11 @@ TEST(EtcdConfig, MistakesAreNamedByKey) {
   EXPECT_TRUE(hasError(withEtcd({{"endpoints", ok}, {"tls", {{"crt", "x"}}}}),
                        "etcd.tls.crt: unknown key"));
   EXPECT_TRUE(hasError(withEtcd("yes"), "etcd: must be an object"));
+  // /etc/hostname is 0644: a client key anyone can read is refused like every secret file.
+  EXPECT_TRUE(
+      hasError(withEtcd({{"endpoints", {"https://h:2379"}},
+                         {"tls", {{"cert_file", "/etc/hostname"}, {"key_file", "/etc/hostname"}}}}),
+               "etcd.tls.key_file: /etc/hostname is open to all users"));
 }
 
 }  // namespace

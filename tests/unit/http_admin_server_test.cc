@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 
 #include "http/http_server.h"
 
@@ -55,6 +59,8 @@ class HttpAdminServer : public ::testing::Test {
     options.port = 0;
     options.admin_token = &token_;
     options.submit = [this](core::AdminRequest request) -> std::optional<std::uint64_t> {
+      // A slow queue (a loaded machine) holds the one worker for this long.
+      std::this_thread::sleep_for(std::chrono::milliseconds(submit_delay_ms_.load()));
       std::lock_guard lock(mutex_);
       submitted_.push_back(request);
       return 41 + submitted_.size();
@@ -81,6 +87,7 @@ class HttpAdminServer : public ::testing::Test {
     return submitted_;
   }
 
+  std::atomic<int> submit_delay_ms_{0};
   Secret token_{kToken};
   SnapshotStore store_;
   std::mutex mutex_;
@@ -125,6 +132,35 @@ TEST_F(HttpAdminServer, SwitchoverWithoutTheTokenIs401AndTheTokenIsNeverLogged) 
   EXPECT_NE(access_log_.find("POST /switchover 202"), std::string::npos) << access_log_;
   EXPECT_EQ(access_log_.find(kToken), std::string::npos);
   EXPECT_EQ(access_log_.find("not-the-token"), std::string::npos);
+}
+
+// An admin request queued behind a slow one past its deadline is dropped unserved (its
+// connection is closed, and it is logged), never acted on with no one told; the one being
+// served when the deadline passes is still answered.
+TEST_F(HttpAdminServer, AnAdminRequestQueuedPastItsDeadlineIsNeverActedOn) {
+  submit_delay_ms_ = 3000;  // longer than the 2 s request deadline
+  const httplib::Headers headers = {{"Authorization", std::string("Bearer ") + kToken}};
+  std::optional<int> first_status;
+  std::thread first([&] {
+    auto http = client();
+    if (auto response =
+            http.Post("/switchover", headers, R"({"target": "pg2"})", "application/json"))
+      first_status = response->status;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto http = client();
+  auto second = http.Post("/failover", headers, R"({"force": true})", "application/json");
+  first.join();
+  EXPECT_FALSE(second) << "the queued request was answered " << second->status;
+  EXPECT_EQ(first_status, std::optional<int>(202));
+  submit_delay_ms_ = 0;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto requests = submitted();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].kind, core::RequestKind::kSwitchover);
+  std::lock_guard lock(mutex_);
+  EXPECT_NE(access_log_.find("POST /switchover 202"), std::string::npos) << access_log_;
+  EXPECT_NE(access_log_.find("POST /failover 503"), std::string::npos) << access_log_;
 }
 
 TEST_F(HttpAdminServer, AJsonBodySentAsAFormLikeCurlDashDIsStillTheBody) {

@@ -21,6 +21,20 @@ TEST(LogService, JournalLinesCarryTheSyslogPriorityAndNoTimestamp) {
             "<6>info started: watching 2 nodes\n");
 }
 
+// A request path from the network (percent-decoded), a libpq error or a rejoin's step log can
+// hold line breaks: none may start a line of its own, least of all a forged journal priority.
+TEST(LogService, ControlCharactersCannotForgeALine) {
+  std::ostringstream out;
+  Logger log(out, false, LogLevel::kInfo);
+  log.setJournal(true);
+  log.info("http_access", "GET /x\n<3>error forged: line\r\x1b[2J",
+           {{"path", "/a\nb\tc\x7f"}, {"steps", "stop: ok\nstart: ok"}});
+  EXPECT_EQ(out.str(),
+            "<6>info http_access: GET /x\\n<3>error forged: line\\r\\x1b[2J "
+            "path=/a\\nb\\tc\\x7f steps=stop: ok\\nstart: ok\n");
+  EXPECT_EQ(oneLine("plain 'text' \\ stays"), "plain 'text' \\ stays");
+}
+
 TEST(LogService, TextLinesOutsideTheJournalStartWithATimestamp) {
   std::ostringstream out;
   Logger log(out, false, LogLevel::kInfo);
