@@ -18,22 +18,16 @@
 
 #include "common/secret_file.h"
 #include "config/config.h"
+#include "support/config_errors.h"
 
 namespace pgfailover {
 namespace {
 
+using pgfailover::testing::joinedErrors;
+using pgfailover::testing::noEnv;
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::optional<std::string> noEnv(const std::string&) {
-  return std::nullopt;
-}
-
-std::string errorsOf(const config::LoadResult& r) {
-  std::string s;
-  for (const auto& e : r.errors) s += e + "\n";
-  return s;
-}
 
 config::LoadResult parse(const std::string& text) {
   return config::parseConfig(text, noEnv);
@@ -73,45 +67,47 @@ class SecretFiles : public ::testing::Test {
 TEST(ConfigRefusals, NodeNamesEqualIgnoringCaseAreRefused) {
   auto r = withNodes("pg1", "PG1");
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(errorsOf(r).find("nodes[1].name: 'PG1' and 'pg1' differ only in case"),
+  EXPECT_NE(joinedErrors(r).find("nodes[1].name: 'PG1' and 'pg1' differ only in case"),
             std::string::npos)
-      << errorsOf(r);
+      << joinedErrors(r);
 }
 
 TEST(ConfigRefusals, NodeNamesSharingASlotNameAreRefused) {
   for (const auto& [a, b] : {std::pair{"a.b", "a_b"}, {"a-b", "a.b"}, {"db-1", "DB_1"}}) {
     auto r = withNodes(a, b);
     EXPECT_FALSE(r.ok()) << a << " " << b;
-    EXPECT_NE(errorsOf(r).find("would share the replication slot pgfailover_"), std::string::npos)
-        << errorsOf(r);
+    EXPECT_NE(joinedErrors(r).find("would share the replication slot pgfailover_"),
+              std::string::npos)
+        << joinedErrors(r);
   }
   EXPECT_EQ(config::replicationSlotName("A.b-C"), "pgfailover_a_b_c");
   auto fine = withNodes("pg-1", "pg-2");
-  EXPECT_TRUE(fine.ok()) << errorsOf(fine);
+  EXPECT_TRUE(fine.ok()) << joinedErrors(fine);
 }
 
 TEST(ConfigRefusals, NamesOfDotsAreRefused) {
   for (const char* name : {".", "..", "..."}) {
     auto r = withNodes(name, "pg2");
     EXPECT_FALSE(r.ok()) << name;
-    EXPECT_NE(errorsOf(r).find("nodes[0].name: must not be only dots"), std::string::npos)
-        << errorsOf(r);
+    EXPECT_NE(joinedErrors(r).find("nodes[0].name: must not be only dots"), std::string::npos)
+        << joinedErrors(r);
   }
   EXPECT_TRUE(withNodes("pg.1", "pg2").ok());
 }
 
 TEST(ConfigRefusals, ControlCharactersInKeysAndValuesAreRefused) {
   auto nul = withNodes("pg1", "pg2", R"(, "replication": {"user": "repl\u0000x"})");
-  EXPECT_NE(errorsOf(nul).find("replication.user: holds a control character"), std::string::npos)
-      << errorsOf(nul);
+  EXPECT_NE(joinedErrors(nul).find("replication.user: holds a control character"),
+            std::string::npos)
+      << joinedErrors(nul);
   auto c1 = withNodes("pg1", "pg2", R"(, "cluster_name": "a\u0085b")");
-  EXPECT_NE(errorsOf(c1).find("cluster_name: holds a control character"), std::string::npos)
-      << errorsOf(c1);
+  EXPECT_NE(joinedErrors(c1).find("cluster_name: holds a control character"), std::string::npos)
+      << joinedErrors(c1);
   auto key = withNodes("pg1", "pg2", R"(, "probe": {"interval_ms\u001b[2J": 5})");
   EXPECT_FALSE(key.ok());
-  EXPECT_NE(errorsOf(key).find("probe.\"interval_ms\\u001b[2J\" (the key): holds a control"),
+  EXPECT_NE(joinedErrors(key).find("probe.\"interval_ms\\u001b[2J\" (the key): holds a control"),
             std::string::npos)
-      << errorsOf(key);
+      << joinedErrors(key);
   for (const auto& e : key.errors)
     for (unsigned char c : e) EXPECT_GE(c, 0x20) << "a raw control character in: " << e;
   // Printable non-ASCII is fine.
@@ -120,31 +116,35 @@ TEST(ConfigRefusals, ControlCharactersInKeysAndValuesAreRefused) {
 
 TEST(ConfigRefusals, OutOfRangeNumbersAreReportedAsWritten) {
   auto port = withNodes("pg1", "pg2", R"(, "http": {"port": 18446744073709551615})");
-  EXPECT_NE(errorsOf(port).find("http.port: must be between 1 and 65535, got 18446744073709551615"),
-            std::string::npos)
-      << errorsOf(port);
+  EXPECT_NE(
+      joinedErrors(port).find("http.port: must be between 1 and 65535, got 18446744073709551615"),
+      std::string::npos)
+      << joinedErrors(port);
   auto interval = withNodes("pg1", "pg2", R"(, "probe": {"interval_ms": 18446744073709551615})");
-  EXPECT_NE(errorsOf(interval).find("probe.interval_ms: must be at most 1 day, got "
-                                    "18446744073709551615"),
+  EXPECT_NE(joinedErrors(interval).find("probe.interval_ms: must be at most 1 day, got "
+                                        "18446744073709551615"),
             std::string::npos)
-      << errorsOf(interval);
+      << joinedErrors(interval);
   auto negative = withNodes("pg1", "pg2", R"(, "failover": {"promote_attempts": -3})");
-  EXPECT_NE(errorsOf(negative).find("failover.promote_attempts: must be between 1 and 100, got -3"),
-            std::string::npos)
-      << errorsOf(negative);
+  EXPECT_NE(
+      joinedErrors(negative).find("failover.promote_attempts: must be between 1 and 100, got -3"),
+      std::string::npos)
+      << joinedErrors(negative);
   auto lag = withNodes("pg1", "pg2", R"(, "failover": {"max_lag_bytes": -1})");
-  EXPECT_NE(errorsOf(lag).find("failover.max_lag_bytes: must not be negative, got -1"),
+  EXPECT_NE(joinedErrors(lag).find("failover.max_lag_bytes: must not be negative, got -1"),
             std::string::npos)
-      << errorsOf(lag);
+      << joinedErrors(lag);
   auto lease = withNodes("pg1", "pg2", R"(, "probe": {"primary_lease_ms": 18446744073709551615})");
-  EXPECT_NE(errorsOf(lease).find("got 18446744073709551615"), std::string::npos) << errorsOf(lease);
+  EXPECT_NE(joinedErrors(lease).find("got 18446744073709551615"), std::string::npos)
+      << joinedErrors(lease);
 }
 
 TEST(ConfigRefusals, HttpPortZeroIsRefused) {
   auto r = withNodes("pg1", "pg2", R"(, "http": {"port": 0})");
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(errorsOf(r).find("http.port: must be between 1 and 65535, got 0"), std::string::npos)
-      << errorsOf(r);
+  EXPECT_NE(joinedErrors(r).find("http.port: must be between 1 and 65535, got 0"),
+            std::string::npos)
+      << joinedErrors(r);
 }
 
 TEST(ConfigRefusals, AStartCommandPlaceholderInsideQuotesIsRefused) {
@@ -158,14 +158,15 @@ TEST(ConfigRefusals, AStartCommandPlaceholderInsideQuotesIsRefused) {
                              R"(echo "node {node} at x")", R"("{bin_dir}/pg_ctl" start)"}) {
     auto r = node(quoted);
     EXPECT_FALSE(r.ok()) << quoted;
-    EXPECT_NE(errorsOf(r).find("nodes[0].start_command: {"), std::string::npos) << errorsOf(r);
-    EXPECT_NE(errorsOf(r).find("quotes"), std::string::npos) << errorsOf(r);
+    EXPECT_NE(joinedErrors(r).find("nodes[0].start_command: {"), std::string::npos)
+        << joinedErrors(r);
+    EXPECT_NE(joinedErrors(r).find("quotes"), std::string::npos) << joinedErrors(r);
   }
   for (const char* bare : {"{bin_dir}/pg_ctl start -D {data_dir} -w -l {data_dir}/log",
                            R"(systemctl start "postgresql@15-main" # {node})", R"(echo \"{node}\")",
                            R"(echo "it's" {node})"}) {
     auto r = node(bare);
-    EXPECT_TRUE(r.ok()) << bare << ": " << errorsOf(r);
+    EXPECT_TRUE(r.ok()) << bare << ": " << joinedErrors(r);
   }
   EXPECT_FALSE(node(R"(pg_ctl start "-D)").ok());
 }
@@ -174,31 +175,33 @@ TEST_F(SecretFiles, ATokenFileOthersCanReadIsRefusedWithTheFix) {
   const std::string path = write("admin.token", "a-long-enough-admin-token\n", 0644);
   auto r = withToken(path);
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(errorsOf(r).find("admin.token_file: " + path +
-                             " is open to all users (mode 0644): "
-                             "run chmod 600 " +
-                             path),
+  EXPECT_NE(joinedErrors(r).find("admin.token_file: " + path +
+                                 " is open to all users (mode 0644): "
+                                 "run chmod 600 " +
+                                 path),
             std::string::npos)
-      << errorsOf(r);
+      << joinedErrors(r);
   ASSERT_EQ(::chmod(path.c_str(), 0660), 0);
-  EXPECT_NE(errorsOf(withToken(path)).find("is open to its group (mode 0660)"), std::string::npos);
+  EXPECT_NE(joinedErrors(withToken(path)).find("is open to its group (mode 0660)"),
+            std::string::npos);
   ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
   auto fine = withToken(path);
-  ASSERT_TRUE(fine.ok()) << errorsOf(fine);
-  EXPECT_EQ(errorsOf(r).find("a-long-enough"), std::string::npos);
+  ASSERT_TRUE(fine.ok()) << joinedErrors(fine);
+  EXPECT_EQ(joinedErrors(r).find("a-long-enough"), std::string::npos);
 }
 
 // As Kubernetes mounts a Secret for a pod with an fsGroup: root:group, 0440.
 TEST_F(SecretFiles, AGroupReadableFileIsAcceptedOnlyWhenRootOwnsIt) {
   const std::string path = write("admin.token", "a-long-enough-admin-token\n", 0640);
   if (::geteuid() == 0) {
-    EXPECT_TRUE(withToken(path).ok()) << errorsOf(withToken(path));
+    EXPECT_TRUE(withToken(path).ok()) << joinedErrors(withToken(path));
     passwd* nobody = getpwnam("nobody");
     ASSERT_NE(nobody, nullptr);
     ASSERT_EQ(::chown(path.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
   }
-  EXPECT_NE(errorsOf(withToken(path)).find("is open to its group (mode 0640)"), std::string::npos)
-      << errorsOf(withToken(path));
+  EXPECT_NE(joinedErrors(withToken(path)).find("is open to its group (mode 0640)"),
+            std::string::npos)
+      << joinedErrors(withToken(path));
 }
 
 TEST_F(SecretFiles, APasswordFileOrSshKeyOthersCanReadIsRefused) {
@@ -213,19 +216,19 @@ TEST_F(SecretFiles, APasswordFileOrSshKeyOthersCanReadIsRefused) {
                               {"ssh", {{"private_key_file", key}, {"known_hosts_file", known}}}}}},
                            {"replication", {{"passfile", "/srv/pgpass"}}}};
   auto r = parse(config.dump());
-  EXPECT_NE(errorsOf(r).find("nodes[0].password_file: password file " + password +
-                             " is open to all users (mode 0604): run chmod 600"),
+  EXPECT_NE(joinedErrors(r).find("nodes[0].password_file: password file " + password +
+                                 " is open to all users (mode 0604): run chmod 600"),
             std::string::npos)
-      << errorsOf(r);
-  EXPECT_NE(errorsOf(r).find("nodes[1].ssh.private_key_file: " + key + " is open to all users"),
+      << joinedErrors(r);
+  EXPECT_NE(joinedErrors(r).find("nodes[1].ssh.private_key_file: " + key + " is open to all users"),
             std::string::npos)
-      << errorsOf(r);
-  EXPECT_EQ(errorsOf(r).find("known_hosts"), std::string::npos) << errorsOf(r);
-  EXPECT_EQ(errorsOf(r).find("secret-password"), std::string::npos);
+      << joinedErrors(r);
+  EXPECT_EQ(joinedErrors(r).find("known_hosts"), std::string::npos) << joinedErrors(r);
+  EXPECT_EQ(joinedErrors(r).find("secret-password"), std::string::npos);
   ASSERT_EQ(::chmod(password.c_str(), 0600), 0);
   ASSERT_EQ(::chmod(key.c_str(), 0400), 0);
   auto fine = parse(config.dump());
-  EXPECT_TRUE(fine.ok()) << errorsOf(fine);
+  EXPECT_TRUE(fine.ok()) << joinedErrors(fine);
 }
 
 TEST_F(SecretFiles, ATlsClientKeyOthersCanReadIsRefused) {
@@ -241,14 +244,14 @@ TEST_F(SecretFiles, ATlsClientKeyOthersCanReadIsRefused) {
                               {"sslkey", key}},
                              {{"name", "pg2"}, {"host", "h2"}}}}};
   auto r = parse(config.dump());
-  EXPECT_NE(errorsOf(r).find("nodes[0].sslkey: " + key + " is open to all users (mode 0604)"),
+  EXPECT_NE(joinedErrors(r).find("nodes[0].sslkey: " + key + " is open to all users (mode 0604)"),
             std::string::npos)
-      << errorsOf(r);
-  EXPECT_EQ(errorsOf(r).find("ca.crt"), std::string::npos) << errorsOf(r);
-  EXPECT_EQ(errorsOf(r).find("client.crt"), std::string::npos) << errorsOf(r);
+      << joinedErrors(r);
+  EXPECT_EQ(joinedErrors(r).find("ca.crt"), std::string::npos) << joinedErrors(r);
+  EXPECT_EQ(joinedErrors(r).find("client.crt"), std::string::npos) << joinedErrors(r);
   ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
   auto fine = parse(config.dump());
-  EXPECT_TRUE(fine.ok()) << errorsOf(fine);
+  EXPECT_TRUE(fine.ok()) << joinedErrors(fine);
 }
 
 TEST_F(SecretFiles, APasswordFileThatIsAFifoIsRefusedWithoutHanging) {
@@ -261,13 +264,13 @@ TEST_F(SecretFiles, APasswordFileThatIsAFifoIsRefusedWithoutHanging) {
   auto loading = std::async(std::launch::async, [&] { return parse(config.dump()); });
   ASSERT_EQ(loading.wait_for(5s), std::future_status::ready) << "reading a FIFO hangs";
   auto r = loading.get();
-  EXPECT_NE(
-      errorsOf(r).find("nodes[0].password_file: password file " + fifo + " is not a regular file"),
-      std::string::npos)
-      << errorsOf(r);
-  EXPECT_NE(errorsOf(r).find("admin.token_file: " + fifo + " is not a regular file"),
+  EXPECT_NE(joinedErrors(r).find("nodes[0].password_file: password file " + fifo +
+                                 " is not a regular file"),
             std::string::npos)
-      << errorsOf(r);
+      << joinedErrors(r);
+  EXPECT_NE(joinedErrors(r).find("admin.token_file: " + fifo + " is not a regular file"),
+            std::string::npos)
+      << joinedErrors(r);
 }
 
 // The daemon and the CLI read one token from the same file: surrounding whitespace of any kind
@@ -278,7 +281,7 @@ TEST_F(SecretFiles, TheDaemonReadsTheTokenTheCliSends) {
        {" " + token + "\n", token + "\t\n", token + "\r\n", "\n\t " + token + " \r\n\n", token}) {
     const std::string path = write("admin.token", content, 0600);
     auto r = withToken(path);
-    ASSERT_TRUE(r.ok()) << errorsOf(r);
+    ASSERT_TRUE(r.ok()) << joinedErrors(r);
     EXPECT_EQ(r.config->admin.token.revealForUse(), token);
     std::string problem;
     EXPECT_EQ(readTokenFile(path, problem).value_or("<refused>"), token) << problem;
@@ -294,8 +297,8 @@ TEST_F(SecretFiles, AnEmptyOrMultiLineTokenIsRefusedByBoth) {
     EXPECT_FALSE(r.ok()) << "[" << content << "]";
     std::string problem;
     EXPECT_FALSE(readTokenFile(path, problem).has_value());
-    EXPECT_NE(errorsOf(r).find("admin.token_file: " + problem), std::string::npos)
-        << errorsOf(r) << " vs " << problem;
+    EXPECT_NE(joinedErrors(r).find("admin.token_file: " + problem), std::string::npos)
+        << joinedErrors(r) << " vs " << problem;
     EXPECT_EQ(problem.find("token\n"), std::string::npos);
     EXPECT_EQ(problem.find("second-line"), std::string::npos) << problem;
   }

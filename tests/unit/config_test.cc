@@ -9,8 +9,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/config_errors.h"
+
 namespace pgfailover::config {
 namespace {
+
+using pgfailover::testing::joinedErrors;
 
 using namespace std::chrono_literals;
 
@@ -36,15 +40,9 @@ bool hasError(const LoadResult& r, const std::string& fragment) {
   return false;
 }
 
-std::string allErrors(const LoadResult& r) {
-  std::string s;
-  for (const auto& e : r.errors) s += e + "\n";
-  return s;
-}
-
 TEST(Config, MinimalConfigGetsSaneDefaults) {
   auto r = parse(kMinimal);
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   const auto& c = *r.config;
   ASSERT_EQ(c.nodes.size(), 2u);
   EXPECT_EQ(c.nodes[0].port, 5432);
@@ -74,7 +72,7 @@ TEST(Config, ReadsEveryKey) {
     "http": {"listen_address": "127.0.0.1", "port": 9000},
     "log": {"format": "json", "level": "debug"}
   })");
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   const auto& c = *r.config;
   EXPECT_EQ(c.cluster_name, "prod");
   EXPECT_EQ(c.nodes[0].password.revealForUse(), "s3cret-from-env");
@@ -90,7 +88,7 @@ TEST(Config, ReadsEveryKey) {
 
 TEST(Config, PrimaryLeaseDefaultsBelowTheShortestTimeoutAndIsChecked) {
   auto r = parse(kMinimal);
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_EQ(r.config->probe.primary_lease, 2500ms) << "min(3 s, 10 s) - 500 ms";
 
   auto with = [](const std::string& probe, const std::string& failover) {
@@ -99,38 +97,38 @@ TEST(Config, PrimaryLeaseDefaultsBelowTheShortestTimeoutAndIsChecked) {
                  probe + R"(}, "failover": {)" + failover + "}}");
   };
   r = with(R"("interval_ms": 500)", R"("confirmed_down_timeout_ms": 1500)");
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_EQ(r.config->probe.primary_lease, 1000ms);
   r = with(R"("primary_lease_ms": 0)", "");
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_EQ(r.config->probe.primary_lease, 0ms);
   r = with(R"("heartbeat": false)", "");
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_EQ(r.config->probe.primary_lease, 0ms) << "no heartbeat renews it";
 
   r = with(R"("primary_lease_ms": 2800)", "");
   EXPECT_TRUE(hasError(r,
                        "probe.primary_lease_ms: is 2800 ms; it must end before pgfailover "
                        "may promote: at most 2500 ms"))
-      << allErrors(r);
+      << joinedErrors(r);
   r = with(R"("primary_lease_ms": 1500)", "");
   EXPECT_TRUE(hasError(r, "must cover two heartbeats (2 x probe.interval_ms = 2000 ms)"))
-      << allErrors(r);
+      << joinedErrors(r);
   r = with("", R"("confirmed_down_timeout_ms": 2000)");
   EXPECT_TRUE(hasError(r,
                        "probe.primary_lease_ms (by default min(failover timeouts) - 500 ms): "
                        "is 1500 ms"))
-      << allErrors(r);
+      << joinedErrors(r);
   r = with(R"("primary_lease_ms": -1)", "");
-  EXPECT_TRUE(hasError(r, "probe.primary_lease_ms: must be an integer")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "probe.primary_lease_ms: must be an integer")) << joinedErrors(r);
   r = with(R"("heartbeat": false, "primary_lease_ms": 2000)", "");
-  EXPECT_TRUE(hasError(r, "probe.primary_lease_ms: needs probe.heartbeat")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "probe.primary_lease_ms: needs probe.heartbeat")) << joinedErrors(r);
 }
 
 TEST(Config, InvalidJsonIsReportedWithPosition) {
   auto r = parse("{\"nodes\": [");
   EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(hasError(r, "invalid JSON")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "invalid JSON")) << joinedErrors(r);
 }
 
 TEST(Config, EveryOffendingKeyIsNamedAtOnce) {
@@ -152,13 +150,13 @@ TEST(Config, EveryOffendingKeyIsNamedAtOnce) {
         "probe.interval_ms: must be a positive duration", "probe.connect_timeout_ms",
         "probe.heartbeat: must be true or false", "failover.unresponsive_timeout_ms",
         "failover.max_lag_bytes", "http.port", "log.format", "extra: unknown key"}) {
-    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << allErrors(r);
+    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << joinedErrors(r);
   }
 }
 
 TEST(Config, SingleNodeIsRejected) {
   auto r = parse(R"({"nodes": [{"name": "pg1", "host": "h1"}]})");
-  EXPECT_TRUE(hasError(r, "nodes: needs at least two nodes")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "nodes: needs at least two nodes")) << joinedErrors(r);
 }
 
 TEST(Config, MissingNodesAndWrongTypesAreNamed) {
@@ -175,12 +173,12 @@ TEST(Config, MissingNodesAndWrongTypesAreNamed) {
 
 TEST(Config, NodeNamesMustBeUrlSafe) {
   auto r = parse(R"({"nodes": [{"name": "pg 1/x", "host": "h1"}, {"name": "b", "host": "h2"}]})");
-  EXPECT_TRUE(hasError(r, "nodes[0].name: must be 1-63 characters")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "nodes[0].name: must be 1-63 characters")) << joinedErrors(r);
 }
 
 TEST(Config, DuplicateAddressesAreRejected) {
   auto r = parse(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h1"}]})");
-  EXPECT_TRUE(hasError(r, "duplicate address h1:5432")) << allErrors(r);
+  EXPECT_TRUE(hasError(r, "duplicate address h1:5432")) << joinedErrors(r);
 }
 
 TEST(Config, PasswordSourcesAreExclusiveAndMustResolve) {
@@ -188,9 +186,9 @@ TEST(Config, PasswordSourcesAreExclusiveAndMustResolve) {
     {"name": "a", "host": "h1", "password_env": "PG_SECRET", "password_file": "/x"},
     {"name": "b", "host": "h2", "password_env": "NOT_SET"}]})");
   EXPECT_TRUE(hasError(r, "nodes[0]: password_file and password_env are exclusive"))
-      << allErrors(r);
+      << joinedErrors(r);
   EXPECT_TRUE(hasError(r, "nodes[1].password_env: environment variable NOT_SET is not set"))
-      << allErrors(r);
+      << joinedErrors(r);
   auto missing = parse(R"({"nodes": [
     {"name": "a", "host": "h1", "password_file": "/nonexistent/pw"},
     {"name": "b", "host": "h2"}]})");
@@ -209,7 +207,7 @@ TEST(Config, PasswordFileIsReadAndNeverDescribed) {
   auto r = parse(std::string(R"({"nodes": [{"name": "a", "host": "h1", "password_file": ")") +
                  path + R"("}, {"name": "b", "host": "h2", "password_env": "PG_SECRET"}]})");
   std::remove(path);
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_EQ(r.config->nodes[0].password.revealForUse(), secret);
   const std::string described = describeConfig(*r.config);
   EXPECT_EQ(described.find(secret), std::string::npos);
@@ -223,15 +221,15 @@ TEST(Config, TlsFilesAreCheckedAndModesValidated) {
     {"name": "a", "host": "h1", "sslmode": "verify-full", "sslrootcert": "/nonexistent/ca.crt"},
     {"name": "b", "host": "h2", "sslmode": "verify-everything", "sslcert": "/etc/hostname"}],
     "replication": {"sslmode": "maybe"}})");
-  for (const char* key : {"nodes[0].sslrootcert: cannot read /nonexistent/ca.crt",
-                          "nodes[1].sslmode: must be one of", "nodes[1]: sslcert and sslkey go",
-                          "replication.sslmode: must be one of"})
-    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << allErrors(r);
+  for (const char* key :
+       {"nodes[0].sslrootcert: cannot read /nonexistent/ca.crt", "nodes[1].sslmode: must be one of",
+        "nodes[1]: sslcert and sslkey go", "replication.sslmode: must be one of"})
+    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << joinedErrors(r);
   auto ok = parse(R"({"nodes": [
     {"name": "a", "host": "h1", "sslmode": "verify-full", "sslrootcert": "/etc/hostname"},
     {"name": "b", "host": "h2", "sslmode": "verify-ca"}],
     "replication": {"sslmode": "verify-full", "sslrootcert": "/on/the/nodes/ca.crt"}})");
-  ASSERT_TRUE(ok.ok()) << allErrors(ok);
+  ASSERT_TRUE(ok.ok()) << joinedErrors(ok);
   EXPECT_EQ(ok.config->nodes[0].sslrootcert, "/etc/hostname");
   EXPECT_EQ(ok.config->replication.sslrootcert, "/on/the/nodes/ca.crt");
 }
@@ -242,7 +240,7 @@ TEST(Config, UnverifiedTlsWithAPasswordIsWarnedAbout) {
     {"name": "pg1", "host": "h1", "password_env": "PG_SECRET"},
     {"name": "pg2", "host": "h2", "password_env": "PG_SECRET", "sslmode": "verify-full"},
     {"name": "pg3", "host": "h3", "sslmode": "require"}]})");
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   auto warnings = tlsWarnings(*r.config);
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("nodes[0] 'pg1'"), std::string::npos) << warnings[0];
@@ -254,7 +252,7 @@ TEST(Config, UnverifiedTlsWithAPasswordIsWarnedAbout) {
     {"name": "a", "host": "h1", "local": {}, "data_dir": "/a", "sslmode": "verify-full"},
     {"name": "b", "host": "h2", "local": {}, "data_dir": "/b", "sslmode": "verify-full"}],
     "replication": {"passfile": "/p"}})");
-  ASSERT_TRUE(rejoin.ok()) << allErrors(rejoin);
+  ASSERT_TRUE(rejoin.ok()) << joinedErrors(rejoin);
   warnings = tlsWarnings(*rejoin.config);
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("replication.sslmode prefer"), std::string::npos) << warnings[0];
@@ -262,7 +260,7 @@ TEST(Config, UnverifiedTlsWithAPasswordIsWarnedAbout) {
     {"name": "a", "host": "h1", "local": {}, "data_dir": "/a", "sslmode": "verify-full"},
     {"name": "b", "host": "h2", "local": {}, "data_dir": "/b", "sslmode": "verify-full"}],
     "replication": {"passfile": "/p", "sslmode": "verify-full", "sslrootcert": "/ca.crt"}})");
-  ASSERT_TRUE(verified.ok()) << allErrors(verified);
+  ASSERT_TRUE(verified.ok()) << joinedErrors(verified);
   EXPECT_TRUE(tlsWarnings(*verified.config).empty());
 }
 
@@ -280,7 +278,7 @@ TEST(Config, DescribedConfigParsesBackToTheSameValues) {
   for (auto& node : described["nodes"]) node.erase("password");
   described["admin"].erase("token");
   auto again = parse(described.dump());
-  ASSERT_TRUE(again.ok()) << allErrors(again);
+  ASSERT_TRUE(again.ok()) << joinedErrors(again);
   EXPECT_EQ(describeConfig(*again.config), describeConfig(*r.config));
 }
 
@@ -298,7 +296,7 @@ TEST(Config, HostExecutionIsValidated) {
                           "failover.preferred_node: names no configured node",
                           "admin.token_file: /nonexistent/token cannot be read",
                           "replication.passfile: is required"}) {
-    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << allErrors(r);
+    EXPECT_TRUE(hasError(r, key)) << "missing: " << key << "\n" << joinedErrors(r);
   }
 }
 
@@ -309,7 +307,7 @@ TEST(Config, LocalExecutionAndLifecycleKeys) {
     "replication": {"passfile": "/srv/pgpass", "slots": false, "slot_drop_after_ms": 60000},
     "failover": {"failback": true, "preferred_node": "b", "switchover_timeout_ms": 5000},
     "state_file": "/var/lib/pgfailover/state.json"})");
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   const auto& c = *r.config;
   EXPECT_EQ(c.nodes[0].exec.kind, HostExecKind::kLocal);
   EXPECT_EQ(c.nodes[0].exec.run_as, "postgres");
@@ -332,13 +330,13 @@ TEST(Config, AdminTokenMustBeLongEnoughAndIsRedacted) {
                  "admin": {"token_file": ")") +
             path + "\"}}");
   EXPECT_TRUE(hasError(r, "admin.token_file: the token must be at least 16 characters"))
-      << allErrors(r);
+      << joinedErrors(r);
   std::ofstream(path) << "a-long-enough-admin-token-123\n";
   r = parse(std::string(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h2"}],
             "admin": {"token_file": ")") +
             path + "\"}}");
   std::remove(path);
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_EQ(r.config->admin.token.revealForUse(), "a-long-enough-admin-token-123");
   EXPECT_EQ(describeConfig(*r.config).find("a-long-enough"), std::string::npos);
 }

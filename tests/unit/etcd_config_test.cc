@@ -7,9 +7,12 @@
 #include <string>
 
 #include "config/config.h"
+#include "support/config_errors.h"
 
 namespace pgfailover::config {
 namespace {
+
+using pgfailover::testing::joinedErrors;
 
 using nlohmann::json;
 
@@ -22,14 +25,8 @@ LoadResult parse(const json& config) {
   return parseConfig(config.dump(), [](const std::string&) { return std::nullopt; });
 }
 
-std::string allErrors(const LoadResult& r) {
-  std::string s;
-  for (const auto& e : r.errors) s += e + "\n";
-  return s;
-}
-
 bool hasError(const LoadResult& r, const std::string& fragment) {
-  return allErrors(r).find(fragment) != std::string::npos;
+  return joinedErrors(r).find(fragment) != std::string::npos;
 }
 
 LoadResult withEtcd(const json& etcd) {
@@ -40,14 +37,14 @@ LoadResult withEtcd(const json& etcd) {
 
 TEST(EtcdConfig, AbsentSectionChangesNothing) {
   LoadResult r = parse(minimal());
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_FALSE(r.config->etcd.enabled);
   EXPECT_EQ(describeConfig(*r.config).find("\"etcd\""), std::string::npos);
 }
 
 TEST(EtcdConfig, Defaults) {
   LoadResult r = withEtcd({{"endpoints", {"http://127.0.0.1:2379"}}});
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   const auto& e = r.config->etcd;
   EXPECT_TRUE(e.enabled);
   EXPECT_EQ(e.prefix, "/pgfailover/shop");
@@ -76,7 +73,7 @@ TEST(EtcdConfig, EveryField) {
                            {"user", "pgfailover"},
                            {"password_file", path}});
   std::remove(path);
-  ASSERT_TRUE(r.ok()) << allErrors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   const auto& e = r.config->etcd;
   EXPECT_EQ(e.name, "pgf-a");
   EXPECT_EQ(e.endpoints.size(), 2u);

@@ -8,10 +8,13 @@
 
 #include "config/config.h"
 #include "http/http_server.h"
+#include "support/config_errors.h"
 #include "support/test_certs.h"
 
 namespace pgfailover::config {
 namespace {
+
+using pgfailover::testing::joinedErrors;
 
 using namespace std::chrono_literals;
 
@@ -23,15 +26,9 @@ LoadResult parseWithHttp(const std::string& http) {
                      [](const std::string&) { return std::nullopt; });
 }
 
-std::string errors(const LoadResult& r) {
-  std::string text;
-  for (const auto& e : r.errors) text += e + "\n";
-  return text;
-}
-
 TEST(HttpConfig, LimitsHaveSafeDefaultsAndReachTheServer) {
   const auto r = parseWithHttp(R"({"port": 9000})");
-  ASSERT_TRUE(r.ok()) << errors(r);
+  ASSERT_TRUE(r.ok()) << joinedErrors(r);
   EXPECT_EQ(r.config->http.request_timeout, 2000ms);
   EXPECT_EQ(r.config->http.idle_timeout, 5000ms);
   EXPECT_EQ(r.config->http.max_connections, 512);
@@ -40,7 +37,7 @@ TEST(HttpConfig, LimitsHaveSafeDefaultsAndReachTheServer) {
 
   const auto set = parseWithHttp(R"({"request_timeout_ms": 500, "idle_timeout_ms": 900,
                                      "max_connections": 100, "max_connections_per_address": 10})");
-  ASSERT_TRUE(set.ok()) << errors(set);
+  ASSERT_TRUE(set.ok()) << joinedErrors(set);
   const http::ServerOptions options = http::serverOptionsFromConfig(*set.config);
   EXPECT_EQ(options.request_timeout, 500ms);
   EXPECT_EQ(options.idle_timeout, 900ms);
@@ -49,17 +46,19 @@ TEST(HttpConfig, LimitsHaveSafeDefaultsAndReachTheServer) {
 }
 
 TEST(HttpConfig, BadLimitsAreRefusedNamingTheKey) {
-  EXPECT_NE(errors(parseWithHttp(R"({"request_timeout_ms": 0})")).find("http.request_timeout_ms"),
+  EXPECT_NE(
+      joinedErrors(parseWithHttp(R"({"request_timeout_ms": 0})")).find("http.request_timeout_ms"),
+      std::string::npos);
+  EXPECT_NE(joinedErrors(parseWithHttp(R"({"max_connections": 2})")).find("http.max_connections"),
             std::string::npos);
-  EXPECT_NE(errors(parseWithHttp(R"({"max_connections": 2})")).find("http.max_connections"),
-            std::string::npos);
-  EXPECT_NE(errors(parseWithHttp(R"({"max_connections": 16, "max_connections_per_address": 32})"))
-                .find("http.max_connections_per_address: must not exceed"),
-            std::string::npos);
-  EXPECT_NE(errors(parseWithHttp(R"({"tls": {"certificate": "/x.pem", "kye": "/x.key"}})"))
+  EXPECT_NE(
+      joinedErrors(parseWithHttp(R"({"max_connections": 16, "max_connections_per_address": 32})"))
+          .find("http.max_connections_per_address: must not exceed"),
+      std::string::npos);
+  EXPECT_NE(joinedErrors(parseWithHttp(R"({"tls": {"certificate": "/x.pem", "kye": "/x.key"}})"))
                 .find("http.tls.kye: unknown key"),
             std::string::npos);
-  EXPECT_NE(errors(parseWithHttp(R"({"tls": "on"})")).find("tls: must be an object"),
+  EXPECT_NE(joinedErrors(parseWithHttp(R"({"tls": "on"})")).find("tls: must be an object"),
             std::string::npos);
 }
 
@@ -71,7 +70,7 @@ TEST(HttpConfig, TlsFilesAreCheckedNamingTheKey) {
                          R"(", "client_ca": ")" + ca + R"("}})");
   };
   const auto good = tls(certs.server_cert, certs.server_key, certs.ca);
-  ASSERT_TRUE(good.ok()) << errors(good);
+  ASSERT_TRUE(good.ok()) << joinedErrors(good);
   EXPECT_TRUE(good.config->http.tls.enabled());
   EXPECT_EQ(http::serverOptionsFromConfig(*good.config).tls.client_ca, certs.ca);
   // check-config shows the files (paths only: nothing secret).
@@ -83,20 +82,21 @@ TEST(HttpConfig, TlsFilesAreCheckedNamingTheKey) {
   // The rule of every secret file: open to all users is refused (a root-owned 0640 is what
   // Kubernetes mounts, and allowed).
   ::chmod(readable.c_str(), 0644);
-  EXPECT_NE(errors(tls(certs.server_cert, readable))
+  EXPECT_NE(joinedErrors(tls(certs.server_cert, readable))
                 .find("http.tls.key: " + readable + " is open to all users (mode 0644)"),
             std::string::npos)
-      << errors(tls(certs.server_cert, readable));
-  EXPECT_NE(
-      errors(tls(certs.server_cert, certs.dir + "/none.key")).find("http.tls.key: cannot read"),
-      std::string::npos);
-  EXPECT_NE(errors(tls(certs.dir, certs.server_key))
+      << joinedErrors(tls(certs.server_cert, readable));
+  EXPECT_NE(joinedErrors(tls(certs.server_cert, certs.dir + "/none.key"))
+                .find("http.tls.key: cannot read"),
+            std::string::npos);
+  EXPECT_NE(joinedErrors(tls(certs.dir, certs.server_key))
                 .find("http.tls.certificate: " + certs.dir + " is not a regular file"),
             std::string::npos);
-  EXPECT_NE(errors(tls(certs.server_cert, "")).find("http.tls.key: is required"),
+  EXPECT_NE(joinedErrors(tls(certs.server_cert, "")).find("http.tls.key: is required"),
             std::string::npos);
-  EXPECT_NE(errors(tls("", "", certs.ca)).find("http.tls.client_ca: needs http.tls.certificate"),
-            std::string::npos);
+  EXPECT_NE(
+      joinedErrors(tls("", "", certs.ca)).find("http.tls.client_ca: needs http.tls.certificate"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -15,22 +15,16 @@
 
 #include "config/config.h"
 #include "runtime/state_file.h"
+#include "support/config_errors.h"
 
 namespace pgfailover {
 namespace {
 
+using pgfailover::testing::joinedErrors;
+using pgfailover::testing::noEnv;
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::optional<std::string> noEnv(const std::string&) {
-  return std::nullopt;
-}
-
-std::string errorsOf(const config::LoadResult& r) {
-  std::string s;
-  for (const auto& e : r.errors) s += e + "\n";
-  return s;
-}
 
 class TempDir : public ::testing::Test {
  protected:
@@ -50,10 +44,11 @@ TEST(ConfigInput, AKeyTwiceInOneObjectIsRefused) {
   auto r = config::parseConfig(
       std::string("{") + kNodes + R"(, "probe": {"interval_ms": 1000, "interval_ms": 50}})", noEnv);
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(errorsOf(r).find("\"interval_ms\" appears twice"), std::string::npos) << errorsOf(r);
+  EXPECT_NE(joinedErrors(r).find("\"interval_ms\" appears twice"), std::string::npos)
+      << joinedErrors(r);
   // The same key in two different objects is fine.
   auto fine = config::parseConfig(std::string("{") + kNodes + "}", noEnv);
-  EXPECT_TRUE(fine.ok()) << errorsOf(fine);
+  EXPECT_TRUE(fine.ok()) << joinedErrors(fine);
 }
 
 TEST(ConfigInput, AControlCharacterInAValueIsRefusedByKey) {
@@ -62,15 +57,15 @@ TEST(ConfigInput, AControlCharacterInAValueIsRefusedByKey) {
           R"(, "replication": {"user": "repl\nshared_preload_libraries = 'x'"}})",
       noEnv);
   EXPECT_FALSE(newline.ok());
-  EXPECT_NE(errorsOf(newline).find("replication.user: holds a control character"),
+  EXPECT_NE(joinedErrors(newline).find("replication.user: holds a control character"),
             std::string::npos)
-      << errorsOf(newline);
+      << joinedErrors(newline);
   auto tab = config::parseConfig(
       R"({"nodes": [{"name": "pg1", "host": "10.0.0.1\tsslmode=disable"}, {"name": "pg2", "host": "10.0.0.2"}]})",
       noEnv);
   EXPECT_FALSE(tab.ok());
-  EXPECT_NE(errorsOf(tab).find("nodes[0].host: holds a control character"), std::string::npos)
-      << errorsOf(tab);
+  EXPECT_NE(joinedErrors(tab).find("nodes[0].host: holds a control character"), std::string::npos)
+      << joinedErrors(tab);
 }
 
 TEST_F(TempDir, AFifoAsConfigurationIsRefusedWithoutHanging) {
@@ -80,7 +75,7 @@ TEST_F(TempDir, AFifoAsConfigurationIsRefusedWithoutHanging) {
   ASSERT_EQ(loading.wait_for(5s), std::future_status::ready) << "reading a FIFO hangs";
   auto r = loading.get();
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(errorsOf(r).find("is not a regular file"), std::string::npos) << errorsOf(r);
+  EXPECT_NE(joinedErrors(r).find("is not a regular file"), std::string::npos) << joinedErrors(r);
 }
 
 TEST_F(TempDir, AnOversizedConfigurationIsRefused) {
@@ -91,7 +86,7 @@ TEST_F(TempDir, AnOversizedConfigurationIsRefused) {
   }
   auto r = config::loadConfigFile(path);
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(errorsOf(r).find("at most 1048576"), std::string::npos) << errorsOf(r);
+  EXPECT_NE(joinedErrors(r).find("at most 1048576"), std::string::npos) << joinedErrors(r);
 }
 
 std::string stateWith(const std::string& fields) {
