@@ -466,13 +466,6 @@ cmd_signal_tree() { # STOP|CONT node
   say "SIG$signal to $node's postmaster (pid $pid) and ${#pids[@]} process(es) in all: ${pids[*]}"
 }
 
-cmd_shutdown() {
-  require_lab
-  local node
-  node=$(resolve_node "${1:-}")
-  node_script stop.sh "$node" --mode fast
-}
-
 # pgfailover's own lifecycle, for faults of the sidecar itself: `kill` is a crash (SIGKILL, no
 # chance to write anything more), `stop` a clean SIGTERM, `start` runs it again with the same
 # configuration and state file.

@@ -50,6 +50,14 @@ next to the nodes: pgfailover lease-guard). See docs/lab.md.
 EOF
 }
 
+# The other labs, before this lab's settings (LAB_DIR may name one of theirs).
+case ${1:-} in
+  # The same lab with one network namespace per host (docs/lab-netns.md).
+  --netns) exec bash "$REPO_ROOT/scripts/lab-netns.sh" "${@:2}" ;;
+  # The compose lab: containers, HAProxy and Prometheus (docs/lab-compose.md).
+  --compose) exec bash "$REPO_ROOT/scripts/lab-compose.sh" "${@:2}" ;;
+esac
+
 # ----- settings -------------------------------------------------------------------------------
 
 default_lab_dir() {
@@ -175,13 +183,6 @@ lab_hook_ready() {
 
 # ----- commands of this lab -------------------------------------------------------------------
 
-cmd_stop() {
-  require_lab
-  local node
-  node=$(resolve_node "${1:-}")
-  node_script stop.sh "$node" --mode fast
-}
-
 # A full re-clone from the current primary, as the seed did by hand: for a node that came back
 # writable after a failover. pgfailover's own rejoin (pg_rewind) makes this unnecessary.
 cmd_rejoin() {
@@ -200,11 +201,7 @@ cmd_rejoin() {
 command=${1:-help}
 shift || true
 case $command in
-  # The same lab with one network namespace per host (docs/lab-netns.md).
-  --netns) exec bash "$REPO_ROOT/scripts/lab-netns.sh" "$@" ;;
-  # The compose lab: containers, HAProxy and Prometheus (docs/lab-compose.md).
-  --compose) exec bash "$REPO_ROOT/scripts/lab-compose.sh" "$@" ;;
-  stop) cmd_stop "$@" ;;
+  stop) cmd_shutdown "$@" ;;
   rejoin) cmd_rejoin "$@" ;;
   *) lab_command "$command" "$@" ;;
 esac

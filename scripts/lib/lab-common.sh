@@ -454,6 +454,15 @@ cmd_start() {
   node_script start.sh "$node"
 }
 
+# A clean stop of a node's PostgreSQL (`stop` in the loopback lab, `shutdown` in the namespace
+# lab, where `stop` is SIGSTOP).
+cmd_shutdown() {
+  require_lab
+  local node
+  node=$(resolve_node "${1:-}")
+  node_script stop.sh "$node" --mode fast
+}
+
 cmd_logs() {
   require_lab
   local what=${1:-pgfailover} file
