@@ -6,7 +6,8 @@
 # range, so no lab packet can leave the machine by mistake. Faults: kill -9 / SIGSTOP / SIGCONT a
 # postmaster, a host's link down, partitions the hosts cannot see (nftables in the bridge).
 # Everything the lab starts is stopped by PID (pid files); nothing is killed by name.
-# See docs/lab-netns.md.
+# What it shares with the loopback lab is scripts/lib/lab-common.sh; here a command runs on a host
+# through `ip netns exec`. See docs/lab-netns.md.
 set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
