@@ -6,19 +6,18 @@
 # range, so no lab packet can leave the machine by mistake. Faults: kill -9 / SIGSTOP / SIGCONT a
 # postmaster, a host's link down, partitions the hosts cannot see (nftables in the bridge).
 # Everything the lab starts is stopped by PID (pid files); nothing is killed by name.
-# See docs/lab-netns.md.
+# What it shares with the loopback lab is scripts/lib/lab-common.sh; here a command runs on a host
+# through `ip netns exec`. See docs/lab-netns.md.
 set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-NODE_SCRIPTS=$REPO_ROOT/scripts/node
-NODES=(pg1 pg2)
+LAB_TAG=lab-netns
+LAB_SCRIPT=scripts/lab-netns.sh
+LAB_KIND="namespace lab"
+LAB_TRANSPORT=netns
+# shellcheck source=scripts/lib/lab-common.sh
+source "$REPO_ROOT/scripts/lib/lab-common.sh"
 HOSTS=(pgf pg1 pg2 client)
-
-say() { printf 'lab-netns: %s\n' "$*" >&2; }
-die() {
-  printf 'lab-netns: error: %s\n' "$*" >&2
-  exit 1
-}
 
 usage() {
   cat <<'EOF'
@@ -27,6 +26,7 @@ Usage: scripts/lab-netns.sh COMMAND
   up                   namespaces, bridge, pg1 (primary) + pg2 (replica) with sshd, pgfailover
                        in pgf; returns once a replica streams and /readyz answers 200
   status [--json]      pgfailover's view (asked from inside pgf), links and partitions
+  history              failovers, fences, rejoins, switchovers (pgfailover history, inside pgf)
   dsn                  libpq connection string reaching the writable node (use it in `client`)
   url                  pgfailover's base URL (reachable from the lab's namespaces only)
   psql [ARGS]          psql on that DSN, run in the client namespace
@@ -66,30 +66,14 @@ EOF
 
 # ----- settings -------------------------------------------------------------------------------
 
-LAB_DIR=$(realpath -m -- "${LAB_DIR:-/tmp/pgfailover-netns-lab}")
-LAB_ENV=$LAB_DIR/lab.env
-MARKER=$LAB_DIR/.pgfailover-netns-lab
-LAB_TIMEOUT=${LAB_TIMEOUT:-90}
-[[ $LAB_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "LAB_TIMEOUT must be a whole number of seconds"
-
-if [[ -f $LAB_ENV ]]; then
-  # A lab that exists keeps the network and binary it was made with.
-  # shellcheck source=/dev/null
-  source "$LAB_ENV"
-else
+# A lab that exists keeps the network and binary it was made with.
+if ! lab_settings /tmp/pgfailover-netns-lab .pgfailover-netns-lab; then
   LAB_NET=${LAB_NET:-10.231.77.0/24}
   LAB_PREFIX=${LAB_PREFIX:-pgflab-}
   LAB_SYNC=${LAB_SYNC:-off}
   LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
   LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
-  LAB_BUILD_DIR=$(realpath -m -- "${LAB_BUILD_DIR:-$REPO_ROOT/build}")
-  if [[ -n ${PGFAILOVER_BIN:-} ]]; then
-    PGFAILOVER_BIN=$(realpath -m -- "$PGFAILOVER_BIN")
-    LAB_SKIP_BUILD=1
-  else
-    LAB_SKIP_BUILD=${LAB_SKIP_BUILD:-0}
-    PGFAILOVER_BIN=$LAB_BUILD_DIR/pgfailover
-  fi
+  lab_binary_settings
 fi
 
 # LAB_NET: a private /24; hosts get fixed last octets.
@@ -105,8 +89,7 @@ NET_BASE=$o1.$o2.$o3
 LAB_SYNC=${LAB_SYNC:-off} # a lab.env written before LAB_SYNC existed
 LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
 [[ $LAB_FENCING_HOOK =~ ^[01]$ ]] || die "LAB_FENCING_HOOK must be 0 or 1, got '$LAB_FENCING_HOOK'"
-LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
-[[ $LAB_LEASE_GUARD =~ ^[01]$ ]] || die "LAB_LEASE_GUARD must be 0 or 1, got '$LAB_LEASE_GUARD'"
+lab_check_lease_guard
 [[ $LAB_SYNC =~ ^(off|on|strict)$ ]] || die "LAB_SYNC must be off, on or strict, got '$LAB_SYNC'"
 [[ $LAB_PREFIX =~ ^[a-z][a-z0-9-]{0,7}$ ]] || die "LAB_PREFIX must be 1-8 of a-z 0-9 -, starting with a letter, got '$LAB_PREFIX'"
 
@@ -130,6 +113,9 @@ LOG_FILE=$PGF_DIR/pgfailover.log
 SSH_KEY=$PGF_DIR/ssh/id_ed25519
 KNOWN_HOSTS=$PGF_DIR/ssh/known_hosts
 NFT_TABLE=pgflab
+LAB_ENV_VARS=(LAB_NET LAB_PREFIX LAB_BUILD_DIR PGFAILOVER_BIN LAB_SKIP_BUILD LAB_SYNC LAB_FENCING_HOOK LAB_LEASE_GUARD)
+LAB_NODE_ENV=(PG_BIN="$PG_BIN")
+LAB_SWITCHOVER_ARGS=(--wait 90)
 
 host_ip() {
   case $1 in
@@ -140,60 +126,20 @@ host_ip() {
     *) die "no address for host '$1'" ;;
   esac
 }
-ns_name() { printf '%s%s\n' "$LAB_PREFIX" "$1"; }
+node_host() { host_ip "$1"; }
+node_port() { printf '%s\n' "$PG_PORT"; }
 BR_NS=$(ns_name br)
 URL=http://$(host_ip pgf):$HTTP_PORT
-node_dir() { printf '%s\n' "$LAB_DIR/$1"; }
-node_initialized() { [[ -f $LAB_DIR/$1/data/PG_VERSION ]]; }
 
-ns_exists() { [[ -e /run/netns/$1 ]]; }
-in_ns() { # host cmd...
-  local ns
-  ns=$(ns_name "$1")
-  shift
-  ns_exists "$ns" || die "namespace $ns does not exist: run 'scripts/lab-netns.sh up' first"
-  ip netns exec "$ns" "$@"
+# TLS: the lab's CA in $LAB_DIR/ca (its key stays there, 0600); each node's certificate names
+# its namespace address, which pgfailover and the replicas verify (verify-full).
+node_setup_args() {
+  NODE_ARGS=(--port "$PG_PORT" --allow-cidr "$LAB_NET" --repl-user "$REPL_USER"
+    --repl-password-file "$REPL_PASSWORD_FILE" --passfile "$REPL_PASSFILE" --ca-dir "$LAB_CA_DIR"
+    --listen "$(host_ip "$1")")
 }
 
 # ----- helpers --------------------------------------------------------------------------------
-
-require_lab() {
-  [[ -f $MARKER ]] || die "no lab in $LAB_DIR: run 'scripts/lab-netns.sh up' first (or set LAB_DIR)"
-}
-
-# curl from inside the client namespace to an address of the lab; only lab addresses.
-lab_curl() { # path [curl args...]
-  local path=$1
-  shift
-  in_ns client curl -s --max-time 3 "$@" "$URL$path"
-}
-http_code() { lab_curl "$1" -o /dev/null -w '%{http_code}' 2>/dev/null || true; }
-
-# psql from the client namespace as the lab's superuser.
-lab_psql() { # host psql-args...
-  local host=$1
-  shift
-  in_ns client env PGPASSFILE="$PGPASS" psql -X -A -t -q \
-    -d "host=$(host_ip "$host") port=$PG_PORT dbname=postgres user=$SUPERUSER sslmode=verify-full sslrootcert=$LAB_CA_DIR/ca.crt connect_timeout=3" "$@"
-}
-
-# A postmaster's PID from postmaster.pid when it lives and works in that data directory.
-postmaster_pid() {
-  local file=$LAB_DIR/$1/data/postmaster.pid pid='' state
-  [[ -f $file ]] && read -r pid <"$file"
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  state=$(proc_state "$pid")
-  [[ -n $state && $state != Z && $state != X ]] || return 0
-  [[ $(readlink "/proc/$pid/cwd" 2>/dev/null || true) == "$LAB_DIR/$1/data" ]] || return 0
-  printf '%s\n' "$pid"
-}
-
-proc_state() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-  stat=${stat##*) }
-  printf '%s\n' "${stat%% *}"
-}
 
 # Direct children of a PID, for SIGSTOP/SIGCONT of a server's backends: from the kernel's
 # /proc/PID/task/*/children when it has them, else by scanning /proc/*/stat (read with the shell's
@@ -219,17 +165,6 @@ children_of() {
   return 0
 }
 
-# pgfailover's PID from its pid file when that process runs the lab's binary.
-daemon_pid() {
-  local pid='' exe
-  [[ -f $PID_FILE ]] && read -r pid <"$PID_FILE"
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-  [[ $exe == "$PGFAILOVER_BIN" || $exe == "$PGFAILOVER_BIN (deleted)" ]] || return 0
-  [[ $(proc_state "$pid") != Z ]] || return 0
-  printf '%s\n' "$pid"
-}
-
 # The lab's sshd listener of a node from its pid file, checked by binary and config path.
 sshd_pid() {
   local dir=$LAB_DIR/ssh/$1 pid=''
@@ -241,39 +176,6 @@ sshd_pid() {
 }
 
 sshd_running() { [[ -n $(sshd_pid "$1") ]]; }
-daemon_running() { [[ -n $(daemon_pid) ]]; }
-
-# pg1/pg2 from a NODE argument: primary/replica are asked from pgfailover's /status, or from
-# pg_is_in_recovery() on each node when pgfailover does not answer.
-resolve_node() {
-  local want=${1:-} json name node recovery
-  case $want in
-    pg1 | pg2)
-      printf '%s\n' "$want"
-      return
-      ;;
-    primary | replica) ;;
-    '') die "which node? pg1, pg2, primary or replica" ;;
-    *) die "unknown node '$want': use pg1, pg2, primary or replica" ;;
-  esac
-  if json=$(lab_curl /status -f 2>/dev/null); then
-    name=$(jq -r --arg role "$want" '[.nodes[]? | select(.role == $role) | .name][0] // empty' \
-      <<<"$json" 2>/dev/null || true)
-    if [[ $name == pg1 || $name == pg2 ]]; then
-      printf '%s\n' "$name"
-      return
-    fi
-  fi
-  for node in "${NODES[@]}"; do
-    recovery=$(lab_psql "$node" -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
-    if [[ ($want == primary && $recovery == f) || ($want == replica && $recovery == t) ]]; then
-      say "pgfailover did not name the $want; pg_is_in_recovery() says $node"
-      printf '%s\n' "$node"
-      return
-    fi
-  done
-  die "no node is the $want now (neither pgfailover's /status nor pg_is_in_recovery() names one)"
-}
 
 # A HOST argument: a NODE, pgfailover/pgf or client.
 resolve_host() {
@@ -284,46 +186,6 @@ resolve_host() {
     '') die "which host? pg1, pg2, primary, replica, pgfailover or client" ;;
     *) die "unknown host '$1': use pg1, pg2, primary, replica, pgfailover or client" ;;
   esac
-}
-
-new_password() {
-  local password
-  password=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
-  [[ ${#password} -eq 24 ]] || die "cannot generate a password"
-  printf '%s' "$password"
-}
-
-write_file() { # file mode (content on stdin)
-  local tmp
-  tmp=$(mktemp "$1.XXXXXX")
-  cat >"$tmp"
-  chmod "$2" "$tmp"
-  mv -f -- "$tmp" "$1"
-}
-
-# The nodes' lease guards (scripts/lab-guard.sh), each in its node's namespace.
-# shellcheck source=scripts/lab-guard.sh
-source "$REPO_ROOT/scripts/lab-guard.sh"
-start_node_guard() {
-  [[ $LAB_LEASE_GUARD == 1 ]] || return 0
-  start_guard "$1" ip netns exec "$(ns_name "$1")"
-}
-
-node_script() { # script node [args...]  run in the node's namespace
-  local script=$1 node=$2
-  shift 2
-  in_ns "$node" env NODE_TIMEOUT="$LAB_TIMEOUT" PG_BIN="$PG_BIN" \
-    bash "$NODE_SCRIPTS/$script" --dir "$(node_dir "$node")" --name "$node" "$@"
-}
-
-wait_for() { # seconds description command...
-  local seconds=$1 what=$2 deadline
-  shift 2
-  deadline=$((SECONDS + seconds))
-  until "$@"; do
-    ((SECONDS < deadline)) || die "timed out after ${seconds}s waiting for $what"
-    sleep 0.3
-  done
 }
 
 # ----- network --------------------------------------------------------------------------------
@@ -382,8 +244,8 @@ net_up() {
 }
 
 nft_ensure_table() {
-  in_ns br nft list table bridge "$NFT_TABLE" >/dev/null 2>&1 && return 0
-  in_ns br nft -f - <<EOF
+  on_host br nft list table bridge "$NFT_TABLE" >/dev/null 2>&1 && return 0
+  on_host br nft -f - <<EOF
 table bridge $NFT_TABLE {
   chain forward {
     type filter hook forward priority 0; policy accept;
@@ -394,7 +256,7 @@ EOF
 
 # ----- setup steps ----------------------------------------------------------------------------
 
-install_extra_packages() {
+lab_hook_packages() {
   local -a want=(nftables iputils-ping openssh-client openssh-server iproute2 curl jq) missing=()
   local p
   for p in "${want[@]}"; do
@@ -409,35 +271,6 @@ install_extra_packages() {
       DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
         --no-install-recommends "${missing[@]}" </dev/null >/dev/null
     }
-}
-
-build_pgfailover() {
-  say "building pgfailover in $LAB_BUILD_DIR (log: $LAB_DIR/build.log)"
-  if ! {
-    cmake -S "$REPO_ROOT" -B "$LAB_BUILD_DIR" -DCMAKE_BUILD_TYPE="${LAB_BUILD_TYPE:-RelWithDebInfo}" \
-      -DPGFAILOVER_BUILD_TESTS=OFF &&
-      cmake --build "$LAB_BUILD_DIR" --target pgfailover -j "$(nproc)"
-  } >"$LAB_DIR/build.log" 2>&1; then
-    tail -n 40 "$LAB_DIR/build.log" >&2
-    die "building pgfailover failed (whole log: $LAB_DIR/build.log)"
-  fi
-}
-
-make_secrets() {
-  install -d -m 0700 "$SECRETS" "$PGF_DIR/ssh"
-  [[ -s $PASSWORD_FILE ]] || new_password | write_file "$PASSWORD_FILE" 0600
-  [[ -s $REPL_PASSWORD_FILE ]] || new_password | write_file "$REPL_PASSWORD_FILE" 0600
-  [[ -s $ADMIN_TOKEN_FILE ]] || new_password | write_file "$ADMIN_TOKEN_FILE" 0600
-  # pgpass host fields match literally, not by pattern: list every node.
-  {
-    local node
-    for node in "${NODES[@]}"; do
-      printf '%s:*:*:%s:%s\n' "$(host_ip "$node")" "$SUPERUSER" "$(<"$PASSWORD_FILE")"
-    done
-  } | write_file "$PGPASS" 0600
-  if [[ ! -f $SSH_KEY ]]; then
-    ssh-keygen -q -t ed25519 -N '' -C "pgfailover@netns-lab" -f "$SSH_KEY" >/dev/null
-  fi
 }
 
 # sshd for one node, in its namespace, on its address only, with a host key of the lab and
@@ -479,7 +312,7 @@ EOF
   # sshd's privilege separation directory (created by the package's init script normally).
   install -d -m 0755 /run/sshd
   /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd rejects $dir/sshd_config"
-  in_ns "$node" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+  on_host "$node" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
   wait_for 10 "sshd of $node" sshd_running "$node"
   say "sshd for $node on $(host_ip "$node"):$SSH_PORT (pid $(sshd_pid "$node"))"
 }
@@ -492,7 +325,7 @@ write_known_hosts() {
     scanned=
     local deadline=$((SECONDS + 15))
     while [[ -z $scanned ]] && ((SECONDS < deadline)); do
-      scanned=$(in_ns pgf ssh-keyscan -T 3 -t ed25519 -p "$SSH_PORT" "$(host_ip "$node")" 2>/dev/null || true)
+      scanned=$(on_host pgf ssh-keyscan -T 3 -t ed25519 -p "$SSH_PORT" "$(host_ip "$node")" 2>/dev/null || true)
       [[ -n $scanned ]] || sleep 0.5
     done
     [[ -n $scanned ]] || die "ssh-keyscan from pgf could not reach $node's sshd at $(host_ip "$node"):$SSH_PORT"
@@ -506,6 +339,7 @@ write_known_hosts() {
 }
 
 write_config() {
+  write_known_hosts
   local config
   config=$(jq -n \
     --arg pw "$PASSWORD_FILE" --arg user "$SUPERUSER" --arg repl "$REPL_USER" \
@@ -541,117 +375,38 @@ write_config() {
   printf '%s\n' "$config" | write_file "$CONFIG" 0600
 }
 
-start_pgfailover() {
-  local pid check_output
-  pid=$(daemon_pid)
-  if [[ -n $pid ]]; then
-    say "pgfailover already running (pid $pid)"
-    return 0
-  fi
-  if ! check_output=$(in_ns pgf "$PGFAILOVER_BIN" check-config --config "$CONFIG" 2>&1); then
-    printf '%s\n' "$check_output" >&2
-    die "pgfailover check-config rejected $CONFIG"
-  fi
-  say "starting pgfailover in $(ns_name pgf) (log: $LOG_FILE)"
-  # `ip netns exec` execs the command: $! is pgfailover's own PID.
-  nohup ip netns exec "$(ns_name pgf)" "$PGFAILOVER_BIN" run --config "$CONFIG" >>"$LOG_FILE" 2>&1 </dev/null &
-  pid=$!
-  printf '%s\n' "$pid" >"$PID_FILE"
-  wait_for 10 "pgfailover to start" daemon_running
-}
+# ----- up -------------------------------------------------------------------------------------
 
-cmd_up() {
-  if [[ ${LAB_SKIP_DEPS:-0} != 1 ]]; then
-    bash "$REPO_ROOT/scripts/install-deps.sh"
-    install_extra_packages
-  fi
+lab_hook_preflight() {
   local tool
   for tool in ip nft sshd ssh-keygen ssh-keyscan curl jq psql; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || die "$tool not found (scripts/install-deps.sh, nftables, openssh-server)"
   done
+}
 
-  if [[ -d $LAB_DIR && ! -f $MARKER && -n $(ls -A -- "$LAB_DIR" 2>/dev/null) ]]; then
-    die "$LAB_DIR exists and is not a namespace lab folder: choose another LAB_DIR"
-  fi
-  mkdir -p -- "$LAB_DIR"
-  chmod 0755 "$LAB_DIR"
-  touch "$MARKER"
-  if [[ ! -f $LAB_ENV ]]; then
-    {
-      printf '# Written by scripts/lab-netns.sh up; later commands use these values.\n'
-      printf 'LAB_NET=%q\nLAB_PREFIX=%q\nLAB_BUILD_DIR=%q\nPGFAILOVER_BIN=%q\nLAB_SKIP_BUILD=%q\nLAB_SYNC=%q\nLAB_FENCING_HOOK=%q\nLAB_LEASE_GUARD=%q\n' \
-        "$LAB_NET" "$LAB_PREFIX" "$LAB_BUILD_DIR" "$PGFAILOVER_BIN" "$LAB_SKIP_BUILD" "$LAB_SYNC" "$LAB_FENCING_HOOK" "$LAB_LEASE_GUARD"
-    } >"$LAB_ENV"
-  fi
-  install -d -m 0755 "$PGF_DIR"
-
-  if [[ ${LAB_SKIP_BUILD:-0} != 1 ]]; then
-    build_pgfailover
-  fi
-  [[ -x $PGFAILOVER_BIN ]] || die "$PGFAILOVER_BIN is missing: build it (cmake --build build) or set PGFAILOVER_BIN"
-
+lab_hook_before_nodes() {
+  install -d -m 0755 "$PGF_DIR" "$LAB_DIR/ssh"
+  install -d -m 0700 "$SECRETS" "$PGF_DIR/ssh"
   net_up
   make_secrets
+  if [[ ! -f $SSH_KEY ]]; then
+    ssh-keygen -q -t ed25519 -N '' -C "pgfailover@netns-lab" -f "$SSH_KEY" >/dev/null
+  fi
   local node
-  install -d -m 0755 "$LAB_DIR/ssh"
   for node in "${NODES[@]}"; do
     start_sshd "$node"
   done
+}
 
-  # TLS: the lab's CA in $LAB_DIR/ca (its key stays there, 0600); each node's certificate names
-  # its namespace address, which pgfailover and the replicas verify (verify-full).
-  local -a common=(--port "$PG_PORT" --allow-cidr "$LAB_NET" --repl-user "$REPL_USER"
-    --repl-password-file "$REPL_PASSWORD_FILE" --passfile "$REPL_PASSFILE" --ca-dir "$LAB_CA_DIR")
-  if node_initialized pg1; then
-    node_script start.sh pg1
-  else
-    node_script init-primary.sh pg1 "${common[@]}" --listen "$(host_ip pg1)" \
-      --superuser "$SUPERUSER" --superuser-password-file "$PASSWORD_FILE"
-  fi
-  if node_initialized pg2; then
-    node_script start.sh pg2
-  else
-    node_script clone-replica.sh pg2 "${common[@]}" --listen "$(host_ip pg2)" \
-      --primary-host "$(host_ip pg1)" --primary-port "$PG_PORT"
-  fi
-
-  for node in "${NODES[@]}"; do
-    start_node_guard "$node"
-  done
-  write_known_hosts
-  write_config
-  start_pgfailover
-
-  say "waiting up to ${LAB_TIMEOUT}s for $URL/readyz (from the client namespace)"
-  local deadline=$((SECONDS + LAB_TIMEOUT)) code=
-  while ((SECONDS < deadline)); do
-    code=$(http_code /readyz)
-    [[ $code == 200 ]] && break
-    if [[ -z $(daemon_pid) ]]; then
-      tail -n 30 "$LOG_FILE" >&2 || true
-      die "pgfailover exited during start; log: $LOG_FILE"
-    fi
-    sleep 0.5
-  done
-  if [[ $code != 200 ]]; then
-    tail -n 30 "$LOG_FILE" >&2 || true
-    die "/readyz did not answer 200 within ${LAB_TIMEOUT}s (last: ${code:-none}); everything still runs: inspect, then 'scripts/lab-netns.sh down'"
-  fi
+lab_hook_ready() {
   say "ready: pgfailover $URL in $(ns_name pgf) (pid $(daemon_pid)); pg1 $(host_ip pg1):$PG_PORT, pg2 $(host_ip pg2):$PG_PORT"
   say "try: scripts/lab-netns.sh status; scripts/lab-netns.sh kill primary; scripts/lab-netns.sh partition pgfailover from primary"
 }
 
-# ----- commands -------------------------------------------------------------------------------
+# ----- commands of this lab -------------------------------------------------------------------
 
-cmd_status() {
-  require_lab
-  if [[ ${1:-} == --json ]]; then
-    lab_curl /status -f || die "pgfailover does not answer at $URL"
-    echo
-    return
-  fi
-  [[ -z ${1:-} ]] || die "status takes only --json"
-  in_ns pgf "$PGFAILOVER_BIN" status --url "$URL" || say "pgfailover does not answer at $URL"
+# After pgfailover's view: the links and the partitions.
+lab_hook_status() {
   local host state
   printf '\nLinks:'
   for host in "${HOSTS[@]}"; do
@@ -660,7 +415,7 @@ cmd_status() {
   done
   printf '\nPartitions:'
   local rules
-  rules=$(in_ns br nft list table bridge "$NFT_TABLE" 2>/dev/null | sed -n 's/.*comment "\(.*\)".*/\1/p' | sort -u || true)
+  rules=$(on_host br nft list table bridge "$NFT_TABLE" 2>/dev/null | sed -n 's/.*comment "\(.*\)".*/\1/p' | sort -u || true)
   if [[ -n $rules ]]; then
     printf '\n'
     # shellcheck disable=SC2001
@@ -670,22 +425,11 @@ cmd_status() {
   fi
 }
 
-cmd_dsn() {
-  require_lab
-  printf 'host=%s,%s port=%s,%s dbname=postgres user=%s passfile=%s sslmode=verify-full sslrootcert=%s target_session_attrs=read-write connect_timeout=2\n' \
-    "$(host_ip pg1)" "$(host_ip pg2)" "$PG_PORT" "$PG_PORT" "$SUPERUSER" "$PGPASS" "$LAB_CA_DIR/ca.crt"
-}
-
-cmd_kill() {
-  require_lab
-  local node pid
-  node=$(resolve_node "${1:-}")
-  pid=$(postmaster_pid "$node")
-  [[ -n $pid ]] || die "$node is not running"
-  kill -KILL "$pid"
-  local deadline=$((SECONDS + 10))
-  while [[ -n $(postmaster_pid "$node") ]] && ((SECONDS < deadline)); do sleep 0.1; done
-  say "killed $node's postmaster (pid $pid) with SIGKILL"
+lab_hook_log_file() {
+  case $1 in
+    sshd-pg1 | sshd-pg2) printf '%s\n' "$LAB_DIR/ssh/${1#sshd-}/sshd.log" ;;
+    *) return 1 ;;
+  esac
 }
 
 # The node whose postmaster is stopped (SIGSTOP), for `cont primary` when a stopped primary
@@ -723,28 +467,6 @@ cmd_signal_tree() { # STOP|CONT node
   say "SIG$signal to $node's postmaster (pid $pid) and ${#pids[@]} process(es) in all: ${pids[*]}"
 }
 
-cmd_start() {
-  require_lab
-  local node guard=0
-  node=$(resolve_node "${1:-}")
-  [[ ${2:-} == --guard ]] && guard=1
-  [[ -z ${2:-} || $guard == 1 ]] || die "start takes NODE [--guard]"
-  node_initialized "$node" || die "$node has no data directory in $LAB_DIR"
-  if ((guard)); then
-    in_ns "$node" bash "$REPO_ROOT/docker/postgres/node-guard.sh" --dir "$(node_dir "$node")" \
-      --name "$node" --pgfailover-url "$URL" --repl-user "$REPL_USER" --passfile "$REPL_PASSFILE" \
-      --peer "pg1=$(host_ip pg1):$PG_PORT" --peer "pg2=$(host_ip pg2):$PG_PORT"
-  fi
-  node_script start.sh "$node"
-}
-
-cmd_shutdown() {
-  require_lab
-  local node
-  node=$(resolve_node "${1:-}")
-  node_script stop.sh "$node" --mode fast
-}
-
 # pgfailover's own lifecycle, for faults of the sidecar itself: `kill` is a crash (SIGKILL, no
 # chance to write anything more), `stop` a clean SIGTERM, `start` runs it again with the same
 # configuration and state file.
@@ -764,15 +486,6 @@ cmd_pgfailover() {
       ;;
     *) die "pgfailover takes start, stop or kill" ;;
   esac
-}
-
-# A planned switchover through the admin API (pgfailover's own CLI, run inside pgf; the token
-# comes from a file, never the command line). Waits for the outcome (at most 90 s).
-cmd_switchover() {
-  require_lab
-  local -a to=()
-  if [[ -n ${1:-} ]]; then to=(--to "$(resolve_node "$1")"); fi
-  in_ns pgf "$PGFAILOVER_BIN" switchover --url "$URL" --token-file "$ADMIN_TOKEN_FILE" "${to[@]}" --wait 90
 }
 
 # The old primary's power cut, out of band: SIGKILL to the postmaster and every process it has,
@@ -856,31 +569,18 @@ cmd_partition() {
       rules+=$'\n'"add rule bridge $NFT_TABLE forward ip saddr $ipb ip daddr $ipa drop comment \"$label\""
     fi
   fi
-  printf '%s\n' "$rules" | in_ns br nft -f -
+  printf '%s\n' "$rules" | on_host br nft -f -
   say "partition $label: IPv4 dropped in the bridge ($BR_NS, table bridge $NFT_TABLE)"
 }
 
 cmd_heal() {
   require_lab
-  if in_ns br nft list table bridge "$NFT_TABLE" >/dev/null 2>&1; then
-    in_ns br nft delete table bridge "$NFT_TABLE"
+  if on_host br nft list table bridge "$NFT_TABLE" >/dev/null 2>&1; then
+    on_host br nft delete table bridge "$NFT_TABLE"
   fi
   local host
   for host in "${HOSTS[@]}"; do ip -n "$BR_NS" link set "v-$host" up 2>/dev/null || true; done
   say "healed: no partitions, every link up"
-}
-
-cmd_logs() {
-  require_lab
-  local what=${1:-pgfailover} file
-  case $what in
-    pgfailover | pgf) file=$LOG_FILE ;;
-    sshd-pg1 | sshd-pg2) file=$LAB_DIR/ssh/${what#sshd-}/sshd.log ;;
-    guard-pg1 | guard-pg2) file=$LAB_DIR/${what#guard-}/lease-guard.log ;;
-    *) file=$LAB_DIR/$(resolve_node "$what")/postgresql.log ;;
-  esac
-  [[ -f $file ]] || die "no log at $file"
-  tail -n "${LAB_LOG_LINES:-50}" -- "$file"
 }
 
 cmd_exec() {
@@ -892,49 +592,30 @@ cmd_exec() {
     br) ;;
     *) host=$(resolve_host "$host") ;;
   esac
-  in_ns "$host" "$@"
+  on_host "$host" "$@"
 }
 
-# Stops everything by PID, removes namespaces, route and folder. Works after a failed or
-# partial `up`, and when there is nothing left (idempotent).
-cmd_down() {
-  if [[ -e $LAB_DIR && ! -f $MARKER ]]; then
-    die "$LAB_DIR is not a namespace lab folder (no $(basename -- "$MARKER")): not touching it"
-  fi
-  local pid deadline failed=0 node host ns
-  pid=$(daemon_pid)
-  if [[ -n $pid ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + 10))
-    while [[ -n $(daemon_pid) ]] && ((SECONDS < deadline)); do sleep 0.2; done
-    if [[ -n $(daemon_pid) ]]; then
-      say "pgfailover (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    say "stopped pgfailover (pid $pid)"
-  fi
-  for node in "${NODES[@]}"; do
-    if [[ -d $LAB_DIR/$node/data && (-n $(postmaster_pid "$node") || -f $LAB_DIR/$node/data/postmaster.pid) ]]; then
-      # stop.sh sends SIGCONT first (a SIGSTOPped server cannot shut down) and SIGKILLs by PID
-      # what pg_ctl cannot stop.
-      NODE_TIMEOUT=20 PG_BIN=$PG_BIN bash "$NODE_SCRIPTS/stop.sh" --dir "$(node_dir "$node")" --mode fast || failed=1
-    fi
-    stop_guard "$node"
-    pid=$(sshd_pid "$node")
-    if [[ -n $pid ]]; then
-      kill -TERM "$pid" 2>/dev/null || true
-      deadline=$((SECONDS + 5))
-      while [[ -n $(sshd_pid "$node") ]] && ((SECONDS < deadline)); do sleep 0.1; done
-      [[ -z $(sshd_pid "$node") ]] || kill -KILL "$pid" 2>/dev/null || true
-      say "stopped sshd of $node (pid $pid)"
-    fi
-  done
-  # Whatever still lives inside the lab's namespaces was started by the lab (ssh sessions,
-  # a server started by pgfailover's rejoin, a command run with `exec`): stopped by PID.
+# ----- down: what else the namespace lab has ---------------------------------------------------
+
+lab_hook_stop_host() { # node: its sshd
+  local pid deadline
+  pid=$(sshd_pid "$1")
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 5))
+  while [[ -n $(sshd_pid "$1") ]] && ((SECONDS < deadline)); do sleep 0.1; done
+  [[ -z $(sshd_pid "$1") ]] || kill -KILL "$pid" 2>/dev/null || true
+  say "stopped sshd of $1 (pid $pid)"
+}
+
+# Whatever still lives inside the lab's namespaces was started by the lab (ssh sessions, a server
+# started by pgfailover's rejoin, a command run with `exec`): stopped by PID. Then the namespaces
+# (deleting one removes its veth ends, the bridge and the nft table with it) and the route.
+lab_hook_down() {
+  local host ns pids pid deadline failed=0
   for host in "${HOSTS[@]}" br; do
     ns=$(ns_name "$host")
     ns_exists "$ns" || continue
-    local pids
     pids=$(ip netns pids "$ns" 2>/dev/null || true)
     if [[ -n $pids ]]; then
       say "processes left in $ns: $(echo "$pids" | tr '\n' ' ')- SIGTERM, then SIGKILL"
@@ -945,13 +626,6 @@ cmd_down() {
       sleep 0.3
     fi
   done
-  for node in "${NODES[@]}"; do
-    if [[ -n $(postmaster_pid "$node") ]]; then
-      say "$node still runs (pid $(postmaster_pid "$node"))"
-      failed=1
-    fi
-  done
-  # Deleting a namespace removes its veth ends, the bridge and the nft table with it.
   for host in "${HOSTS[@]}" br; do
     ns=$(ns_name "$host")
     if ns_exists "$ns"; then
@@ -961,9 +635,12 @@ cmd_down() {
   if root_route_present; then
     ip route del unreachable "$LAB_NET" || failed=1
   fi
-  ((failed == 0)) || die "could not remove everything; $LAB_DIR kept: run 'scripts/lab-netns.sh down' again"
-  if [[ -e $LAB_DIR ]]; then
-    rm -rf -- "$LAB_DIR"
+  return "$failed"
+}
+
+lab_hook_no_folder() { return 0; } # namespaces and route may be left: go on
+lab_hook_removed() { # 1 when there was a lab folder
+  if (($1)); then
     say "removed $LAB_DIR, namespaces ${LAB_PREFIX}{br,pgf,pg1,pg2,client} and the route for $LAB_NET"
   else
     say "no lab folder in $LAB_DIR; namespaces and route for $LAB_NET removed if there were any"
@@ -973,35 +650,15 @@ cmd_down() {
 command=${1:-help}
 shift || true
 case $command in
-  up) cmd_up "$@" ;;
-  status) cmd_status "$@" ;;
-  dsn) cmd_dsn ;;
-  url)
-    require_lab
-    printf '%s\n' "$URL"
-    ;;
-  psql)
-    require_lab
-    in_ns client env PGPASSFILE="$PGPASS" psql "$(cmd_dsn)" "$@"
-    ;;
   exec) cmd_exec "$@" ;;
-  kill) cmd_kill "$@" ;;
   stop) cmd_signal_tree STOP "$@" ;;
   cont) cmd_signal_tree CONT "$@" ;;
-  start) cmd_start "$@" ;;
   shutdown) cmd_shutdown "$@" ;;
   pgfailover | pgf) cmd_pgfailover "$@" ;;
-  switchover) cmd_switchover "$@" ;;
   poweroff) cmd_poweroff "$@" ;;
   fencing-hook) cmd_fencing_hook ;;
   link) cmd_link "$@" ;;
   partition) cmd_partition "$@" ;;
   heal) cmd_heal ;;
-  logs) cmd_logs "$@" ;;
-  down) cmd_down ;;
-  help | -h | --help) usage ;;
-  *)
-    usage >&2
-    die "unknown command '$command'"
-    ;;
+  *) lab_command "$command" "$@" ;;
 esac

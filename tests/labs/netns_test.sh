@@ -11,6 +11,8 @@
 #   5. heal: healthy again
 #   6. down, and nothing is left: no namespace with the lab's prefix, no veth, no unreachable
 #      route, no process from the lab's pid files, no lab folder.
+# When the lab builds pgfailover (no PGFAILOVER_BIN), `up` must leave the build dir's tests
+# setting as it was (the lab only configures a build dir it creates).
 # Runs in its own lab folder, namespace prefix and range, so a lab of the user's is not touched.
 # Exits non-zero with a message naming the step that failed; `down` always runs (trap).
 #
@@ -157,8 +159,22 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
+# The build dir's tests setting, when the lab builds into one that exists.
+tests_setting() { grep -E '^(PGFAILOVER_BUILD_TESTS|BUILD_TESTING):' "$1/CMakeCache.txt" 2>/dev/null || true; }
+build_dir=''
+if [[ -z ${PGFAILOVER_BIN:-} ]]; then
+  build_dir=$(realpath -m -- "${LAB_BUILD_DIR:-$REPO_ROOT/build}")
+  tests_before=$(tests_setting "$build_dir")
+fi
+
 step "up (LAB_NET=$LAB_NET, prefix $LAB_PREFIX, folder $LAB_DIR)"
 lab up
+if [[ -n $build_dir && -n $tests_before ]]; then
+  tests_after=$(tests_setting "$build_dir")
+  [[ $tests_after == "$tests_before" ]] ||
+    fail "up changed the tests setting of $build_dir: '$tests_before' became '$tests_after'"
+  log "ok: the build dir keeps its tests setting ($tests_after)"
+fi
 remember_pids
 wait_until 60 "healthy: pg1 primary, pg2 replica" healthy_with pg1 pg2
 up_seconds=$((SECONDS - START))

@@ -134,7 +134,8 @@ EOF
 
 check "shellcheck (lab and container scripts)" shellcheck -x scripts/lab-netns.sh tests/labs/*.sh \
   docker/postgres/entrypoint.sh docker/postgres/node-guard.sh docker/postgres/lab-init.sh \
-  scripts/lab-compose.sh scripts/lib/compose-env.sh bench/compose_failover.sh bench/lease_guard.sh \
+  scripts/lab-compose.sh scripts/lib/compose-env.sh scripts/lib/lab-common.sh scripts/lib/lab-guard.sh \
+  bench/compose_failover.sh bench/lease_guard.sh \
   scripts/package.sh debian/pgfailover.postinst debian/pgfailover.prerm debian/pgfailover.postrm
 # The systemd units as systemd itself reads them (unknown keys, bad values), where it is
 # installed; that /usr/bin/pgfailover is not installed here is no finding.

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The labs' handling of the nodes' lease guard (`pgfailover lease-guard`): one per node, for the
-# lab's whole life, like a systemd service next to PostgreSQL. Sourced by scripts/lab.sh and
-# scripts/lab-netns.sh, which define LAB_DIR, PGFAILOVER_BIN, node_dir and say. The guard is
+# lab's whole life, like a systemd service next to PostgreSQL. Sourced by scripts/lib/lab-common.sh
+# (both labs), which defines LAB_DIR, PGFAILOVER_BIN, node_dir and say. The guard is
 # found by its pid file and checked by its command line, so a recycled PID is never signalled.
 # Started as root, the guard becomes the servers' OS user (postgres) itself.
 
