@@ -95,7 +95,7 @@ def measure_http(cluster, dur):
     """wrk on each of the cluster's paths, one after the other."""
     res = {}
     for path in cluster.http_paths:
-        r = watched_wrk(cluster, path, dur) if getattr(cluster, "reports_ticks", False) else wrk(cluster.http_url + path, dur)
+        r = watched_wrk(cluster, path, dur) if cluster.reports_ticks else wrk(cluster.http_url + path, dur)
         r["load"] = loadavg()
         res[path] = r
         log(f"  http {cluster.name} {path}: {r}")

@@ -15,6 +15,7 @@ class Cluster:
     failover_timeout = 90  # seconds until a failover with no write on a new primary counts as failed
     http_url = None  # the failover manager's API, when the http part hammers it
     http_paths = ()
+    reports_ticks = False  # whether the http part can watch its ticks and probes (pgfailover's metrics)
 
     @classmethod
     def at_defaults(cls):

@@ -18,7 +18,7 @@ class PgfailoverLab(Cluster):
     title = "pgfailover"
     failover_timeout = 90
     http_paths = ("/primary", "/status", "/metrics")
-    reports_ticks = True  # the http part watches its ticks and probes while the API is hammered
+    reports_ticks = True
 
     def __init__(self, overrides=None, name="pgf"):
         """overrides: pgfailover.json sections merged over the lab's configuration at up()."""
