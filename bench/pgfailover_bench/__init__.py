@@ -1,4 +1,4 @@
-"""pgfailover's benchmarks against Patroni and pg_auto_failover (bench/run, bench/README in cli.py).
+"""pgfailover's benchmarks against Patroni and pg_auto_failover; bench/run runs cli.main (usage there).
 
 env       folders, ports, the binary, what a run started
 util      logging, commands, HTTP, waiting, results files
