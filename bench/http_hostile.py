@@ -262,7 +262,7 @@ def run(args):
 
 
 def render(results):
-    """Markdown for docs/benchmarks.md (called by bench.py's report)."""
+    """Markdown for docs/benchmarks.md (called by the bench's report, bench/pgfailover_bench/report.py)."""
     L = ["## 5. HTTP API under hostile clients", "",
          "`bench/http_hostile.py`: pgfailover watching a PostgreSQL 15 primary on loopback; 50 clients send their "
          "request head one byte per second and one client POSTs 200 MB with `Transfer-Encoding: chunked` to "

@@ -9,6 +9,8 @@
 #     every pgfailover_* metric its queries (and the alert rules) use is documented in
 #     docs/metrics.md and registered in src/metrics/metrics.cc
 #   - shellcheck on the lab and container scripts (the compose lab's and its benchmark's too)
+#   - the bench package (bench/pgfailover_bench) imports and renders its report from bench/results
+#     (tests/bench/report_check.py; docs/benchmarks.md is left alone)
 # Exit status: 0 when everything passes; the last line says how many checks passed and failed.
 set -euo pipefail
 
@@ -137,6 +139,7 @@ check "shellcheck (lab and container scripts)" shellcheck -x scripts/lab-netns.s
   scripts/lab-compose.sh scripts/lib/compose-env.sh scripts/lib/lab-common.sh scripts/lib/lab-guard.sh \
   bench/compose_failover.sh bench/lease_guard.sh \
   scripts/package.sh debian/pgfailover.postinst debian/pgfailover.prerm debian/pgfailover.postrm
+check "bench package imports, its report renders (tests/bench/report_check.py)" "$PY" tests/bench/report_check.py
 # The systemd units as systemd itself reads them (unknown keys, bad values), where it is
 # installed; that /usr/bin/pgfailover is not installed here is no finding.
 verify_units() {

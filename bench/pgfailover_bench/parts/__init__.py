@@ -1,0 +1,1 @@
+"""The parts of a bench run: failover, rejoin, footprint and http (one module each)."""
