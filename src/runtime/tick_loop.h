@@ -23,6 +23,7 @@
 #include "http/snapshot_store.h"
 #include "metrics/metrics.h"
 #include "pg/node_prober.h"
+#include "runtime/action_executor.h"
 #include "runtime/admin_queue.h"
 #include "runtime/node_operations.h"
 #include "runtime/promotion.h"
@@ -31,35 +32,6 @@
 namespace pgfailover::runtime {
 
 core::Policy policyFromConfig(const config::Config& config);
-
-// Runs an action against a node; the loop's only side effects on the cluster go through it, so
-// a test can see every action that was taken.
-class ActionExecutor {
- public:
-  virtual ~ActionExecutor() = default;
-  virtual Status execute(const core::Action& action) = 0;
-};
-
-// Executes actions with the node probers (libpq, bounded SQL on reachable nodes), the
-// node-operation worker (commands on a node's host) and the promotion worker.
-class ClusterActionExecutor : public ActionExecutor {
- public:
-  ClusterActionExecutor(const config::Config& config, std::vector<pg::NodeProber*> probers,
-                        NodeOperations& operations, PromotionWorker& promotions, Logger& log)
-      : config_(config),
-        probers_(std::move(probers)),
-        operations_(operations),
-        promotions_(promotions),
-        log_(log) {}
-  Status execute(const core::Action& action) override;
-
- private:
-  const config::Config& config_;
-  std::vector<pg::NodeProber*> probers_;
-  NodeOperations& operations_;
-  PromotionWorker& promotions_;
-  Logger& log_;
-};
 
 class TickLoop {
  public:
