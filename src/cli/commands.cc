@@ -19,9 +19,9 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "core/decide.h"
+#include "core/snapshot_store.h"
 #include "guard/lease_guard.h"
 #include "http/http_server.h"
-#include "http/snapshot_store.h"
 #include "metrics/metrics.h"
 #include "runtime/reload.h"
 #include "runtime/service_notify.h"
@@ -199,7 +199,7 @@ int run(const std::vector<std::string>& args) {
   // A peer closing a socket mid-write must not kill the daemon.
   signal(SIGPIPE, SIG_IGN);
 
-  http::SnapshotStore snapshots;
+  core::SnapshotStore snapshots;
   metrics::Metrics metrics;
   runtime::AdminQueue requests;
   runtime::TickLoop loop(config, snapshots, metrics, log, &requests);

@@ -48,7 +48,7 @@ core::Policy policyFromConfig(const config::Config& config) {
   return policy;
 }
 
-TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
+TickLoop::TickLoop(const config::Config& config, core::SnapshotStore& snapshots,
                    metrics::Metrics& metrics, Logger& log, AdminQueue* requests)
     : config_(config),
       warnings_(config::tlsWarnings(config)),

@@ -20,7 +20,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "core/decide.h"
-#include "http/snapshot_store.h"
+#include "core/snapshot_store.h"
 #include "metrics/metrics.h"
 #include "pg/node_prober.h"
 #include "runtime/action_executor.h"
@@ -35,7 +35,7 @@ core::Policy policyFromConfig(const config::Config& config);
 
 class TickLoop {
  public:
-  TickLoop(const config::Config& config, http::SnapshotStore& snapshots, metrics::Metrics& metrics,
+  TickLoop(const config::Config& config, core::SnapshotStore& snapshots, metrics::Metrics& metrics,
            Logger& log, AdminQueue* requests = nullptr);
   ~TickLoop();
 
@@ -70,7 +70,7 @@ class TickLoop {
   const config::Config& config_;
   std::vector<std::string> warnings_;  // config::tlsWarnings, published in every snapshot
   core::Policy policy_;
-  http::SnapshotStore& snapshots_;
+  core::SnapshotStore& snapshots_;
   metrics::Metrics& metrics_;
   Logger& log_;
   AdminQueue* requests_;
