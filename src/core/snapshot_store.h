@@ -17,7 +17,14 @@
 
 namespace pgfailover::core {
 
-class SnapshotStore {
+// Where the loop publishes each tick's snapshot.
+class SnapshotSink {
+ public:
+  virtual ~SnapshotSink() = default;
+  virtual void publish(std::shared_ptr<const Snapshot> snapshot) = 0;
+};
+
+class SnapshotStore final : public SnapshotSink {
  public:
   // Starts with an empty, not-ready snapshot stamped "now", so /healthz measures a loop that
   // never ticks from the moment the store was made rather than from the clock's epoch.
@@ -28,7 +35,7 @@ class SnapshotStore {
     current_ = std::move(initial);
   }
 
-  void publish(std::shared_ptr<const Snapshot> snapshot) {
+  void publish(std::shared_ptr<const Snapshot> snapshot) override {
     if (!snapshot) return;  // keeping the last good snapshot beats serving nothing
     std::lock_guard lock(mutex_);
     current_ = std::move(snapshot);

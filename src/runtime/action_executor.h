@@ -25,6 +25,9 @@ class ActionExecutor {
  public:
   virtual ~ActionExecutor() = default;
   virtual Status execute(const core::Action& action) = 0;
+  // How the long operations it started on a node's host (rejoin, fencing at rest) are going, one
+  // entry per node: an input of every tick's decision.
+  virtual std::vector<core::NodeOperation> operationReports() const = 0;
 };
 
 // Executes actions with the node probers (libpq, bounded SQL on reachable nodes), the
@@ -39,6 +42,9 @@ class ClusterActionExecutor : public ActionExecutor {
         promotions_(promotions),
         log_(log) {}
   Status execute(const core::Action& action) override;
+  std::vector<core::NodeOperation> operationReports() const override {
+    return operations_.reports();
+  }
 
  private:
   const config::Config& config_;
