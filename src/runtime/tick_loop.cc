@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <future>
+#include <stdexcept>
 
 namespace pgfailover::runtime {
 
@@ -90,6 +91,10 @@ TickLoop::TickLoop(const config::Config& config, TickSeams seams, core::Snapshot
       probes_(std::move(seams.probes)),
       executor_(std::move(seams.executor)),
       clock_(seams.clock ? std::move(seams.clock) : std::make_unique<SystemClock>()) {
+  if (probes_.size() != config.nodes.size() || !executor_)
+    throw std::invalid_argument("the tick loop needs one probe per configured node (" +
+                                std::to_string(config.nodes.size()) + ", got " +
+                                std::to_string(probes_.size()) + ") and an action executor");
   inflight_.resize(probes_.size());
   inflight_since_.resize(probes_.size());
   last_seen_.resize(probes_.size());

@@ -49,7 +49,8 @@ class TickLoop {
   // The production wiring (clusterSeams).
   TickLoop(const config::Config& config, core::SnapshotSink& snapshots, metrics::Metrics& metrics,
            Logger& log, AdminQueue* requests = nullptr);
-  // `seams` has one probe per configured node.
+  // `seams` has one probe per configured node and an executor (std::invalid_argument if not);
+  // no clock means the system clocks.
   TickLoop(const config::Config& config, TickSeams seams, core::SnapshotSink& snapshots,
            metrics::Metrics& metrics, Logger& log, AdminQueue* requests = nullptr);
   ~TickLoop();

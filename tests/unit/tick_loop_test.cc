@@ -38,6 +38,7 @@ class FakeProbe : public NodeProbe {
     ++probes_;
     if (hang_) gate_.wait();
     std::lock_guard lock(mutex_);
+    ++returned_;
     if (throws_) throw std::runtime_error("probe exploded");
     return seen_;
   }
@@ -62,6 +63,7 @@ class FakeProbe : public NodeProbe {
     release_.set_value();
   }
   int probes() const { return probes_; }
+  int returned() const { return returned_; }
 
  private:
   std::mutex mutex_;
@@ -71,6 +73,7 @@ class FakeProbe : public NodeProbe {
   std::promise<void> release_;
   std::shared_future<void> gate_;
   std::atomic<int> probes_{0};
+  std::atomic<int> returned_{0};
 };
 
 // Records every action; throws on the kind it is told to.
@@ -296,10 +299,12 @@ TEST_F(TickLoopTest, AProbeThatOutlivesItsDeadlineCountsAsSilentAndDoesNotStopTh
   EXPECT_EQ(tickFailures(), 0);
 
   pg1_->release();
-  // The finished probe is taken by the next tick, which starts a fresh one.
-  for (int i = 0; i < 5 && !sink_.store.current()->nodes.at(0).observation.reachable; ++i)
-    ASSERT_TRUE(tick());
+  for (int i = 0; i < 500 && pg1_->returned() < probes; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(pg1_->returned(), probes);
+  // The next tick takes the finished probe and starts a fresh one, which answers.
+  ASSERT_TRUE(tick());
   EXPECT_TRUE(sink_.store.current()->nodes.at(0).observation.reachable);
+  EXPECT_EQ(pg1_->probes(), probes + 1);
 }
 
 TEST_F(TickLoopTest, ACorruptStateFileStopsTheStartNamingTheFile) {
@@ -338,6 +343,14 @@ TEST_F(TickLoopTest, FailedTicksDoNotFeedTheWatchdogAndTheLoopKeepsTicking) {
   loop_->requestStop();
   thread.join();
   EXPECT_GT(observed, 0);
+}
+
+TEST_F(TickLoopTest, SeamsThatDoNotMatchTheNodesAreRefused) {
+  start();
+  TickSeams seams;
+  seams.probes.push_back(std::make_unique<FakeProbe>(primaryNode("pg1")));
+  seams.executor = std::make_unique<FakeExecutor>(2);
+  EXPECT_THROW(TickLoop(config_, std::move(seams), sink_, metrics_, log_), std::invalid_argument);
 }
 
 }  // namespace
