@@ -98,9 +98,9 @@ class TickLoop {
   metrics::Metrics& metrics_;
   Logger& log_;
   AdminQueue* requests_;
-  // A probe is bounded by its own deadline; the loop waits this much longer at most before it
-  // takes a probe still running for a silent node (a prober that does not keep its deadline
-  // must not stop the loop).
+  // The longest the loop waits for a probe (its deadline and a grace) before it takes a probe
+  // still running for a silent node: a prober that does not keep its deadline must not stop the
+  // loop.
   Millis probe_wait_;
   std::vector<std::unique_ptr<NodeProbe>> probes_;
   // Per node: a probe (and a ping) that may outlive the tick that started it, and the last
