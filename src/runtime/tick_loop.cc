@@ -258,7 +258,7 @@ bool TickLoop::tickOnce(SteadyTime scheduled) {
     const std::string what = describe(std::current_exception());
     metrics_.recordTickFailure();
     log_.error("tick_failed", "tick failed (" + what + "); " +
-                                  (acted_ ? "its actions ran and its decision is kept"
+                                  (acted_ ? "its actions started and its decision is kept"
                                           : "nothing was acted on; the next tick decides again") +
                                   ", the loop goes on");
     return false;
@@ -282,10 +282,10 @@ void TickLoop::tick(SteadyTime scheduled) {
   core::Decision decision = core::decide(memory_, view, now, policy_);
 
   logChanges(decision, view);
-  act(decision);
-  // From here on the actions ran: the decision's memory is kept whatever fails below, so that
-  // the next tick does not take them again.
+  // From here on actions may have run: the decision's memory is kept whatever fails below, so
+  // that the next tick does not take them again.
   acted_ = true;
+  act(decision);
   if (decision.request_refused) log_.warn("request_refused", *decision.request_refused);
   memory_ = decision.next;
   persist(decision, now.wall);

@@ -9,7 +9,7 @@
 //
 // A failed tick (an exception anywhere in it) is logged (`tick_failed`), counted
 // (pgfailover_tick_failures_total) and the loop goes on at the next interval. Before any action
-// ran, nothing of it is kept: the next tick decides again from the same memory. Once actions ran,
+// ran, nothing of it is kept: the next tick decides again from the same memory. Once actions start,
 // the decision's memory is kept whatever fails after (persisting, publishing), so that an action
 // is never taken twice for one decision. An action that throws is a failed action (logged like
 // one), not a failed tick. The tick observer (readiness, systemd's watchdog) runs only after a

@@ -273,7 +273,8 @@ TEST_F(TickLoopTest, ATickThatFailsAfterItsActionsKeepsItsDecisionSoNoActionRepe
   ASSERT_EQ(executor_->count(core::ActionKind::kPromote), 1u) << log_text_.str();
   EXPECT_GT(failed, 0);
   EXPECT_EQ(tickFailures(), failed);
-  EXPECT_NE(log_text_.str().find("its actions ran and its decision is kept"), std::string::npos);
+  EXPECT_NE(log_text_.str().find("its actions started and its decision is kept"),
+            std::string::npos);
   EXPECT_EQ(loop_->memory().state, core::ClusterState::kPromoting);
   // The promotion is not taken again while it is being confirmed.
   sink_.throws = false;
