@@ -314,7 +314,7 @@ struct Done {
 
 class HttpServer::Loop {
  public:
-  Loop(const ServerOptions& options, const SnapshotStore& snapshots,
+  Loop(const ServerOptions& options, const core::SnapshotStore& snapshots,
        const metrics::Metrics* metrics, std::atomic<std::size_t>& open)
       : options_(options), snapshots_(snapshots), metrics_(metrics), open_(open) {
     limits_.max_request_line = kMaxRequestLineBytes;
@@ -350,7 +350,7 @@ class HttpServer::Loop {
   void stopWorker();
 
   const ServerOptions& options_;
-  const SnapshotStore& snapshots_;
+  const core::SnapshotStore& snapshots_;
   const metrics::Metrics* metrics_;
   std::atomic<std::size_t>& open_;
   HeadLimits limits_;
@@ -988,7 +988,7 @@ ServerOptions serverOptionsFromConfig(const config::Config& config) {
   return options;
 }
 
-HttpServer::HttpServer(ServerOptions options, const SnapshotStore& snapshots,
+HttpServer::HttpServer(ServerOptions options, const core::SnapshotStore& snapshots,
                        const metrics::Metrics* metrics)
     : options_(std::move(options)), snapshots_(snapshots), metrics_(metrics) {}
 

@@ -31,9 +31,9 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "config/config.h"
+#include "core/snapshot_store.h"
 #include "http/router.h"
 #include "http/routes.h"
-#include "http/snapshot_store.h"
 
 namespace pgfailover::metrics {
 class Metrics;
@@ -114,7 +114,7 @@ ServerOptions serverOptionsFromConfig(const config::Config& config);
 class HttpServer {
  public:
   // `snapshots` and `metrics` must outlive the server; `metrics` may be null (/metrics → 503).
-  HttpServer(ServerOptions options, const SnapshotStore& snapshots,
+  HttpServer(ServerOptions options, const core::SnapshotStore& snapshots,
              const metrics::Metrics* metrics);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
@@ -138,7 +138,7 @@ class HttpServer {
 
  private:
   ServerOptions options_;
-  const SnapshotStore& snapshots_;
+  const core::SnapshotStore& snapshots_;
   const metrics::Metrics* metrics_;
   std::unique_ptr<Loop> loop_;
   std::thread thread_;

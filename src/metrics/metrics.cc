@@ -120,6 +120,11 @@ Metrics::Metrics()
                  .Name("pgfailover_ticks_total")
                  .Help("Ticks of the observe-decide-act loop.")
                  .Register(registry_)),
+      tick_failures_(BuildCounter()
+                         .Name("pgfailover_tick_failures_total")
+                         .Help("Ticks that failed (an exception before the tick completed); the "
+                               "loop goes on.")
+                         .Register(registry_)),
       last_tick_timestamp_(BuildGauge()
                                .Name("pgfailover_last_tick_timestamp_seconds")
                                .Help("Unix time of the last tick; a stuck loop stops moving it.")
@@ -128,13 +133,12 @@ Metrics::Metrics()
                          .Name("pgfailover_tick_duration_seconds")
                          .Help("Duration of one tick: observe, decide and act.")
                          .Register(registry_)),
-      rejoins_(
-          BuildCounter()
-              .Name("pgfailover_rejoins_total")
-              .Help(
-                  "Finished rejoins of a node as a replica, by method (host_start, restart, follow, "
-                  "rewind, clone) and result.")
-              .Register(registry_)),
+      rejoins_(BuildCounter()
+                   .Name("pgfailover_rejoins_total")
+                   .Help("Finished rejoins of a node as a replica, by method (host_start, restart, "
+                         "follow, "
+                         "rewind, clone) and result.")
+                   .Register(registry_)),
       last_rejoin_duration_(
           BuildGauge()
               .Name("pgfailover_last_rejoin_duration_seconds")
@@ -169,6 +173,7 @@ Metrics::Metrics()
   last_failover_timestamp_.Add({}).Set(0);
   last_failover_duration_.Add({}).Set(0);
   ticks_.Add({});
+  tick_failures_.Add({});
   last_tick_timestamp_.Add({}).Set(0);
   tick_duration_.Add({}, kTickBuckets);
 }
@@ -242,6 +247,11 @@ void Metrics::observeTick(const core::Snapshot& snapshot) {
   }
   if (snapshot.tick_at_wall != WallTime{})
     last_tick_timestamp_.Add({}).Set(unixSeconds(snapshot.tick_at_wall));
+}
+
+void Metrics::recordTickFailure() {
+  std::lock_guard lock(mutex_);
+  tick_failures_.Add({}).Increment();
 }
 
 void Metrics::recordTickDuration(Millis duration) {

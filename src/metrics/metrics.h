@@ -38,6 +38,8 @@ class Metrics {
   void observeTick(const core::Snapshot& snapshot);
   // How long one tick took (observe + decide + act), for the tick duration histogram.
   void recordTickDuration(Millis duration);
+  // A tick that threw before it completed (TickLoop: logged, counted, the loop goes on).
+  void recordTickFailure();
   // A failover that was due and did not happen; count once per veto, not once per tick.
   void recordVeto(core::VetoReason reason);
   void recordFailover(bool succeeded);
@@ -82,6 +84,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& last_failover_timestamp_;
   prometheus::Family<prometheus::Gauge>& last_failover_duration_;
   prometheus::Family<prometheus::Counter>& ticks_;
+  prometheus::Family<prometheus::Counter>& tick_failures_;
   prometheus::Family<prometheus::Gauge>& last_tick_timestamp_;
   prometheus::Family<prometheus::Histogram>& tick_duration_;
   prometheus::Family<prometheus::Counter>& rejoins_;

@@ -1,11 +1,36 @@
 #include "runtime/tick_loop.h"
 
+#include <exception>
 #include <future>
-
-#include "ssh/local_runner.h"
-#include "ssh/shell.h"
+#include <stdexcept>
 
 namespace pgfailover::runtime {
+
+namespace {
+
+// How much longer than its own deadline the loop waits for a probe, a ping, or (before an action
+// on its node) a running probe: libpq's deadlines are kept to a few milliseconds, so this only
+// ever ends the wait for a prober that does not keep its deadline.
+constexpr Millis kProbeGrace{1000};
+// A ping is bounded at 1.5 s by its runner.
+constexpr Millis kPingWait{1500 + kProbeGrace.count()};
+
+template <typename T>
+bool ready(const std::future<T>& f) {
+  return f.valid() && f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+std::string describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+}  // namespace
 
 core::Policy policyFromConfig(const config::Config& config) {
   const auto& f = config.failover;
@@ -48,45 +73,12 @@ core::Policy policyFromConfig(const config::Config& config) {
   return policy;
 }
 
-Status ClusterActionExecutor::execute(const core::Action& action) {
-  if (action.node >= probers_.size())
-    return {StatusCode::kInvalidArgument, "action names node index " + std::to_string(action.node)};
-  auto& prober = *probers_[action.node];
-  switch (action.kind) {
-    case core::ActionKind::kPromote: {
-      // Nothing here waits on a host: the old primary's host is often the one that is gone.
-      // Fence at rest runs on its host through the node-operation worker (bounded there), the
-      // fencing hook and pg_promote on the promotion worker; the decision confirms the promotion
-      // by observation.
-      const bool switchover = action.argument == "switchover";
-      const bool replaces_old =
-          !switchover && action.peer != action.node && action.peer < config_.nodes.size();
-      if (replaces_old) operations_.startFenceAtRest(action.peer);
-      return promotions_.start(
-          action.node, replaces_old ? std::optional<std::size_t>(action.peer) : std::nullopt);
-    }
-    case core::ActionKind::kFence:
-      return prober.fenceReadOnly();
-    case core::ActionKind::kUnfence:
-      return prober.unfence();
-    case core::ActionKind::kUseSlot:
-      return prober.useReplicationSlot(action.argument);
-    case core::ActionKind::kCreateSlot:
-      return prober.createReplicationSlot(action.argument);
-    case core::ActionKind::kDropSlot:
-      return prober.dropReplicationSlot(action.argument);
-    case core::ActionKind::kSetSynchronousStandbys:
-      return prober.setSynchronousStandbyNames(action.argument);
-    case core::ActionKind::kRejoin:
-      if (!operations_.available(action.node))
-        return {StatusCode::kFailedPrecondition, "no ssh or local executor for this node"};
-      operations_.startRejoin(action.node, action.peer);
-      return Status::ok();
-  }
-  return {StatusCode::kInternal, "unknown action"};
-}
+TickLoop::TickLoop(const config::Config& config, core::SnapshotSink& snapshots,
+                   metrics::Metrics& metrics, Logger& log, AdminQueue* requests)
+    : TickLoop(config, clusterSeams(config, log, [this] { promotionFinished(); }), snapshots,
+               metrics, log, requests) {}
 
-TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
+TickLoop::TickLoop(const config::Config& config, TickSeams seams, core::SnapshotSink& snapshots,
                    metrics::Metrics& metrics, Logger& log, AdminQueue* requests)
     : config_(config),
       warnings_(config::tlsWarnings(config)),
@@ -94,30 +86,27 @@ TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
       snapshots_(snapshots),
       metrics_(metrics),
       log_(log),
-      requests_(requests) {
-  std::vector<pg::NodeProber*> raw;
-  for (const auto& node : config.nodes) {
-    std::vector<std::string> peers;
-    for (const auto& other : config.nodes)
-      if (other.name != node.name) peers.push_back(other.name);
-    probers_.push_back(std::make_unique<pg::NodeProber>(node, config.probe, std::move(peers)));
-    raw.push_back(probers_.back().get());
-  }
-  inflight_.resize(probers_.size());
-  last_seen_.resize(probers_.size());
-  pings_.resize(probers_.size());
-  last_ping_.resize(probers_.size());
-  operations_ = std::make_unique<NodeOperations>(config, log);
-  promotions_ = std::make_unique<PromotionWorker>(config, log, [this] { promotionFinished(); });
-  executor_ = std::make_unique<ClusterActionExecutor>(config, std::move(raw), *operations_,
-                                                      *promotions_, log);
+      requests_(requests),
+      probe_wait_(config.probe.connect_timeout + config.probe.query_timeout + kProbeGrace),
+      probes_(std::move(seams.probes)),
+      executor_(std::move(seams.executor)),
+      clock_(seams.clock ? std::move(seams.clock) : std::make_unique<SystemClock>()) {
+  if (probes_.size() != config.nodes.size() || !executor_)
+    throw std::invalid_argument("the tick loop needs one probe per configured node (" +
+                                std::to_string(config.nodes.size()) + ", got " +
+                                std::to_string(probes_.size()) + ") and an action executor");
+  inflight_.resize(probes_.size());
+  inflight_since_.resize(probes_.size());
+  last_seen_.resize(probes_.size());
+  pings_.resize(probes_.size());
+  last_ping_.resize(probes_.size());
   if (!config.state_file.empty()) state_file_ = std::make_unique<StateFile>(config.state_file);
   history_json_ = std::make_shared<const std::string>("[]");
 }
 
 TickLoop::~TickLoop() {
-  promotions_->shutdown();
-  operations_->shutdown();
+  // The workers end while the loop they call back (promotionFinished) is still whole.
+  executor_.reset();
 }
 
 Status TickLoop::restoreState() {
@@ -164,18 +153,11 @@ void TickLoop::requestStop() {
   wake_.notify_all();
 }
 
-namespace {
-template <typename T>
-bool ready(const std::future<T>& f) {
-  return f.valid() && f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-}
-}  // namespace
-
 core::ClusterView TickLoop::observe() {
   // Probe every node at once: a hung node costs one deadline, not one per node. A probe still
   // running from an earlier tick (which ended early, see below) is not started again nor waited
   // for: its node's last observation stands in until it ends.
-  const std::size_t count = probers_.size();
+  const std::size_t count = probes_.size();
   std::vector<bool> started(count, false);
   for (std::size_t i = 0; i < count; ++i) {
     if (ready(inflight_[i])) last_seen_[i] = inflight_[i].get();
@@ -188,9 +170,10 @@ core::ClusterView TickLoop::observe() {
     if (last_snapshot_ && i < last_snapshot_->nodes.size() &&
         last_snapshot_->nodes[i].role == core::NodeRole::kNeedsFencing)
       write_heartbeat = false;
-    auto* prober = probers_[i].get();
+    auto* probe = probes_[i].get();
+    inflight_since_[i] = std::chrono::steady_clock::now();
     inflight_[i] = std::async(std::launch::async,
-                              [prober, write_heartbeat] { return prober->probe(write_heartbeat); });
+                              [probe, write_heartbeat] { return probe->probe(write_heartbeat); });
     started[i] = true;
   }
   // The seed's ICMP check, concurrently with the probes and bounded like them.
@@ -199,27 +182,44 @@ core::ClusterView TickLoop::observe() {
     for (std::size_t i = 0; i < count; ++i) {
       if (ready(pings_[i])) last_ping_[i] = pings_[i].get();
       if (pings_[i].valid()) continue;
-      const std::string host = config_.nodes[i].host;
-      pings_[i] = std::async(std::launch::async, [host] {
-        ssh::LocalRunner runner;
-        return runner.run("ping -n -q -c 1 -W 1 " + ssh::shellQuote(host), Millis{1500})
-            .succeeded();
-      });
+      auto* probe = probes_[i].get();
+      pings_[i] = std::async(std::launch::async, [probe] { return probe->pingHost(); });
       pinging[i] = true;
     }
   }
   // Wait for what this tick started. A promotion that finishes meanwhile ends the wait: the
   // promoted node is probed again on the tick that follows at once, instead of after a silent
-  // old primary's connect deadline; the probes still running carry over.
-  auto wait = [this](auto& future) {
-    while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready)
-      if (promotion_finished_) return false;
-    return true;
+  // old primary's connect deadline; the probes still running carry over. So does a probe that
+  // outlives its deadline, and its node counts as silent meanwhile.
+  enum class Waited { kReady, kPromotionFinished, kPastDeadline };
+  auto wait = [this](auto& future, SteadyTime until) {
+    while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+      if (promotion_finished_) return Waited::kPromotionFinished;
+      if (std::chrono::steady_clock::now() >= until) return Waited::kPastDeadline;
+    }
+    return Waited::kReady;
   };
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!started[i]) continue;
+    const Waited waited = wait(inflight_[i], inflight_since_[i] + probe_wait_);
+    if (waited == Waited::kReady) {
+      last_seen_[i] = inflight_[i].get();
+    } else if (waited == Waited::kPastDeadline) {
+      core::NodeObservation silent;
+      silent.probed = true;
+      silent.probed_at = clock_->steady() - probe_wait_;
+      silent.probe_duration = probe_wait_;
+      silent.failure = core::ProbeFailure::kTimeout;
+      silent.error = "node '" + config_.nodes[i].name + "': probe still running " +
+                     std::to_string(probe_wait_.count()) +
+                     " ms after it started, past its deadline";
+      last_seen_[i] = std::move(silent);
+    }
+  }
+  const auto pings_until = std::chrono::steady_clock::now() + kPingWait;
   for (std::size_t i = 0; i < count; ++i)
-    if (started[i] && wait(inflight_[i])) last_seen_[i] = inflight_[i].get();
-  for (std::size_t i = 0; i < count; ++i)
-    if (pinging[i] && wait(pings_[i])) last_ping_[i] = pings_[i].get();
+    if (pinging[i] && wait(pings_[i], pings_until) == Waited::kReady)
+      last_ping_[i] = pings_[i].get();
 
   core::ClusterView view;
   for (std::size_t i = 0; i < count; ++i) {
@@ -228,14 +228,19 @@ core::ClusterView TickLoop::observe() {
     if (config_.probe.icmp) observation.host_answers_ping = last_ping_[i];
     view.nodes.push_back(std::move(observation));
   }
-  view.operations = operations_->reports();
+  view.operations = executor_->operationReports();
   if (requests_) view.request = requests_->take();
   return view;
 }
 
-void TickLoop::settleProbe(std::size_t node) {
-  // Actions use the node's prober; a probe still running on it ends first.
-  if (node < inflight_.size() && inflight_[node].valid()) last_seen_[node] = inflight_[node].get();
+bool TickLoop::settleProbe(std::size_t node) {
+  // Actions use the node's prober, which never runs two things at once: a probe still running on
+  // it ends first (within its deadline), or the action is not taken.
+  if (node >= inflight_.size() || !inflight_[node].valid()) return true;
+  if (inflight_[node].wait_until(inflight_since_[node] + probe_wait_) != std::future_status::ready)
+    return false;
+  last_seen_[node] = inflight_[node].get();
+  return true;
 }
 
 void TickLoop::reloadPolicy(const config::Config& config) {
@@ -244,7 +249,23 @@ void TickLoop::reloadPolicy(const config::Config& config) {
   pending_policy_ = std::move(policy);
 }
 
-void TickLoop::tickOnce(SteadyTime scheduled) {
+bool TickLoop::tickOnce(SteadyTime scheduled) {
+  acted_ = false;
+  try {
+    tick(scheduled);
+    return true;
+  } catch (...) {
+    const std::string what = describe(std::current_exception());
+    metrics_.recordTickFailure();
+    log_.error("tick_failed", "tick failed (" + what + "); " +
+                                  (acted_ ? "its actions started and its decision is kept"
+                                          : "nothing was acted on; the next tick decides again") +
+                                  ", the loop goes on");
+    return false;
+  }
+}
+
+void TickLoop::tick(SteadyTime scheduled) {
   {
     // A reload lands between ticks, so one decision never mixes two policies.
     std::lock_guard lock(mutex_);
@@ -255,21 +276,42 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
   }
   // A promotion that finished before this tick started is seen by its fresh probes.
   promotion_finished_ = false;
-  const auto started = std::chrono::steady_clock::now();
-  const Now now{scheduled, std::chrono::system_clock::now() - (started - scheduled)};
+  const auto started = clock_->steady();
+  const Now now{scheduled, clock_->wall() - (started - scheduled)};
   core::ClusterView view = observe();
   core::Decision decision = core::decide(memory_, view, now, policy_);
 
   logChanges(decision, view);
+  // From here on actions may have run: the decision's memory is kept whatever fails below, so
+  // that the next tick does not take them again.
+  acted_ = true;
+  act(decision);
+  if (decision.request_refused) log_.warn("request_refused", *decision.request_refused);
+  memory_ = decision.next;
+  persist(decision, now.wall);
+  publish(decision, view, now, started);
+}
+
+void TickLoop::act(const core::Decision& decision) {
   for (const auto& action : decision.actions) {
     const std::string node = config_.nodes[action.node].name;
     const bool routine = action.kind == core::ActionKind::kCreateSlot;
     log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, core::toString(action.kind),
              action.detail, {{"node", node}});
-    settleProbe(action.node);
-    const auto action_started = std::chrono::steady_clock::now();
-    Status status = executor_->execute(action);
-    const auto took = elapsed(action_started, std::chrono::steady_clock::now());
+    const auto action_started = clock_->steady();
+    Status status;
+    if (!settleProbe(action.node)) {
+      status = {StatusCode::kDeadlineExceeded,
+                "not taken: the probe of '" + node + "' is still running past its deadline"};
+    } else {
+      // An action that throws failed, like one that returns an error; the tick goes on.
+      try {
+        status = executor_->execute(action);
+      } catch (...) {
+        status = {StatusCode::kInternal, "threw: " + describe(std::current_exception())};
+      }
+    }
+    const auto took = elapsed(action_started, clock_->steady());
     const std::string kind = core::toString(action.kind);
     // A rejoin or a promotion only starts here; its worker logs how it ends.
     if (status.isOk() &&
@@ -283,10 +325,10 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
       log_.error(kind + "_failed", status.message(),
                  {{"node", node}, {"took_ms", std::to_string(took.count())}});
   }
-  if (decision.request_refused) log_.warn("request_refused", *decision.request_refused);
-  persist(decision, now.wall);
-  memory_ = decision.next;
+}
 
+void TickLoop::publish(const core::Decision& decision, const core::ClusterView& view, Now now,
+                       SteadyTime started) {
   auto snapshot =
       std::make_shared<core::Snapshot>(core::buildSnapshot(decision, view, now, policy_, ++tick_));
   snapshot->cluster_name = config_.cluster_name;
@@ -300,7 +342,7 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
   snapshot->history_json = history_json_;
   metrics_.recordDecision(decision);
   metrics_.observeTick(*snapshot);
-  metrics_.recordTickDuration(elapsed(started, std::chrono::steady_clock::now()));
+  metrics_.recordTickDuration(elapsed(started, clock_->steady()));
   last_snapshot_ = snapshot;
   snapshots_.publish(std::move(snapshot));
 }
@@ -368,8 +410,7 @@ void TickLoop::logChanges(const core::Decision& decision, const core::ClusterVie
 void TickLoop::run() {
   auto next = std::chrono::steady_clock::now();
   while (!stop_) {
-    tickOnce(next);
-    if (tick_observer_) tick_observer_();
+    if (tickOnce(next) && tick_observer_) tick_observer_();
     next += config_.probe.interval;
     const auto now = std::chrono::steady_clock::now();
     // After a long tick (a promotion), start again from now instead of ticking in a burst.
@@ -385,7 +426,7 @@ void TickLoop::run() {
   // A clean stop (an upgrade, maintenance) is not a reason for the primary to fence itself.
   if (config_.probe.primary_lease > Millis{0} && memory_.primary) {
     const auto& name = config_.nodes[*memory_.primary].name;
-    if (Status released = probers_[*memory_.primary]->releaseLease(); released.isOk())
+    if (Status released = probes_[*memory_.primary]->releaseLease(); released.isOk())
       log_.info("lease_released", "lease of primary " + name + " released: its guard stands down");
     else
       log_.warn("lease_not_released", "could not release the lease of primary " + name + ": " +

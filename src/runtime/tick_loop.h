@@ -3,6 +3,19 @@
 // node-operation worker), persist what must survive a restart, publish (snapshot for the HTTP
 // API, metrics, log lines on change). The loop owns the decision's memory.
 //
+// Every side effect goes through a seam (runtime/tick_seams.h): the node probes, the action
+// executor, the clock, the snapshot sink. The production wiring is the default; tests replace the
+// seams and keep the real decision.
+//
+// A failed tick (an exception anywhere in it) is logged (`tick_failed`), counted
+// (pgfailover_tick_failures_total) and the loop goes on at the next interval. Before any action
+// ran, nothing of it is kept: the next tick decides again from the same memory. Once actions start,
+// the decision's memory is kept whatever fails after (persisting, publishing), so that an action
+// is never taken twice for one decision. An action that throws is a failed action (logged like
+// one), not a failed tick. The tick observer (readiness, systemd's watchdog) runs only after a
+// tick that completed: a daemon whose every tick fails stops feeding the watchdog and systemd
+// restarts it after WatchdogSec, while a failure now and then costs nothing.
+//
 // Deliberately not here: the decision itself (src/core), SQL (src/pg), HTTP (src/http), host
 // commands (src/lifecycle, src/ssh). The loop never reads a clock inside decide(): it reads one
 // Now per tick and passes it in.
@@ -20,68 +33,47 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "core/decide.h"
-#include "http/snapshot_store.h"
+#include "core/snapshot_store.h"
 #include "metrics/metrics.h"
-#include "pg/node_prober.h"
+#include "runtime/action_executor.h"
 #include "runtime/admin_queue.h"
-#include "runtime/node_operations.h"
-#include "runtime/promotion.h"
 #include "runtime/state_file.h"
+#include "runtime/tick_seams.h"
 
 namespace pgfailover::runtime {
 
 core::Policy policyFromConfig(const config::Config& config);
 
-// Runs an action against a node; the loop's only side effects on the cluster go through it, so
-// a test can see every action that was taken.
-class ActionExecutor {
- public:
-  virtual ~ActionExecutor() = default;
-  virtual Status execute(const core::Action& action) = 0;
-};
-
-// Executes actions with the node probers (libpq, bounded SQL on reachable nodes), the
-// node-operation worker (commands on a node's host) and the promotion worker.
-class ClusterActionExecutor : public ActionExecutor {
- public:
-  ClusterActionExecutor(const config::Config& config, std::vector<pg::NodeProber*> probers,
-                        NodeOperations& operations, PromotionWorker& promotions, Logger& log)
-      : config_(config),
-        probers_(std::move(probers)),
-        operations_(operations),
-        promotions_(promotions),
-        log_(log) {}
-  Status execute(const core::Action& action) override;
-
- private:
-  const config::Config& config_;
-  std::vector<pg::NodeProber*> probers_;
-  NodeOperations& operations_;
-  PromotionWorker& promotions_;
-  Logger& log_;
-};
-
 class TickLoop {
  public:
-  TickLoop(const config::Config& config, http::SnapshotStore& snapshots, metrics::Metrics& metrics,
+  // The production wiring (clusterSeams).
+  TickLoop(const config::Config& config, core::SnapshotSink& snapshots, metrics::Metrics& metrics,
            Logger& log, AdminQueue* requests = nullptr);
+  // `seams` has one probe per configured node and an executor (std::invalid_argument if not);
+  // no clock means the system clocks.
+  TickLoop(const config::Config& config, TickSeams seams, core::SnapshotSink& snapshots,
+           metrics::Metrics& metrics, Logger& log, AdminQueue* requests = nullptr);
   ~TickLoop();
+  TickLoop(const TickLoop&) = delete;
+  TickLoop& operator=(const TickLoop&) = delete;
 
   // Loads the state file (if configured). An unreadable or corrupt file is an error: starting
   // without it could forget that a node must be fenced.
   Status restoreState();
-  // Ticks until requestStop(); returns within a tick's work after it.
+  // Ticks until requestStop(); returns within a tick's work after it. Schedules on the steady
+  // clock itself (it waits between ticks), whatever the clock seam says.
   void run();
-  // One tick: observe, decide, act, publish. `scheduled` is when the tick was due; the decision
-  // measures time on that schedule so tick-to-tick jitter never delays a timeout by a tick.
-  void tickOnce(SteadyTime scheduled);
-  void tickOnce() { tickOnce(std::chrono::steady_clock::now()); }
+  // One tick: observe, decide, act, persist, publish. `scheduled` is when the tick was due; the
+  // decision measures time on that schedule so tick-to-tick jitter never delays a timeout by a
+  // tick. False when the tick failed (see above).
+  bool tickOnce(SteadyTime scheduled);
+  bool tickOnce() { return tickOnce(clock_->steady()); }
   void requestStop();
   // A promotion attempt ended (the promotion worker calls this): the tick in progress stops
   // waiting for slow probes and the next one runs now, so the promoted node is seen at once.
   void promotionFinished();
 
-  // Called on the loop's thread after every tick (readiness and the service watchdog).
+  // Called on the loop's thread after every tick that completed (readiness and the watchdog).
   void setTickObserver(std::function<void()> observer) { tick_observer_ = std::move(observer); }
   // A reload (SIGHUP) changed what the decision reads: the next tick decides with `config`'s
   // policy. Only the policy is taken; the caller checked that nothing else changed.
@@ -90,28 +82,37 @@ class TickLoop {
   const core::Memory& memory() const { return memory_; }
 
  private:
+  void tick(SteadyTime scheduled);
   core::ClusterView observe();
-  void settleProbe(std::size_t node);
+  bool settleProbe(std::size_t node);
+  void act(const core::Decision& decision);
+  void publish(const core::Decision& decision, const core::ClusterView& view, Now now,
+               SteadyTime started);
   void logChanges(const core::Decision& decision, const core::ClusterView& view);
   void persist(const core::Decision& decision, WallTime now);
 
   const config::Config& config_;
   std::vector<std::string> warnings_;  // config::tlsWarnings, published in every snapshot
   core::Policy policy_;
-  http::SnapshotStore& snapshots_;
+  core::SnapshotSink& snapshots_;
   metrics::Metrics& metrics_;
   Logger& log_;
   AdminQueue* requests_;
-  std::vector<std::unique_ptr<pg::NodeProber>> probers_;
+  // The longest the loop waits for a probe (its deadline and a grace) before it takes a probe
+  // still running for a silent node: a prober that does not keep its deadline must not stop the
+  // loop.
+  Millis probe_wait_;
+  std::vector<std::unique_ptr<NodeProbe>> probes_;
   // Per node: a probe (and a ping) that may outlive the tick that started it, and the last
-  // finished one. Declared after probers_: a running probe ends before its prober goes.
+  // finished one. Declared after probes_: a running probe ends before its prober goes.
   std::vector<std::future<core::NodeObservation>> inflight_;
+  std::vector<SteadyTime> inflight_since_;
   std::vector<core::NodeObservation> last_seen_;
   std::vector<std::future<bool>> pings_;
   std::vector<std::optional<bool>> last_ping_;
-  std::unique_ptr<NodeOperations> operations_;
-  std::unique_ptr<PromotionWorker> promotions_;
+  // Declared after probes_: the executor (and its workers) may use the probes' connections.
   std::unique_ptr<ActionExecutor> executor_;
+  std::unique_ptr<Clock> clock_;
   std::unique_ptr<StateFile> state_file_;
   PersistedState persisted_;
   std::shared_ptr<const std::string> history_json_;
@@ -119,6 +120,7 @@ class TickLoop {
   core::Memory memory_;
   std::shared_ptr<const core::Snapshot> last_snapshot_;
   std::uint64_t tick_ = 0;
+  bool acted_ = false;  // this tick ran its actions: its decision's memory is kept
   std::string last_rule_;
 
   std::mutex mutex_;

@@ -114,7 +114,7 @@ class AdminCommandServer : public ::testing::Test {
   }
 
   Secret token_{kToken};
-  http::SnapshotStore store_;
+  core::SnapshotStore store_;
   std::unique_ptr<http::HttpServer> server_;
   std::string url_;
   AdminCommandOptions options_;

@@ -89,7 +89,7 @@ class HttpAdminServer : public ::testing::Test {
 
   std::atomic<int> submit_delay_ms_{0};
   Secret token_{kToken};
-  SnapshotStore store_;
+  core::SnapshotStore store_;
   std::mutex mutex_;
   std::vector<core::AdminRequest> submitted_;
   std::string access_log_;

@@ -68,7 +68,7 @@ class HttpHostileTest : public ::testing::Test {
     return response ? response->status : 0;
   }
 
-  SnapshotStore store_;
+  core::SnapshotStore store_;
   std::unique_ptr<HttpServer> server_;
 };
 

@@ -86,7 +86,7 @@ class HttpServerTest : public ::testing::Test {
     return client;
   }
 
-  SnapshotStore store_;
+  core::SnapshotStore store_;
   metrics::Metrics metrics_;
   std::unique_ptr<HttpServer> server_;
 };
@@ -259,7 +259,7 @@ TEST_F(HttpServerTest, StopReturnsPromptlyAndIsIdempotent) {
 }
 
 TEST(HttpServer, BindingABusyPortIsAClearError) {
-  SnapshotStore store;
+  core::SnapshotStore store;
   HttpServer first(loopbackOptions(), store, nullptr);
   ASSERT_TRUE(first.start().isOk());
   ServerOptions same = loopbackOptions();
@@ -279,7 +279,7 @@ TEST(HttpServer, BindingABusyPortIsAClearError) {
 }
 
 TEST(HttpServer, AnUnresolvableAddressIsAClearError) {
-  SnapshotStore store;
+  core::SnapshotStore store;
   ServerOptions options = loopbackOptions();
   options.address = "256.0.0.1";
   HttpServer server(options, store, nullptr);
@@ -289,7 +289,7 @@ TEST(HttpServer, AnUnresolvableAddressIsAClearError) {
 }
 
 TEST(HttpServer, StartTwiceIsRefused) {
-  SnapshotStore store;
+  core::SnapshotStore store;
   HttpServer server(loopbackOptions(), store, nullptr);
   ASSERT_TRUE(server.start().isOk());
   EXPECT_EQ(server.start().code(), StatusCode::kFailedPrecondition);
@@ -297,7 +297,7 @@ TEST(HttpServer, StartTwiceIsRefused) {
 
 TEST(HttpServer, HealthzUsesTheInjectedClock) {
   const SteadyTime created = std::chrono::steady_clock::now();
-  SnapshotStore store(created);
+  core::SnapshotStore store(created);
   ServerOptions options = loopbackOptions();
   options.max_tick_age = milliseconds(5000);
   std::atomic<std::int64_t> offset_ms{0};

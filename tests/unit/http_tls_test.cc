@@ -96,7 +96,7 @@ class HttpTlsTest : public ::testing::Test {
 
   static testing::TestCerts certs_;
   Secret token_{kToken};
-  SnapshotStore store_;
+  core::SnapshotStore store_;
   std::mutex mutex_;
   std::string log_;
   std::unique_ptr<HttpServer> server_;

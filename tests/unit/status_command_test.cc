@@ -134,7 +134,7 @@ class StatusCommandServer : public ::testing::Test {
     url_ = "http://127.0.0.1:" + std::to_string(server_->boundPort());
   }
 
-  http::SnapshotStore store_;
+  core::SnapshotStore store_;
   std::unique_ptr<http::HttpServer> server_;
   std::string url_;
 };

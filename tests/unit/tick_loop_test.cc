@@ -1,0 +1,358 @@
+// The tick loop (runtime/tick_loop.h) through its seams: observe -> decide -> act -> persist ->
+// publish with the real decision (core::decide) and stand-ins for what it touches: node probes
+// that answer what a test says (or throw, or hang), an executor that records actions (or
+// throws), a clock the test moves, a snapshot sink. The state file is a real file.
+#include "runtime/tick_loop.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "core/snapshot_store.h"
+#include "decide_story.h"
+#include "metrics/metrics.h"
+#include "runtime/state_file.h"
+
+namespace pgfailover::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using core::story::downNode;
+using core::story::primaryNode;
+using core::story::replicaNode;
+
+// Answers what the test last set; can throw, or hang until released.
+class FakeProbe : public NodeProbe {
+ public:
+  explicit FakeProbe(core::NodeObservation seen) : seen_(std::move(seen)) {}
+
+  core::NodeObservation probe(bool) override {
+    ++probes_;
+    if (hang_) gate_.wait();
+    std::lock_guard lock(mutex_);
+    ++returned_;
+    if (throws_) throw std::runtime_error("probe exploded");
+    return seen_;
+  }
+  bool pingHost() override { return false; }
+  Status releaseLease() override { return Status::ok(); }
+
+  void set(core::NodeObservation seen) {
+    std::lock_guard lock(mutex_);
+    seen_ = std::move(seen);
+  }
+  void setThrows(bool throws) {
+    std::lock_guard lock(mutex_);
+    throws_ = throws;
+  }
+  // The next probe hangs until release().
+  void hang() {
+    gate_ = release_.get_future().share();
+    hang_ = true;
+  }
+  void release() {
+    hang_ = false;
+    release_.set_value();
+  }
+  int probes() const { return probes_; }
+  int returned() const { return returned_; }
+
+ private:
+  std::mutex mutex_;
+  core::NodeObservation seen_;
+  bool throws_ = false;
+  std::atomic<bool> hang_{false};
+  std::promise<void> release_;
+  std::shared_future<void> gate_;
+  std::atomic<int> probes_{0};
+  std::atomic<int> returned_{0};
+};
+
+// Records every action; throws on the kind it is told to.
+class FakeExecutor : public ActionExecutor {
+ public:
+  explicit FakeExecutor(std::size_t nodes) : nodes_(nodes) {}
+  Status execute(const core::Action& action) override {
+    taken.push_back(action);
+    if (throw_on && *throw_on == action.kind) throw std::runtime_error("executor exploded");
+    return Status::ok();
+  }
+  std::vector<core::NodeOperation> operationReports() const override {
+    return std::vector<core::NodeOperation>(nodes_);
+  }
+  std::size_t count(core::ActionKind kind) const {
+    std::size_t n = 0;
+    for (const auto& action : taken) n += action.kind == kind ? 1 : 0;
+    return n;
+  }
+
+  std::vector<core::Action> taken;
+  std::optional<core::ActionKind> throw_on;
+
+ private:
+  std::size_t nodes_;
+};
+
+class FakeClock : public Clock {
+ public:
+  SteadyTime steady() const override { return steady_; }
+  WallTime wall() const override { return wall_; }
+  void advance(Millis by) {
+    steady_ += by;
+    wall_ += by;
+  }
+
+ private:
+  // The decision's unit tests' epoch, so that their observations (heartbeats) fit.
+  SteadyTime steady_ = SteadyTime{} + 1h;
+  WallTime wall_ = WallTime{} + std::chrono::hours(24 * 365 * 50);
+};
+
+// Publishes into a store, or throws when told to.
+class FlakySink : public core::SnapshotSink {
+ public:
+  void publish(std::shared_ptr<const core::Snapshot> snapshot) override {
+    if (throws) throw std::runtime_error("sink exploded");
+    store.publish(std::move(snapshot));
+  }
+  core::SnapshotStore store;
+  bool throws = false;
+};
+
+class TickLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("pgfailover-tick-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    loop_.reset();  // before the fakes it uses
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string statePath() const { return (dir_ / "state.json").string(); }
+
+  void start(const std::string& extra = "") {
+    auto loaded = config::parseConfig(
+        R"({"nodes": [{"name": "pg1", "host": "127.0.0.1"}, {"name": "pg2", "host": "127.0.0.2"}],
+            "probe": {"interval_ms": 50, "connect_timeout_ms": 100, "query_timeout_ms": 100},
+            "state_file": ")" +
+            statePath() + "\"" + extra + "}",
+        [](const std::string&) { return std::nullopt; });
+    ASSERT_TRUE(loaded.ok()) << (loaded.errors.empty() ? "" : loaded.errors.front());
+    config_ = std::move(*loaded.config);
+    TickSeams seams;
+    auto p1 = std::make_unique<FakeProbe>(primaryNode("pg1"));
+    auto p2 = std::make_unique<FakeProbe>(replicaNode("pg2"));
+    pg1_ = p1.get();
+    pg2_ = p2.get();
+    seams.probes.push_back(std::move(p1));
+    seams.probes.push_back(std::move(p2));
+    auto executor = std::make_unique<FakeExecutor>(2);
+    executor_ = executor.get();
+    seams.executor = std::move(executor);
+    auto clock = std::make_unique<FakeClock>();
+    clock_ = clock.get();
+    seams.clock = std::move(clock);
+    loop_ = std::make_unique<TickLoop>(config_, std::move(seams), sink_, metrics_, log_);
+  }
+
+  bool tick() {
+    clock_->advance(1000ms);
+    return loop_->tickOnce(clock_->steady());
+  }
+  // Ticks with the primary refusing and the replica cut off from it until a promotion is taken.
+  void tickUntilPromotion() {
+    pg1_->set(downNode("pg1"));
+    pg2_->set(replicaNode("pg2", false));
+    for (int i = 0; i < 30 && executor_->count(core::ActionKind::kPromote) == 0; ++i)
+      ASSERT_TRUE(tick()) << log_text_.str();
+    ASSERT_EQ(executor_->count(core::ActionKind::kPromote), 1u) << log_text_.str();
+  }
+  double tickFailures() const {
+    return metrics_.value("pgfailover_tick_failures_total", {}).value_or(-1);
+  }
+  std::uint64_t publishedTick() const { return sink_.store.current()->tick; }
+
+  std::filesystem::path dir_;
+  config::Config config_;
+  FlakySink sink_;
+  metrics::Metrics metrics_;
+  std::ostringstream log_text_;
+  Logger log_{log_text_, false, LogLevel::kDebug};
+  FakeProbe* pg1_ = nullptr;
+  FakeProbe* pg2_ = nullptr;
+  FakeExecutor* executor_ = nullptr;
+  FakeClock* clock_ = nullptr;
+  std::unique_ptr<TickLoop> loop_;
+};
+
+TEST_F(TickLoopTest, ObservesDecidesActsPersistsAndPublishes) {
+  start();
+  ASSERT_TRUE(loop_->restoreState().isOk());
+  ASSERT_TRUE(tick());
+  auto snapshot = sink_.store.current();
+  EXPECT_EQ(snapshot->tick, 1u);
+  EXPECT_EQ(snapshot->state, core::ClusterState::kHealthy);
+  ASSERT_TRUE(loop_->memory().primary.has_value());
+  EXPECT_EQ(*loop_->memory().primary, 0u);
+
+  tickUntilPromotion();
+  const auto& promote = executor_->taken.back();
+  EXPECT_EQ(promote.kind, core::ActionKind::kPromote);
+  EXPECT_EQ(promote.node, 1u);
+  EXPECT_EQ(loop_->memory().state, core::ClusterState::kPromoting);
+
+  // pg2 answers as the new primary: the failover completes, and the state file says so.
+  pg2_->set(primaryNode("pg2", 2));
+  ASSERT_TRUE(tick());
+  EXPECT_EQ(sink_.store.current()->state, core::ClusterState::kDegraded);
+  Status status;
+  auto persisted = StateFile(statePath()).load(status);
+  ASSERT_TRUE(persisted) << status.message();
+  ASSERT_TRUE(persisted->primary.has_value());
+  EXPECT_EQ(*persisted->primary, "pg2");
+  EXPECT_EQ(persisted->primary_timeline, 2u);
+  EXPECT_EQ(persisted->failovers, 1u);
+  EXPECT_EQ(tickFailures(), 0);
+}
+
+TEST_F(TickLoopTest, AnActionThatThrowsIsAFailedActionAndTheTickGoesOn) {
+  start();
+  ASSERT_TRUE(tick());
+  executor_->throw_on = core::ActionKind::kPromote;
+  tickUntilPromotion();
+  EXPECT_NE(log_text_.str().find("promote_failed"), std::string::npos) << log_text_.str();
+  EXPECT_NE(log_text_.str().find("threw: executor exploded"), std::string::npos);
+  // The tick completed: the decision is kept and published, no tick failed.
+  EXPECT_EQ(loop_->memory().state, core::ClusterState::kPromoting);
+  EXPECT_EQ(sink_.store.current()->state, core::ClusterState::kPromoting);
+  EXPECT_EQ(tickFailures(), 0);
+}
+
+TEST_F(TickLoopTest, AProbeThatThrowsFailsTheTickAndTheLoopGoesOn) {
+  start();
+  ASSERT_TRUE(tick());
+  const auto before = loop_->memory();
+  pg1_->setThrows(true);
+  EXPECT_FALSE(tick());
+  EXPECT_FALSE(tick());
+  EXPECT_EQ(tickFailures(), 2);
+  EXPECT_NE(log_text_.str().find("tick_failed"), std::string::npos);
+  EXPECT_NE(log_text_.str().find("probe exploded"), std::string::npos);
+  // Nothing was decided on a tick that failed before acting: same memory, nothing published.
+  EXPECT_EQ(publishedTick(), 1u);
+  EXPECT_EQ(loop_->memory().state, before.state);
+  EXPECT_TRUE(executor_->taken.empty());
+
+  pg1_->setThrows(false);
+  EXPECT_TRUE(tick());
+  EXPECT_EQ(publishedTick(), 2u);
+  EXPECT_EQ(tickFailures(), 2);
+}
+
+TEST_F(TickLoopTest, ATickThatFailsAfterItsActionsKeepsItsDecisionSoNoActionRepeats) {
+  start();
+  ASSERT_TRUE(tick());
+  pg1_->set(downNode("pg1"));
+  pg2_->set(replicaNode("pg2", false));
+  sink_.throws = true;
+  int failed = 0;
+  for (int i = 0; i < 30 && executor_->count(core::ActionKind::kPromote) == 0; ++i)
+    failed += tick() ? 0 : 1;
+  ASSERT_EQ(executor_->count(core::ActionKind::kPromote), 1u) << log_text_.str();
+  EXPECT_GT(failed, 0);
+  EXPECT_EQ(tickFailures(), failed);
+  EXPECT_NE(log_text_.str().find("its actions started and its decision is kept"),
+            std::string::npos);
+  EXPECT_EQ(loop_->memory().state, core::ClusterState::kPromoting);
+  // The promotion is not taken again while it is being confirmed.
+  sink_.throws = false;
+  EXPECT_TRUE(tick());
+  EXPECT_EQ(executor_->count(core::ActionKind::kPromote), 1u);
+  EXPECT_EQ(sink_.store.current()->state, core::ClusterState::kPromoting);
+}
+
+TEST_F(TickLoopTest, AProbeThatOutlivesItsDeadlineCountsAsSilentAndDoesNotStopTheLoop) {
+  start();
+  ASSERT_TRUE(tick());
+  pg1_->hang();
+  ASSERT_TRUE(tick());  // returns although pg1's probe does not
+  auto seen = sink_.store.current()->nodes.at(0).observation;
+  EXPECT_FALSE(seen.reachable);
+  EXPECT_EQ(seen.failure, core::ProbeFailure::kTimeout);
+  EXPECT_NE(seen.error.find("past its deadline"), std::string::npos) << seen.error;
+  // The hung probe is not started again while it runs; the node stays silent.
+  const int probes = pg1_->probes();
+  ASSERT_TRUE(tick());
+  EXPECT_EQ(pg1_->probes(), probes);
+  EXPECT_EQ(sink_.store.current()->nodes.at(0).observation.failure, core::ProbeFailure::kTimeout);
+  EXPECT_EQ(tickFailures(), 0);
+
+  pg1_->release();
+  for (int i = 0; i < 500 && pg1_->returned() < probes; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(pg1_->returned(), probes);
+  // The next tick takes the finished probe and starts a fresh one, which answers.
+  ASSERT_TRUE(tick());
+  EXPECT_TRUE(sink_.store.current()->nodes.at(0).observation.reachable);
+  EXPECT_EQ(pg1_->probes(), probes + 1);
+}
+
+TEST_F(TickLoopTest, ACorruptStateFileStopsTheStartNamingTheFile) {
+  std::ofstream(statePath()) << "{\"primary\": \"pg1\", \"timeline\": ";
+  start();
+  const Status status = loop_->restoreState();
+  EXPECT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find(statePath()), std::string::npos) << status.message();
+}
+
+TEST_F(TickLoopTest, AStateFileThatCannotBeWrittenIsLoggedAndTheLoopGoesOn) {
+  start();
+  std::filesystem::remove_all(dir_);  // the state file's folder is gone
+  ASSERT_TRUE(tick());
+  tickUntilPromotion();
+  pg2_->set(primaryNode("pg2", 2));
+  EXPECT_TRUE(tick());
+  EXPECT_NE(log_text_.str().find("state_save_failed"), std::string::npos) << log_text_.str();
+  EXPECT_EQ(sink_.store.current()->state, core::ClusterState::kDegraded);
+  EXPECT_EQ(tickFailures(), 0);
+}
+
+// run(): the tick observer (readiness, systemd's watchdog) is fed only by ticks that complete,
+// so a daemon whose every tick fails gets restarted by systemd.
+TEST_F(TickLoopTest, FailedTicksDoNotFeedTheWatchdogAndTheLoopKeepsTicking) {
+  start();
+  std::atomic<int> observed{0};
+  loop_->setTickObserver([&observed] { ++observed; });
+  pg1_->setThrows(true);
+  std::thread thread([this] { loop_->run(); });
+  for (int i = 0; i < 400 && tickFailures() < 3; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_GE(tickFailures(), 3);
+  EXPECT_EQ(observed, 0);
+  pg1_->setThrows(false);
+  for (int i = 0; i < 400 && observed == 0; ++i) std::this_thread::sleep_for(10ms);
+  loop_->requestStop();
+  thread.join();
+  EXPECT_GT(observed, 0);
+}
+
+TEST_F(TickLoopTest, SeamsThatDoNotMatchTheNodesAreRefused) {
+  start();
+  TickSeams seams;
+  seams.probes.push_back(std::make_unique<FakeProbe>(primaryNode("pg1")));
+  seams.executor = std::make_unique<FakeExecutor>(2);
+  EXPECT_THROW(TickLoop(config_, std::move(seams), sink_, metrics_, log_), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace pgfailover::runtime
