@@ -629,29 +629,28 @@ void maintainSynchronousStandbys(const Facts& f, Decision& d) {
     const bool waited = gone_since && elapsed(*gone_since, f.now.steady) >= policy.standalone_after;
     desired = waited ? "" : current;
     if (waited)
-      d.events.push_back(Event{"synchronous",
-                               f.node(*f.primary).name,
-                               "",
-                               "",
-                               "standalone",
-                               "no replica for " + formatSeconds(policy.standalone_after) +
-                                   "; the primary commits alone",
-                               {}});
+      d.events.push_back(Event{.kind = EventKind::kSynchronous,
+                               .node = f.node(*f.primary).name,
+                               .result = EventResult::kStandalone,
+                               .reason = "no replica for " +
+                                         formatSeconds(policy.standalone_after) +
+                                         "; the primary commits alone"});
   }
   if (desired == current) return;
-  Action a{ActionKind::kSetSynchronousStandbys, *f.primary,
-           desired.empty() ? "synchronous replication suspended: no healthy replica"
-                           : "synchronous replication to " + desired};
-  a.argument = desired;
-  d.actions.push_back(a);
+  d.actions.push_back(Action{.node = *f.primary,
+                             .detail = desired.empty()
+                                           ? "synchronous replication suspended: no healthy replica"
+                                           : "synchronous replication to " + desired,
+                             .op = SetSynchronousStandbys{.names = desired}});
 }
 
 void promoteNode(const Facts& f, Decision& d, std::size_t node, const std::string& why) {
-  Action promote{ActionKind::kPromote, node, why};
   // The old primary, for the fencing hook; a switchover fenced it already and needs no hook.
-  if (f.primary) promote.peer = *f.primary;
-  if (f.memory->switchover) promote.argument = "switchover";
-  d.actions.push_back(promote);
+  // With no primary known (a forced failover), the first node stands for it, as it always has.
+  Promote promote;
+  if (!f.memory->switchover && f.primary.value_or(0) != node)
+    promote.replaces = f.primary.value_or(0);
+  d.actions.push_back(Action{.node = node, .detail = why, .op = promote});
   d.next.promoting = node;
   d.next.unconfirmed_promotion = node;
   d.next.promote_issued_at = f.now.steady;
@@ -665,7 +664,7 @@ void issuePromote(const Facts& f, Decision& d) {
 }
 
 void fenceNode(Decision& d, std::size_t node, const std::string& why) {
-  d.actions.push_back(Action{ActionKind::kFence, node, why});
+  d.actions.push_back(Action{.node = node, .detail = why, .op = Fence{}});
 }
 
 // Slots are kept only for nodes pgfailover manages (a host executor exists), because only
@@ -682,9 +681,9 @@ void createSlotsFor(const Facts& f, Decision& d, std::size_t primary) {
   if (!f.policy->slots) return;
   for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
     if (i == primary || i >= f.policy->slot_names.size() || !managed(f, i)) continue;
-    Action a{ActionKind::kCreateSlot, primary, "slot for " + f.nameOf(i) + " on the new primary"};
-    a.argument = f.policy->slot_names[i];
-    d.actions.push_back(a);
+    d.actions.push_back(Action{.node = primary,
+                               .detail = "slot for " + f.nameOf(i) + " on the new primary",
+                               .op = CreateSlot{.slot = f.policy->slot_names[i]}});
   }
 }
 
@@ -708,9 +707,8 @@ void maintainSlots(const Facts& f, Decision& d) {
         !f.node(i).reachable && f.unhealthy_since[i] &&
         elapsed(*f.unhealthy_since[i], f.now.steady) >= policy.slot_drop_after;
     if (!slot && !gone_too_long) {
-      Action a{ActionKind::kCreateSlot, *f.primary, "slot for " + f.nameOf(i)};
-      a.argument = name;
-      d.actions.push_back(a);
+      d.actions.push_back(Action{
+          .node = *f.primary, .detail = "slot for " + f.nameOf(i), .op = CreateSlot{.slot = name}});
     } else if (slot && !slot->active && f.healthy_replica[i] && f.node(i).wal_receiver &&
                f.node(i).wal_receiver->slot_name != name) {
       // A replica cloned without the slot (pg_basebackup -R alone, as the usual how-to does)
@@ -719,21 +717,22 @@ void maintainSlots(const Facts& f, Decision& d) {
       auto& asked = d.next.slot_use_requested_at;
       asked.resize(f.view->nodes.size());
       if (!asked[i] || elapsed(*asked[i], f.now.steady) >= kSlotUseRetry) {
-        Action a{ActionKind::kUseSlot, i,
-                 f.nameOf(i) + " streams without its slot '" + name +
-                     "', which would retain WAL for nothing: set primary_slot_name on it"};
-        a.argument = name;
-        d.actions.push_back(a);
+        d.actions.push_back(
+            Action{.node = i,
+                   .detail = f.nameOf(i) + " streams without its slot '" + name +
+                             "', which would retain WAL for nothing: set primary_slot_name on it",
+                   .op = UseSlot{.slot = name}});
         asked[i] = f.now.steady;
       }
     } else if (slot && !slot->active && gone_too_long) {
-      Action a{ActionKind::kDropSlot, *f.primary,
-               f.nameOf(i) + " has been unreachable for " +
-                   formatSeconds(elapsed(*f.unhealthy_since[i], f.now.steady)) +
-                   "; dropping its slot so retained WAL cannot fill the disk"};
-      a.argument = name;
-      d.actions.push_back(a);
-      d.events.push_back(Event{"slot_dropped", f.node(i).name, "", "", "succeeded", a.detail, {}});
+      const std::string why = f.nameOf(i) + " has been unreachable for " +
+                              formatSeconds(elapsed(*f.unhealthy_since[i], f.now.steady)) +
+                              "; dropping its slot so retained WAL cannot fill the disk";
+      d.actions.push_back(Action{.node = *f.primary, .detail = why, .op = DropSlot{.slot = name}});
+      d.events.push_back(Event{.kind = EventKind::kSlotDropped,
+                               .node = f.node(i).name,
+                               .result = EventResult::kSucceeded,
+                               .reason = why});
     }
   }
 }
@@ -744,9 +743,13 @@ void completeFailover(const Facts& f, Decision& d) {
   const std::string from = f.memory->primary ? f.node(*f.memory->primary).name : "";
   if (f.memory->switchover) {
     const auto& sw = *f.memory->switchover;
-    d.events.push_back(Event{"switchover", f.node(to).name, f.node(sw.from).name, f.node(to).name,
-                             "succeeded", "planned switchover",
-                             elapsed(sw.started_at, f.now.steady)});
+    d.events.push_back(Event{.kind = EventKind::kSwitchover,
+                             .node = f.node(to).name,
+                             .from = f.node(sw.from).name,
+                             .to = f.node(to).name,
+                             .result = EventResult::kSucceeded,
+                             .reason = "planned switchover",
+                             .duration = elapsed(sw.started_at, f.now.steady)});
     d.switchover_completed = true;
     d.next.switchover.reset();
   } else {
@@ -761,9 +764,13 @@ void completeFailover(const Facts& f, Decision& d) {
     d.next.last_failover = record;
     d.next.failovers = f.memory->failovers + 1;
     d.failover_completed = true;
-    d.events.push_back(Event{"failover", f.node(to).name,
-                             f.memory->primary ? f.node(*f.memory->primary).name : "",
-                             f.node(to).name, "succeeded", record.reason, record.duration});
+    d.events.push_back(Event{.kind = EventKind::kFailover,
+                             .node = f.node(to).name,
+                             .from = f.memory->primary ? f.node(*f.memory->primary).name : "",
+                             .to = f.node(to).name,
+                             .result = EventResult::kSucceeded,
+                             .reason = record.reason,
+                             .duration = record.duration});
   }
   d.next.primary = to;
   d.next.synchronous_standby.reset();
@@ -779,24 +786,18 @@ void abandonPromotion(const Facts& f, Decision& d) {
   d.next.promote_attempts = 0;
   d.next.switchover.reset();
   d.failover_failed = true;
-  d.events.push_back(Event{"failover",
-                           f.node(*f.memory->promoting).name,
-                           "",
-                           "",
-                           "failed",
-                           "promotion not confirmed; the old primary is healthy again",
-                           {}});
+  d.events.push_back(Event{.kind = EventKind::kFailover,
+                           .node = f.node(*f.memory->promoting).name,
+                           .result = EventResult::kFailed,
+                           .reason = "promotion not confirmed; the old primary is healthy again"});
 }
 
 void giveUpPromotion(const Facts& f, Decision& d) {
   d.events.push_back(
-      Event{"failover",
-            f.node(*f.memory->promoting).name,
-            "",
-            "",
-            "failed",
-            "promotion failed " + std::to_string(f.memory->promote_attempts) + " times",
-            {}});
+      Event{.kind = EventKind::kFailover,
+            .node = f.node(*f.memory->promoting).name,
+            .result = EventResult::kFailed,
+            .reason = "promotion failed " + std::to_string(f.memory->promote_attempts) + " times"});
   d.next.promoting.reset();
   d.next.switchover.reset();
   d.next.veto = VetoReason::kPromoteAttemptsExhausted;
@@ -813,7 +814,10 @@ void fenceStale(const Facts& f, Decision& d) {
                             std::to_string(f.node(*f.primary).timeline);
     fenceNode(d, i, why);
     if (f.memory->state != ClusterState::kFencingRequired)
-      d.events.push_back(Event{"fence", f.node(i).name, "", "", "started", why, {}});
+      d.events.push_back(Event{.kind = EventKind::kFence,
+                               .node = f.node(i).name,
+                               .result = EventResult::kStarted,
+                               .reason = why});
   }
 }
 
@@ -821,9 +825,13 @@ void unfenceSelfFencedPrimary(const Facts& f, Decision& d) {
   const std::string why = f.nameOf(*f.primary) +
                           " fenced itself (its lease ran out while it heard from neither "
                           "pgfailover nor a replica); it is still the primary";
-  d.actions.push_back(Action{ActionKind::kUnfence, *f.primary, why + ": let it take writes again"});
+  d.actions.push_back(
+      Action{.node = *f.primary, .detail = why + ": let it take writes again", .op = Unfence{}});
   if (f.memory->state != ClusterState::kPrimaryFailing || !f.memory->failing_since)
-    d.events.push_back(Event{"unfence", f.node(*f.primary).name, "", "", "started", why, {}});
+    d.events.push_back(Event{.kind = EventKind::kUnfence,
+                             .node = f.node(*f.primary).name,
+                             .result = EventResult::kStarted,
+                             .reason = why});
 }
 
 void clearFailure(const Facts& f, Decision& d) {
@@ -834,13 +842,16 @@ void clearFailure(const Facts& f, Decision& d) {
 }
 
 void issueRejoin(const Facts& f, Decision& d) {
-  Action a{ActionKind::kRejoin, *f.rejoin,
-           "rejoin " + f.nameOf(*f.rejoin) + " as a replica of " + f.nameOf(*f.primary) +
-               " (pg_rewind, re-clone as fallback): " + f.rejoin_why};
-  a.peer = *f.primary;
-  d.actions.push_back(a);
-  d.events.push_back(Event{
-      "rejoin", f.node(*f.rejoin).name, "", f.node(*f.primary).name, "started", f.rejoin_why, {}});
+  d.actions.push_back(Action{.node = *f.rejoin,
+                             .detail = "rejoin " + f.nameOf(*f.rejoin) + " as a replica of " +
+                                       f.nameOf(*f.primary) +
+                                       " (pg_rewind, re-clone as fallback): " + f.rejoin_why,
+                             .op = Rejoin{.follow = *f.primary}});
+  d.events.push_back(Event{.kind = EventKind::kRejoin,
+                           .node = f.node(*f.rejoin).name,
+                           .to = f.node(*f.primary).name,
+                           .result = EventResult::kStarted,
+                           .reason = f.rejoin_why});
   maintainSlots(f, d);
 }
 
@@ -856,13 +867,12 @@ void startSwitchover(const Facts& f, Decision& d, std::size_t target, std::uint6
   fenceNode(d, *f.primary,
             "switchover to " + f.nameOf(target) + ": stop writes on " + f.nameOf(*f.primary) +
                 " so the target can catch up");
-  d.events.push_back(Event{"switchover",
-                           f.node(target).name,
-                           f.node(*f.primary).name,
-                           f.node(target).name,
-                           "started",
-                           why,
-                           {}});
+  d.events.push_back(Event{.kind = EventKind::kSwitchover,
+                           .node = f.node(target).name,
+                           .from = f.node(*f.primary).name,
+                           .to = f.node(target).name,
+                           .result = EventResult::kStarted,
+                           .reason = why});
 }
 
 void beginOperatorSwitchover(const Facts& f, Decision& d) {
@@ -886,13 +896,17 @@ void promoteSwitchoverTarget(const Facts& f, Decision& d) {
 
 void abortSwitchover(const Facts& f, Decision& d) {
   const auto& sw = *f.memory->switchover;
-  Action a{ActionKind::kUnfence, sw.from,
-           "switchover aborted (" + f.switchover_problem + "): let " + f.nameOf(sw.from) +
-               " take writes again"};
-  d.actions.push_back(a);
-  d.events.push_back(Event{"switchover", f.node(sw.to).name, f.node(sw.from).name,
-                           f.node(sw.to).name, "failed", f.switchover_problem,
-                           elapsed(sw.started_at, f.now.steady)});
+  d.actions.push_back(Action{.node = sw.from,
+                             .detail = "switchover aborted (" + f.switchover_problem + "): let " +
+                                       f.nameOf(sw.from) + " take writes again",
+                             .op = Unfence{}});
+  d.events.push_back(Event{.kind = EventKind::kSwitchover,
+                           .node = f.node(sw.to).name,
+                           .from = f.node(sw.from).name,
+                           .to = f.node(sw.to).name,
+                           .result = EventResult::kFailed,
+                           .reason = f.switchover_problem,
+                           .duration = elapsed(sw.started_at, f.now.steady)});
   d.next.switchover.reset();
 }
 
@@ -913,30 +927,29 @@ void beginOperatorFailover(const Facts& f, Decision& d) {
   d.next.promote_attempts = 0;
   promoteNode(f, d, *f.request_target,
               "operator failover: pg_promote(wait => true) on " + f.nameOf(*f.request_target));
-  d.events.push_back(
-      Event{"failover",
-            f.node(*f.request_target).name,
-            old_primary,
-            f.node(*f.request_target).name,
-            "started",
-            std::string("requested by an operator") + (f.view->request->force ? " (forced)" : ""),
-            {}});
+  d.events.push_back(Event{.kind = EventKind::kFailover,
+                           .node = f.node(*f.request_target).name,
+                           .from = old_primary,
+                           .to = f.node(*f.request_target).name,
+                           .result = EventResult::kStarted,
+                           .reason = std::string("requested by an operator") +
+                                     (f.view->request->force ? " (forced)" : "")});
 }
 
 // Each event of an operator's request carries the request's id, from the refusal or the start
 // to the outcome ticks later, so a client waits for its own request and nothing else.
 void tagRequestEvents(const Memory& memory, const ClusterView& view, Decision& d) {
   const std::uint64_t asked = view.request ? view.request->id : 0;
-  if (d.rule == "operator-failover") d.next.promote_request_id = asked;
+  if (d.rule == Rule::kOperatorFailover) d.next.promote_request_id = asked;
   if (!d.next.promoting) d.next.promote_request_id = 0;
   for (auto& e : d.events) {
-    if (e.kind == "request") {
+    if (e.kind == EventKind::kRequest) {
       e.request_id = asked;
-    } else if (e.kind == "switchover") {
+    } else if (e.kind == EventKind::kSwitchover) {
       const auto& sw = d.next.switchover ? d.next.switchover : memory.switchover;
       e.request_id = sw ? sw->request_id : 0;
-    } else if (e.kind == "failover") {
-      e.request_id = d.rule == "operator-failover" ? asked : memory.promote_request_id;
+    } else if (e.kind == EventKind::kFailover) {
+      e.request_id = d.rule == Rule::kOperatorFailover ? asked : memory.promote_request_id;
     }
   }
 }
@@ -1185,7 +1198,7 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
 
 const std::vector<Transition>& transitionTable() {
   static const std::vector<Transition> table = {
-      {"split-brain",
+      {Rule::kSplitBrain,
        {},
        S::kSplitBrain,
        "two writable nodes on the same newest timeline, or a writable node on the remembered "
@@ -1196,7 +1209,7 @@ const std::vector<Transition>& transitionTable() {
        isSplitBrain,
        nullptr,
        explainSplitBrain},
-      {"wait-for-first-probe",
+      {Rule::kWaitForFirstProbe,
        {S::kInitializing},
        S::kInitializing,
        "some node has not been probed yet",
@@ -1205,7 +1218,7 @@ const std::vector<Transition>& transitionTable() {
        notAllProbed,
        nullptr,
        explainWaiting},
-      {"promotion-confirmed",
+      {Rule::kPromotionConfirmed,
        {S::kPromoting},
        S::kDegraded,
        "the promoted replica is seen writable",
@@ -1215,7 +1228,7 @@ const std::vector<Transition>& transitionTable() {
        promotionConfirmed,
        completeFailover,
        explainConfirmed},
-      {"promotion-abandoned",
+      {Rule::kPromotionAbandoned,
        {S::kPromoting},
        S::kDegraded,
        "promotion not confirmed by its deadline and the old primary commits again",
@@ -1225,7 +1238,7 @@ const std::vector<Transition>& transitionTable() {
        promotionFailedPrimaryBack,
        abandonPromotion,
        explainAbandoned},
-      {"promotion-retry",
+      {Rule::kPromotionRetry,
        {S::kPromoting},
        S::kPromoting,
        "promotion not confirmed by its deadline, attempts remain, no veto",
@@ -1234,7 +1247,7 @@ const std::vector<Transition>& transitionTable() {
        promotionRetry,
        issuePromote,
        explainRetry},
-      {"promotion-gave-up",
+      {Rule::kPromotionGaveUp,
        {S::kPromoting},
        S::kFailoverVetoed,
        "promotion not confirmed by its deadline and no attempt or candidate remains",
@@ -1243,7 +1256,7 @@ const std::vector<Transition>& transitionTable() {
        promotionOverdue,
        giveUpPromotion,
        explainGiveUp},
-      {"promotion-pending",
+      {Rule::kPromotionPending,
        {S::kPromoting},
        S::kPromoting,
        "promotion not yet confirmed, deadline not passed",
@@ -1252,7 +1265,7 @@ const std::vector<Transition>& transitionTable() {
        always,
        nullptr,
        explainPending},
-      {"switchover-promote",
+      {Rule::kSwitchoverPromote,
        {S::kSwitchingOver},
        S::kPromoting,
        "the fenced primary accepts no writes and the target replayed everything it wrote",
@@ -1262,7 +1275,7 @@ const std::vector<Transition>& transitionTable() {
        switchoverCaughtUp,
        promoteSwitchoverTarget,
        explainSwitchoverPromote},
-      {"switchover-aborted",
+      {Rule::kSwitchoverAborted,
        {S::kSwitchingOver},
        S::kDegraded,
        "the target stopped being a reachable replica, the primary became unreachable, or the "
@@ -1272,7 +1285,7 @@ const std::vector<Transition>& transitionTable() {
        switchoverFailed,
        abortSwitchover,
        explainSwitchoverAbort},
-      {"switchover-waiting",
+      {Rule::kSwitchoverWaiting,
        {S::kSwitchingOver},
        S::kSwitchingOver,
        "the target is still catching up",
@@ -1281,7 +1294,7 @@ const std::vector<Transition>& transitionTable() {
        always,
        keepSwitchoverFence,
        explainSwitchoverWait},
-      {"unfence-self-fenced-primary",
+      {Rule::kUnfenceSelfFencedPrimary,
        {},
        S::kPrimaryFailing,
        "the primary is reachable and read-only because its lease guard fenced it, no other "
@@ -1294,7 +1307,7 @@ const std::vector<Transition>& transitionTable() {
        primarySelfFenced,
        unfenceSelfFencedPrimary,
        explainSelfFenced},
-      {"fence-stale-writable",
+      {Rule::kFenceStaleWritable,
        {},
        S::kFencingRequired,
        "a node other than the primary accepts writes on an older timeline",
@@ -1304,7 +1317,7 @@ const std::vector<Transition>& transitionTable() {
        hasStaleWritable,
        fenceStale,
        explainFence},
-      {"operator-failover",
+      {Rule::kOperatorFailover,
        {},
        S::kPromoting,
        "an operator asked for a failover (POST /failover) and the target is a reachable "
@@ -1315,7 +1328,7 @@ const std::vector<Transition>& transitionTable() {
        operatorFailover,
        beginOperatorFailover,
        explainOperatorFailover},
-      {"operator-switchover",
+      {Rule::kOperatorSwitchover,
        {},
        S::kSwitchingOver,
        "an operator asked for a switchover (POST /switchover), the primary commits and the "
@@ -1325,7 +1338,7 @@ const std::vector<Transition>& transitionTable() {
        operatorSwitchover,
        beginOperatorSwitchover,
        explainOperatorSwitchover},
-      {"failback",
+      {Rule::kFailback,
        {S::kHealthy},
        S::kSwitchingOver,
        "failback is on, the preferred node streams with no lag and the cluster has been "
@@ -1336,7 +1349,7 @@ const std::vector<Transition>& transitionTable() {
        failbackDue,
        beginFailback,
        explainFailback},
-      {"no-primary",
+      {Rule::kNoPrimary,
        {},
        S::kNoPrimary,
        "no writable node and no primary known or inferable",
@@ -1346,7 +1359,7 @@ const std::vector<Transition>& transitionTable() {
        noPrimary,
        nullptr,
        explainNoPrimary},
-      {"rejoin-node",
+      {Rule::kRejoinNode,
        {},
        S::kDegraded,
        "the primary commits and a node with a host executor is not in recovery (fenced), or "
@@ -1359,7 +1372,7 @@ const std::vector<Transition>& transitionTable() {
        rejoinDue,
        issueRejoin,
        explainRejoin},
-      {"primary-and-replica-healthy",
+      {Rule::kPrimaryAndReplicaHealthy,
        {},
        S::kHealthy,
        "the primary commits and a replica streams from it within the lag limit",
@@ -1368,7 +1381,7 @@ const std::vector<Transition>& transitionTable() {
        primaryOkReplicaOk,
        clearFailure,
        explainHealthy},
-      {"primary-healthy-replica-not",
+      {Rule::kPrimaryHealthyReplicaNot,
        {},
        S::kDegraded,
        "the primary commits but no replica streams within the lag limit",
@@ -1377,7 +1390,7 @@ const std::vector<Transition>& transitionTable() {
        primaryOkReplicaNotOk,
        clearFailure,
        explainDegraded},
-      {"primary-failing",
+      {Rule::kPrimaryFailing,
        {},
        S::kPrimaryFailing,
        "the primary's probe or heartbeat fails and the applicable timeout has not run out",
@@ -1387,7 +1400,7 @@ const std::vector<Transition>& transitionTable() {
        failingWithinTimeout,
        nullptr,
        explainFailing},
-      {"failover-vetoed",
+      {Rule::kFailoverVetoed,
        {},
        S::kFailoverVetoed,
        "the timeout ran out but the replica is unreachable, not a replica, of another "
@@ -1398,7 +1411,7 @@ const std::vector<Transition>& transitionTable() {
        timeoutElapsedVetoed,
        recordVeto,
        explainVetoed},
-      {"promote-replica",
+      {Rule::kPromoteReplica,
        {S::kPrimaryFailing, S::kFailoverVetoed},
        S::kPromoting,
        "the timeout ran out, and the replica is reachable, in recovery, of the same cluster, "
@@ -1408,7 +1421,7 @@ const std::vector<Transition>& transitionTable() {
        timeoutElapsedClear,
        issuePromote,
        explainPromote},
-      {"timeout-ran-out-elsewhere",
+      {Rule::kTimeoutRanOutElsewhere,
        {},
        S::kPrimaryFailing,
        "the timeout ran out while in another state (for example after fencing)",
@@ -1439,13 +1452,17 @@ void trackReturns(const Facts& f, const std::vector<bool>& rejoined_by_us, Decis
       away[i] = f.now.steady;
     } else if (away[i] && f.healthy_replica[i] && !(op && op->running)) {
       const Millis took = elapsed(*away[i], f.now.steady);
-      d.events.push_back(Event{"rejoin", node.name, "", "", "succeeded",
-                               node.name +
-                                   " came back as a standby started by its host (its "
-                                   "start guard, systemd or an operator) and streams from " +
-                                   f.nameOf(*f.primary) + " on timeline " +
-                                   std::to_string(node.timeline) + "; pgfailover ran nothing on it",
-                               took, "host_start"});
+      d.events.push_back(Event{
+          .kind = EventKind::kRejoin,
+          .node = node.name,
+          .result = EventResult::kSucceeded,
+          .reason = node.name +
+                    " came back as a standby started by its host (its start guard, systemd or an "
+                    "operator) and streams from " +
+                    f.nameOf(*f.primary) + " on timeline " + std::to_string(node.timeline) +
+                    "; pgfailover ran nothing on it",
+          .duration = took,
+          .method = "host_start"});
       away[i].reset();
     }
   }
@@ -1529,13 +1546,12 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     d.next.last_failover = record;
     d.next.failovers = memory.failovers + 1;
     d.failover_completed = true;
-    d.events.push_back(Event{"failover",
-                             view.nodes[*f.primary].name,
-                             view.nodes[*memory.primary].name,
-                             view.nodes[*f.primary].name,
-                             "succeeded",
-                             record.reason,
-                             {}});
+    d.events.push_back(Event{.kind = EventKind::kFailover,
+                             .node = view.nodes[*f.primary].name,
+                             .from = view.nodes[*memory.primary].name,
+                             .to = view.nodes[*f.primary].name,
+                             .result = EventResult::kSucceeded,
+                             .reason = record.reason});
   }
 
   d.next.unhealthy_since = f.unhealthy_since;
@@ -1548,12 +1564,15 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     if (op.finished > d.next.operations_seen[i]) {
       d.next.operations_seen[i] = op.finished;
       if (i < rejoined_by_us.size()) rejoined_by_us[i] = op.last_succeeded;
-      d.events.push_back(Event{"rejoin", view.nodes[i].name, "", "",
-                               op.last_succeeded          ? "succeeded"
-                               : op.last_host_unreachable ? "host_unreachable"
-                                                          : "failed",
-                               op.last_succeeded ? "rejoined by " + op.last_method : op.last_error,
-                               op.last_duration, op.last_method});
+      d.events.push_back(
+          Event{.kind = EventKind::kRejoin,
+                .node = view.nodes[i].name,
+                .result = op.last_succeeded          ? EventResult::kSucceeded
+                          : op.last_host_unreachable ? EventResult::kHostUnreachable
+                                                     : EventResult::kFailed,
+                .reason = op.last_succeeded ? "rejoined by " + op.last_method : op.last_error,
+                .duration = op.last_duration,
+                .method = op.last_method});
     }
   }
   trackReturns(f, rejoined_by_us, d);
@@ -1563,7 +1582,7 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
         std::find(row.from.begin(), row.from.end(), memory.state) == row.from.end())
       continue;
     if (!row.applies(f)) continue;
-    d.rule = std::string(row.id);
+    d.rule = row.rule;
     d.reason = row.explain(f);
     if (row.to == S::kPromoting && memory.state != S::kPromoting)
       d.next.last_failover_reason = d.reason;
@@ -1572,20 +1591,17 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     break;
   }
   if (view.request) {
-    const bool carried_out = d.rule == "operator-failover" || d.rule == "operator-switchover";
+    const bool carried_out =
+        d.rule == Rule::kOperatorFailover || d.rule == Rule::kOperatorSwitchover;
     if (!carried_out) {
       d.request_refused = !f.request_refusal.empty()
                               ? f.request_refusal
                               : std::string("the cluster is ") + toString(memory.state) +
                                     " and cannot carry it out now: " + d.reason;
-      d.events.push_back(
-          Event{"request",
-                "",
-                "",
-                "",
-                "refused",
-                std::string(toString(view.request->kind)) + " refused: " + *d.request_refused,
-                {}});
+      d.events.push_back(Event{
+          .kind = EventKind::kRequest,
+          .result = EventResult::kRefused,
+          .reason = std::string(toString(view.request->kind)) + " refused: " + *d.request_refused});
     }
   }
   tagRequestEvents(memory, view, d);
@@ -1692,8 +1708,8 @@ std::string renderStateMachineDoc() {
     std::string from;
     for (auto state : row.from) from += (from.empty() ? "" : ", ") + std::string(toString(state));
     if (from.empty()) from = "any";
-    out << "| " << index++ << " | `" << row.id << "` | " << from << " | " << row.when << " | "
-        << toString(row.to) << " | " << row.actions << " | " << row.why << " |\n";
+    out << "| " << index++ << " | `" << toString(row.rule) << "` | " << from << " | " << row.when
+        << " | " << toString(row.to) << " | " << row.actions << " | " << row.why << " |\n";
   }
   out << "\n## Failover timeouts\n\n"
       << "| evidence from the primary's probe | timeout key | default |\n|---|---|---|\n"

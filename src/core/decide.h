@@ -90,7 +90,7 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
 
 // One row of the table. `from` lists the states the row applies in (empty = every state).
 struct Transition {
-  std::string_view id;
+  Rule rule;
   std::vector<ClusterState> from;
   ClusterState to;
   std::string_view when;     // the condition, in words (for the document)

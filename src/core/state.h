@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/lsn.h"
@@ -95,6 +96,33 @@ struct Policy {
   Millis standalone_after{10000};  // kOn: how long commits wait for a replica that is gone
 };
 
+// What the decision asks the runtime to do, one small struct per kind. The node an action runs
+// on is Action::node; these carry only what that kind needs beyond it.
+struct Promote {
+  // The primary this promotion replaces: the runtime fences it at rest and runs the fencing hook
+  // for it. None for a switchover, which fenced the old primary already.
+  std::optional<std::size_t> replaces;
+};
+struct Fence {};
+struct Unfence {};
+struct Rejoin {
+  std::size_t follow = 0;  // the primary to follow
+};
+struct CreateSlot {
+  std::string slot;  // on Action::node, the primary
+};
+struct DropSlot {
+  std::string slot;
+};
+struct SetSynchronousStandbys {
+  std::string names;  // the whole value of synchronous_standby_names; empty: none
+};
+// Make a replica stream from its slot (primary_slot_name on the replica).
+struct UseSlot {
+  std::string slot;
+};
+
+// One name per alternative of Action::Op, in the same order (logs, metrics and tests count by it).
 enum class ActionKind {
   kPromote,
   kFence,
@@ -103,41 +131,55 @@ enum class ActionKind {
   kCreateSlot,
   kDropSlot,
   kSetSynchronousStandbys,
-  kUseSlot,  // make a replica stream from its slot (primary_slot_name on the replica)
+  kUseSlot,
 };
 const char* toString(ActionKind kind);
 
 struct Action {
-  Action(ActionKind kind_, std::size_t node_, std::string detail_)
-      : kind(kind_), node(node_), detail(std::move(detail_)) {}
-  ActionKind kind;
-  std::size_t node;  // index into the configured nodes
-  std::string detail;
-  std::string argument;  // kCreateSlot / kDropSlot: the slot; kRejoin: the primary's index
-  std::size_t peer = 0;  // kRejoin: the node to follow
+  using Op = std::variant<Promote, Fence, Unfence, Rejoin, CreateSlot, DropSlot,
+                          SetSynchronousStandbys, UseSlot>;
+  std::size_t node = 0;  // index into the configured nodes
+  std::string detail;    // why, in a sentence for the log
+  Op op;
+
+  ActionKind kind() const { return static_cast<ActionKind>(op.index()); }
+  template <typename T>
+  const T* as() const {
+    return std::get_if<T>(&op);
+  }
 };
+static_assert(std::variant_size_v<Action::Op> ==
+              static_cast<std::size_t>(ActionKind::kUseSlot) + 1);
+
+enum class EventKind {
+  kFailover,
+  kSwitchover,
+  kFence,
+  kUnfence,
+  kRejoin,
+  kRequest,      // an operator request, refused
+  kSynchronous,  // synchronous replication changed mode
+  kSlotDropped,
+};
+const char* toString(EventKind kind);
+
+enum class EventResult { kSucceeded, kFailed, kStarted, kRefused, kStandalone, kHostUnreachable };
+const char* toString(EventResult result);
 
 // Something worth remembering that happened this tick, for GET /history and the state file.
+// Built with designated initialisers; every member has a default so that only what matters is
+// named.
 struct Event {
-  Event(std::string kind_, std::string node_, std::string from_, std::string to_,
-        std::string result_, std::string reason_, Millis duration_ = {}, std::string method_ = {})
-      : kind(std::move(kind_)),
-        node(std::move(node_)),
-        from(std::move(from_)),
-        to(std::move(to_)),
-        result(std::move(result_)),
-        reason(std::move(reason_)),
-        duration(duration_),
-        method(std::move(method_)) {}
-  std::string kind;  // "failover", "switchover", "fence", "rejoin", "promote", "request"
-  std::string node;
-  std::string from;
-  std::string to;
-  std::string result;  // "succeeded", "failed", "started", "refused"
-  std::string reason;
+  EventKind kind = EventKind::kFailover;
+  std::string node{};
+  std::string from{};
+  std::string to{};
+  EventResult result = EventResult::kStarted;
+  std::string reason{};
   Millis duration{0};
-  // rejoin: "restart", "follow", "rewind" or "clone" (pgfailover's), "host_start" (came back by itself)
-  std::string method;
+  // rejoin: "restart", "follow", "rewind" or "clone" (pgfailover's), "host_start" (came back by
+  // itself)
+  std::string method{};
   // The operator request (AdminRequest::id) this event carries out or refuses; 0 for none.
   std::uint64_t request_id = 0;
 };
@@ -215,12 +257,41 @@ struct Memory {
   std::optional<std::size_t> synchronous_standby;
 };
 
+// The rows of the transition table (transitionTable()), by name.
+enum class Rule {
+  kSplitBrain,
+  kWaitForFirstProbe,
+  kPromotionConfirmed,
+  kPromotionAbandoned,
+  kPromotionRetry,
+  kPromotionGaveUp,
+  kPromotionPending,
+  kSwitchoverPromote,
+  kSwitchoverAborted,
+  kSwitchoverWaiting,
+  kUnfenceSelfFencedPrimary,
+  kFenceStaleWritable,
+  kOperatorFailover,
+  kOperatorSwitchover,
+  kFailback,
+  kNoPrimary,
+  kRejoinNode,
+  kPrimaryAndReplicaHealthy,
+  kPrimaryHealthyReplicaNot,
+  kPrimaryFailing,
+  kFailoverVetoed,
+  kPromoteReplica,
+  kTimeoutRanOutElsewhere,
+};
+// The row's id as the document, the logs and GET /status show it ("promote-replica").
+const char* toString(Rule rule);
+
 // The next state, what to do, and a sentence a DBA can read.
 struct Decision {
   Memory next;
   std::vector<Action> actions;
   std::string reason;
-  std::string rule;  // id of the transition-table row that fired
+  std::optional<Rule> rule;  // the transition-table row that fired
   // Set when this tick started a veto (counted once per veto, not once per tick).
   std::optional<VetoReason> new_veto;
   // Set on the tick a failover completes.

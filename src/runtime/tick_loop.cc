@@ -1,6 +1,8 @@
 #include "runtime/tick_loop.h"
 
 #include <future>
+#include <type_traits>
+#include <variant>
 
 #include "ssh/local_runner.h"
 #include "ssh/shell.h"
@@ -52,38 +54,38 @@ Status ClusterActionExecutor::execute(const core::Action& action) {
   if (action.node >= probers_.size())
     return {StatusCode::kInvalidArgument, "action names node index " + std::to_string(action.node)};
   auto& prober = *probers_[action.node];
-  switch (action.kind) {
-    case core::ActionKind::kPromote: {
-      // Nothing here waits on a host: the old primary's host is often the one that is gone.
-      // Fence at rest runs on its host through the node-operation worker (bounded there), the
-      // fencing hook and pg_promote on the promotion worker; the decision confirms the promotion
-      // by observation.
-      const bool switchover = action.argument == "switchover";
-      const bool replaces_old =
-          !switchover && action.peer != action.node && action.peer < config_.nodes.size();
-      if (replaces_old) operations_.startFenceAtRest(action.peer);
-      return promotions_.start(
-          action.node, replaces_old ? std::optional<std::size_t>(action.peer) : std::nullopt);
-    }
-    case core::ActionKind::kFence:
-      return prober.fenceReadOnly();
-    case core::ActionKind::kUnfence:
-      return prober.unfence();
-    case core::ActionKind::kUseSlot:
-      return prober.useReplicationSlot(action.argument);
-    case core::ActionKind::kCreateSlot:
-      return prober.createReplicationSlot(action.argument);
-    case core::ActionKind::kDropSlot:
-      return prober.dropReplicationSlot(action.argument);
-    case core::ActionKind::kSetSynchronousStandbys:
-      return prober.setSynchronousStandbyNames(action.argument);
-    case core::ActionKind::kRejoin:
-      if (!operations_.available(action.node))
-        return {StatusCode::kFailedPrecondition, "no ssh or local executor for this node"};
-      operations_.startRejoin(action.node, action.peer);
-      return Status::ok();
-  }
-  return {StatusCode::kInternal, "unknown action"};
+  return std::visit(
+      [&](const auto& op) -> Status {
+        using Op = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<Op, core::Promote>) {
+          // Nothing here waits on a host: the old primary's host is often the one that is gone.
+          // Fence at rest runs on its host through the node-operation worker (bounded there), the
+          // fencing hook and pg_promote on the promotion worker; the decision confirms the
+          // promotion by observation.
+          const bool replaces_old = op.replaces && *op.replaces < config_.nodes.size();
+          if (replaces_old) operations_.startFenceAtRest(*op.replaces);
+          return promotions_.start(action.node, replaces_old ? op.replaces : std::nullopt);
+        } else if constexpr (std::is_same_v<Op, core::Fence>) {
+          return prober.fenceReadOnly();
+        } else if constexpr (std::is_same_v<Op, core::Unfence>) {
+          return prober.unfence();
+        } else if constexpr (std::is_same_v<Op, core::UseSlot>) {
+          return prober.useReplicationSlot(op.slot);
+        } else if constexpr (std::is_same_v<Op, core::CreateSlot>) {
+          return prober.createReplicationSlot(op.slot);
+        } else if constexpr (std::is_same_v<Op, core::DropSlot>) {
+          return prober.dropReplicationSlot(op.slot);
+        } else if constexpr (std::is_same_v<Op, core::SetSynchronousStandbys>) {
+          return prober.setSynchronousStandbyNames(op.names);
+        } else {
+          static_assert(std::is_same_v<Op, core::Rejoin>, "every action kind is handled");
+          if (!operations_.available(action.node))
+            return {StatusCode::kFailedPrecondition, "no ssh or local executor for this node"};
+          operations_.startRejoin(action.node, op.follow);
+          return Status::ok();
+        }
+      },
+      action.op);
 }
 
 TickLoop::TickLoop(const config::Config& config, http::SnapshotStore& snapshots,
@@ -263,17 +265,17 @@ void TickLoop::tickOnce(SteadyTime scheduled) {
   logChanges(decision, view);
   for (const auto& action : decision.actions) {
     const std::string node = config_.nodes[action.node].name;
-    const bool routine = action.kind == core::ActionKind::kCreateSlot;
-    log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, core::toString(action.kind),
+    const bool routine = action.kind() == core::ActionKind::kCreateSlot;
+    log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, core::toString(action.kind()),
              action.detail, {{"node", node}});
     settleProbe(action.node);
     const auto action_started = std::chrono::steady_clock::now();
     Status status = executor_->execute(action);
     const auto took = elapsed(action_started, std::chrono::steady_clock::now());
-    const std::string kind = core::toString(action.kind);
+    const std::string kind = core::toString(action.kind());
     // A rejoin or a promotion only starts here; its worker logs how it ends.
     if (status.isOk() &&
-        (action.kind == core::ActionKind::kRejoin || action.kind == core::ActionKind::kPromote))
+        (action.kind() == core::ActionKind::kRejoin || action.kind() == core::ActionKind::kPromote))
       continue;
     if (status.isOk())
       log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, kind + "_done",
@@ -319,11 +321,12 @@ void TickLoop::persist(const core::Decision& decision, WallTime now) {
   persisted_.system_identifier = next.last_primary_system_identifier;
   persisted_.failovers = next.failovers;
   for (const auto& e : decision.events) {
-    HistoryEvent event{now,      e.kind,   e.node,     e.from,      e.to,
-                       e.result, e.reason, e.duration, e.request_id};
+    HistoryEvent event{now,         core::toString(e.kind),   e.node,   e.from,
+                       e.to,        core::toString(e.result), e.reason, e.duration,
+                       e.request_id};
     persisted_.addEvent(std::move(event));
-    log_.info("event", e.kind + " " + e.result + (e.node.empty() ? "" : " on '" + e.node + "'") +
-                           ": " + e.reason);
+    log_.info("event", std::string(core::toString(e.kind)) + " " + core::toString(e.result) +
+                           (e.node.empty() ? "" : " on '" + e.node + "'") + ": " + e.reason);
   }
   if (!decision.events.empty())
     history_json_ = std::make_shared<const std::string>(historyToJson(persisted_.history));
@@ -349,13 +352,14 @@ void TickLoop::logChanges(const core::Decision& decision, const core::ClusterVie
     else if (now.reachable && !was_reachable)
       log_.info("probe_recovered", "node '" + now.name + "' answers again", {{"node", now.name}});
   }
-  if (decision.next.state != previous.state || decision.rule != last_rule_) {
+  const std::string rule = decision.rule ? core::toString(*decision.rule) : "";
+  if (decision.next.state != previous.state || rule != last_rule_) {
     const auto level =
         decision.next.state == core::ClusterState::kHealthy ? LogLevel::kInfo : LogLevel::kWarn;
     log_.log(level, "decision", decision.reason,
-             {{"state", core::toString(decision.next.state)}, {"rule", decision.rule}});
+             {{"state", core::toString(decision.next.state)}, {"rule", rule}});
   }
-  last_rule_ = decision.rule;
+  last_rule_ = rule;
   if (decision.new_veto)
     log_.warn("failover_vetoed", decision.reason, {{"veto", core::toString(*decision.new_veto)}});
   if (decision.failover_completed && decision.next.last_failover) {
