@@ -538,6 +538,9 @@ bool isSplitBrain(const Facts& f) {
 bool notAllProbed(const Facts& f) {
   return !f.all_probed;
 }
+bool unseenPromotion(const Facts& f) {
+  return f.unseen_promotion;
+}
 bool promotionConfirmed(const Facts& f) {
   return f.promotion_confirmed;
 }
@@ -834,11 +837,9 @@ void unfenceSelfFencedPrimary(const Facts& f, Decision& d) {
                              .reason = why});
 }
 
-void clearFailure(const Facts& f, Decision& d) {
+void clearFailure(const Facts&, Decision& d) {
   d.next.veto.reset();
   d.next.promote_attempts = 0;
-  maintainSlots(f, d);
-  maintainSynchronousStandbys(f, d);
 }
 
 void issueRejoin(const Facts& f, Decision& d) {
@@ -852,7 +853,6 @@ void issueRejoin(const Facts& f, Decision& d) {
                            .to = f.node(*f.primary).name,
                            .result = EventResult::kStarted,
                            .reason = f.rejoin_why});
-  maintainSlots(f, d);
 }
 
 void startSwitchover(const Facts& f, Decision& d, std::size_t target, std::uint64_t request_id,
@@ -952,6 +952,34 @@ void tagRequestEvents(const Memory& memory, const ClusterView& view, Decision& d
       e.request_id = d.rule == Rule::kOperatorFailover ? asked : memory.promote_request_id;
     }
   }
+}
+
+// A promotion this process did not see complete: pgfailover was restarted between pg_promote
+// and the tick that confirms it (or a replica was promoted by hand). The cluster moved to a
+// newer timeline; that failover is recorded once, so /history and the failover count stay true.
+void recordUnseenPromotion(const Facts& f, Decision& d) {
+  const auto& m = *f.memory;
+  FailoverRecord record;
+  record.started_at = f.now.wall;
+  record.completed_at = f.now.wall;
+  record.from = f.nameOf(*m.primary);
+  record.to = f.nameOf(*f.primary);
+  record.reason = record.to + " is primary on timeline " +
+                  std::to_string(f.node(*f.primary).timeline) + ", newer than timeline " +
+                  std::to_string(m.last_primary_timeline) + " of " + record.from +
+                  ": a promotion pgfailover did not see complete (restarted during a failover, "
+                  "or promoted outside pgfailover)";
+  d.next.last_failover = record;
+  d.next.failovers = m.failovers + 1;
+  d.failover_completed = true;
+  // A switchover in flight is moot: its target, or another node, is the primary now.
+  d.next.switchover.reset();
+  d.events.push_back(Event{.kind = EventKind::kFailover,
+                           .node = f.node(*f.primary).name,
+                           .from = f.node(*m.primary).name,
+                           .to = f.node(*f.primary).name,
+                           .result = EventResult::kSucceeded,
+                           .reason = record.reason});
 }
 
 void recordVeto(const Facts& f, Decision& d) {
@@ -1094,6 +1122,12 @@ std::string explainRejoin(const Facts& f) {
   return "primary " + f.nameOf(*f.primary) + " commits; rejoining " + f.nameOf(*f.rejoin) + ": " +
          f.rejoin_why;
 }
+std::string explainUnseenPromotion(const Facts& f) {
+  return f.nameOf(*f.primary) + " accepts writes on timeline " +
+         std::to_string(f.node(*f.primary).timeline) + ", newer than timeline " +
+         std::to_string(f.memory->last_primary_timeline) + " of the remembered primary " +
+         f.nameOf(*f.memory->primary) + "; recording the failover pgfailover did not see complete";
+}
 std::string explainPassThrough(const Facts& f) {
   return failingSentence(f) + " ran out; re-checking the candidate before promoting";
 }
@@ -1164,6 +1198,11 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
                             (promoted.reachable && !promoted.in_recovery && promoted.self_fenced);
     f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout;
   }
+  f.unseen_promotion = f.primary && !f.split_brain && memory.primary &&
+                       *memory.primary < nodes.size() && *f.primary != *memory.primary &&
+                       !memory.promoting && memory.last_primary_timeline != 0 &&
+                       nodes[*f.primary].reachable && !nodes[*f.primary].in_recovery &&
+                       nodes[*f.primary].timeline > memory.last_primary_timeline;
 
   // A node that answers "starting up" is coming back by itself (an operator, systemd or a
   // container restarted it): a rejoin now would stop it half-way. It gets the starting-up grace.
@@ -1218,6 +1257,18 @@ const std::vector<Transition>& transitionTable() {
        notAllProbed,
        nullptr,
        explainWaiting},
+      {Rule::kUnseenPromotion,
+       {},
+       S::kDegraded,
+       "no promotion is in flight, and a node other than the remembered primary is out of "
+       "recovery on a newer timeline than the remembered primary's",
+       "record the failover (history, failover count)",
+       "pgfailover was restarted between pg_promote and its confirmation, or a replica was "
+       "promoted by hand: the cluster moved on, and the failover is recorded once; the next "
+       "tick fences, unfences or rejoins as the new cluster needs.",
+       unseenPromotion,
+       recordUnseenPromotion,
+       explainUnseenPromotion},
       {Rule::kPromotionConfirmed,
        {S::kPromoting},
        S::kDegraded,
@@ -1434,6 +1485,31 @@ const std::vector<Transition>& transitionTable() {
   return table;
 }
 
+const std::vector<MaintenanceStep>& maintenanceSteps() {
+  static const std::vector<MaintenanceStep> steps = {
+      {"replication-slots",
+       {Rule::kRejoinNode, Rule::kPrimaryAndReplicaHealthy, Rule::kPrimaryHealthyReplicaNot},
+       "the primary commits, failover.slots is on and the primary's slots were read; only for "
+       "nodes with a host executor",
+       "create the missing slot of each replica on the primary; ask a replica that streams "
+       "around its slot to use it (primary_slot_name, again every 30 s); drop the inactive slot "
+       "of a node unreachable for failover.slot_drop_after_ms",
+       "A slot keeps the WAL a replica still needs, so a rejoin never waits for a re-clone; a "
+       "slot nobody streams from would keep WAL until the primary's disk fills.",
+       maintainSlots},
+      {"synchronous-standbys",
+       {Rule::kPrimaryAndReplicaHealthy, Rule::kPrimaryHealthyReplicaNot},
+       "synchronous.mode is on or strict and the primary commits",
+       "set synchronous_standby_names to the replicas that stream within the lag limit (strict: "
+       "every replica); mode on: after synchronous.standalone_after_ms without one, empty it and "
+       "record that the primary commits alone",
+       "Only a synchronous standby may be promoted without losing acknowledged commits (the "
+       "replica_not_synchronous veto); strict mode never lets the primary commit alone.",
+       maintainSynchronousStandbys},
+  };
+  return steps;
+}
+
 // A node that was down and streams again without a rejoin of pgfailover's came back by
 // itself: its host's start guard, systemd or an operator started it as a standby. That is a
 // rejoin too, recorded with its duration from the last tick it was seen down, so that /history
@@ -1474,7 +1550,10 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   d.next = memory;
 
   // Bookkeeping shared by every row: who the primary is and what it was last seen at.
-  if (!f.split_brain) d.next.primary = f.primary;
+  // Who the primary is, and its position, are remembered from a full view only: a partial one
+  // could hide the remembered primary and make a promotion nobody saw go unrecorded.
+  const bool settled = f.all_probed && !f.split_brain;
+  if (settled) d.next.primary = f.primary;
   if (f.primary_ok) d.next.heartbeat_seen_at = now.steady;
   d.next.streaming_seen_at.resize(view.nodes.size());
   for (std::size_t i = 0; i < view.nodes.size(); ++i)
@@ -1505,7 +1584,7 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   } else {
     d.next.failing_since_wall.reset();
   }
-  if (f.primary && !f.split_brain) {
+  if (f.primary && settled) {
     const auto& primary = view.nodes[*f.primary];
     if (primary.writable()) {
       if (primary.current_lsn) d.next.last_primary_position = primary.current_lsn;
@@ -1524,34 +1603,6 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
         d.next.last_primary_heartbeat = primary.heartbeat_unix_seconds;
       }
     }
-  }
-
-  // A promotion this process did not see complete: pgfailover was restarted between pg_promote
-  // and the tick that confirms it (or a replica was promoted by hand). The cluster moved to a
-  // newer timeline; record that failover once, so /history and the failover count stay true.
-  if (f.primary && !f.split_brain && memory.primary && *memory.primary < view.nodes.size() &&
-      *f.primary != *memory.primary && !memory.promoting && memory.last_primary_timeline != 0 &&
-      view.nodes[*f.primary].reachable && !view.nodes[*f.primary].in_recovery &&
-      view.nodes[*f.primary].timeline > memory.last_primary_timeline) {
-    FailoverRecord record;
-    record.started_at = now.wall;
-    record.completed_at = now.wall;
-    record.from = f.nameOf(*memory.primary);
-    record.to = f.nameOf(*f.primary);
-    record.reason = record.to + " is primary on timeline " +
-                    std::to_string(view.nodes[*f.primary].timeline) + ", newer than timeline " +
-                    std::to_string(memory.last_primary_timeline) + " of " + record.from +
-                    ": a promotion pgfailover did not see complete (restarted during a failover, "
-                    "or promoted outside pgfailover)";
-    d.next.last_failover = record;
-    d.next.failovers = memory.failovers + 1;
-    d.failover_completed = true;
-    d.events.push_back(Event{.kind = EventKind::kFailover,
-                             .node = view.nodes[*f.primary].name,
-                             .from = view.nodes[*memory.primary].name,
-                             .to = view.nodes[*f.primary].name,
-                             .result = EventResult::kSucceeded,
-                             .reason = record.reason});
   }
 
   d.next.unhealthy_since = f.unhealthy_since;
@@ -1587,6 +1638,9 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     if (row.to == S::kPromoting && memory.state != S::kPromoting)
       d.next.last_failover_reason = d.reason;
     if (row.effect) row.effect(f, d);
+    for (const auto& step : maintenanceSteps())
+      if (std::find(step.after.begin(), step.after.end(), row.rule) != step.after.end())
+        step.run(f, d);
     d.next.state = row.to;
     break;
   }
@@ -1710,6 +1764,17 @@ std::string renderStateMachineDoc() {
     if (from.empty()) from = "any";
     out << "| " << index++ << " | `" << toString(row.rule) << "` | " << from << " | " << row.when
         << " | " << toString(row.to) << " | " << row.actions << " | " << row.why << " |\n";
+  }
+  out << "\n## Maintenance after the row\n\n"
+      << "After the row's own actions, these steps run when the row that fired is listed in "
+         "their *after* column, in this order.\n\n"
+      << "| step | after | condition | actions | why |\n|---|---|---|---|---|\n";
+  for (const auto& step : maintenanceSteps()) {
+    std::string after;
+    for (auto rule : step.after)
+      after += (after.empty() ? "`" : ", `") + std::string(toString(rule)) + "`";
+    out << "| `" << step.id << "` | " << after << " | " << step.when << " | " << step.actions
+        << " | " << step.why << " |\n";
   }
   out << "\n## Failover timeouts\n\n"
       << "| evidence from the primary's probe | timeout key | default |\n|---|---|---|\n"

@@ -61,6 +61,9 @@ struct Facts {
   // An issued promotion.
   bool promotion_confirmed = false;  // the candidate is now writable
   bool promotion_overdue = false;    // the promote deadline passed without confirmation
+  // A node other than the remembered primary left recovery on a newer timeline, and no
+  // promotion of pgfailover's is in flight: a promotion it did not see.
+  bool unseen_promotion = false;
 
   // Lifecycle.
   std::vector<bool> healthy_replica;  // per node: streams from the primary within the lag limit
@@ -103,6 +106,19 @@ struct Transition {
 };
 
 const std::vector<Transition>& transitionTable();
+
+// Upkeep that runs after the row that fired, for the rows it lists: replication slots and
+// synchronous_standby_names follow the cluster while it is healthy, apart from any transition.
+struct MaintenanceStep {
+  std::string_view id;
+  std::vector<Rule> after;  // the rows it follows
+  std::string_view when;
+  std::string_view actions;
+  std::string_view why;
+  void (*run)(const Facts&, Decision&);
+};
+
+const std::vector<MaintenanceStep>& maintenanceSteps();
 
 Decision decide(const Memory& memory, const ClusterView& view, Now now, const Policy& policy);
 

@@ -158,6 +158,8 @@ const char* toString(Rule value) {
       return "split-brain";
     case Rule::kWaitForFirstProbe:
       return "wait-for-first-probe";
+    case Rule::kUnseenPromotion:
+      return "unseen-promotion";
     case Rule::kPromotionConfirmed:
       return "promotion-confirmed";
     case Rule::kPromotionAbandoned:

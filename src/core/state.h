@@ -261,6 +261,7 @@ struct Memory {
 enum class Rule {
   kSplitBrain,
   kWaitForFirstProbe,
+  kUnseenPromotion,
   kPromotionConfirmed,
   kPromotionAbandoned,
   kPromotionRetry,

@@ -748,11 +748,16 @@ TEST(SelfFencing, PromotedNodeThatFencedItselfIsConfirmedAndUnfenced) {
   remembered.last_primary_timeline = 1;
   LifecycleStory t;
   t.story().mutableMemory() = remembered;
+  // The first tick records the promotion it did not see complete, the next lifts the fence.
   d = t.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(d.rule, Rule::kUnseenPromotion) << d.reason;
   EXPECT_EQ(d.next.primary, std::optional<std::size_t>(1)) << d.reason;
-  EXPECT_EQ(actionsOf(d, ActionKind::kUnfence).size(), 1u) << d.reason;
   EXPECT_EQ(d.next.failovers, 1u) << "the promotion it did not see complete is recorded";
   EXPECT_TRUE(d.failover_completed);
+  d = t.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(actionsOf(d, ActionKind::kUnfence).size(), 1u) << d.reason;
+  EXPECT_EQ(d.next.failovers, 1u) << "recorded once";
+  EXPECT_FALSE(d.failover_completed);
   // A self-fenced node on the remembered primary's timeline that is not the remembered primary
   // is not adopted (nothing says it was promoted).
   LifecycleStory u;
