@@ -145,7 +145,7 @@ void resolvePrimary(Facts& f) {
     for (auto i : f.writable)
       if (nodes[i].timeline == newest) on_newest.push_back(i);
     if (on_newest.size() > 1) {
-      f.split_brain = true;
+      f.contested = true;
       f.primary = remembered;
       f.primary_basis = "contested";
       return;
@@ -177,7 +177,7 @@ void resolvePrimary(Facts& f) {
     } else {
       // Same timeline as the remembered primary, which we cannot see writable: nothing tells
       // which history is right.
-      f.split_brain = true;
+      f.contested = true;
       f.primary = remembered;
       f.primary_basis = "contested";
     }
@@ -450,7 +450,7 @@ void judgeRequest(Facts& f) {
     f.request_refusal = "unknown target node";
     return;
   }
-  if (f.split_brain) {
+  if (f.contested) {
     f.request_refusal = "more than one node accepts writes; resolve the split brain first";
     return;
   }
@@ -532,8 +532,8 @@ void judgeFailback(Facts& f) {
 
 // ---- conditions (one per row) ----
 
-bool isSplitBrain(const Facts& f) {
-  return f.split_brain;
+bool primaryContested(const Facts& f) {
+  return f.contested;
 }
 bool notAllProbed(const Facts& f) {
   return !f.all_probed;
@@ -1156,13 +1156,13 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
   const auto& nodes = view.nodes;
   f.all_probed = !nodes.empty() &&
                  std::all_of(nodes.begin(), nodes.end(), [](const auto& n) { return n.probed; });
-  for (std::size_t i = 0; i < nodes.size(); ++i)
-    if (nodes[i].writable()) f.writable.push_back(i);
+  f.writable = writableNodes(view);
+  f.split_brain = isSplitBrain(f.writable);
   f.healthy_replica.assign(nodes.size(), false);
 
   resolvePrimary(f);
 
-  if (f.primary && !f.split_brain) {
+  if (f.primary && !f.contested) {
     const auto& primary = nodes[*f.primary];
     f.primary_ok = primary.writable() && (!policy.heartbeat || primary.heartbeat_written);
     f.primary_self_fenced =
@@ -1198,7 +1198,7 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
                             (promoted.reachable && !promoted.in_recovery && promoted.self_fenced);
     f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout;
   }
-  f.unseen_promotion = f.primary && !f.split_brain && memory.primary &&
+  f.unseen_promotion = f.primary && !f.contested && memory.primary &&
                        *memory.primary < nodes.size() && *f.primary != *memory.primary &&
                        !memory.promoting && memory.last_primary_timeline != 0 &&
                        nodes[*f.primary].reachable && !nodes[*f.primary].in_recovery &&
@@ -1219,12 +1219,12 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
   // because it was down while there was nothing to follow.
   f.unhealthy_since.assign(nodes.size(), std::nullopt);
   for (std::size_t i = 0; i < nodes.size(); ++i) {
-    if (!f.primary_ok || (f.primary == i && !f.split_brain) || f.healthy_replica[i]) continue;
+    if (!f.primary_ok || (f.primary == i && !f.contested) || f.healthy_replica[i]) continue;
     f.unhealthy_since[i] = i < memory.unhealthy_since.size() && memory.unhealthy_since[i]
                                ? memory.unhealthy_since[i]
                                : now.steady;
   }
-  if (f.primary && !f.split_brain) {
+  if (f.primary && !f.contested) {
     chooseRejoin(f);
     judgeSwitchover(f);
     judgeRequest(f);
@@ -1245,7 +1245,7 @@ const std::vector<Transition>& transitionTable() {
        "none; alert (split-brain gauge)",
        "Nothing tells which history is right: fencing the wrong node loses data and promoting "
        "makes it worse, so an operator decides.",
-       isSplitBrain,
+       primaryContested,
        nullptr,
        explainSplitBrain},
       {Rule::kWaitForFirstProbe,
@@ -1522,7 +1522,7 @@ void trackReturns(const Facts& f, const std::vector<bool>& rejoined_by_us, Decis
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const NodeObservation& node = nodes[i];
     const NodeOperation* op = f.view->operation(i);
-    if ((f.primary == i && !f.split_brain) || rejoined_by_us[i]) {
+    if ((f.primary == i && !f.contested) || rejoined_by_us[i]) {
       away[i].reset();
     } else if (!node.reachable && node.failure != ProbeFailure::kStartingUp) {
       away[i] = f.now.steady;
@@ -1552,7 +1552,7 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   // Bookkeeping shared by every row: who the primary is and what it was last seen at.
   // Who the primary is, and its position, are remembered from a full view only: a partial one
   // could hide the remembered primary and make a promotion nobody saw go unrecorded.
-  const bool settled = f.all_probed && !f.split_brain;
+  const bool settled = f.all_probed && !f.contested;
   if (settled) d.next.primary = f.primary;
   if (f.primary_ok) d.next.heartbeat_seen_at = now.steady;
   d.next.streaming_seen_at.resize(view.nodes.size());
@@ -1686,9 +1686,7 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
   if (m.state == S::kSwitchingOver || m.state == S::kPromoting) s.switchover = m.switchover;
   s.ready = !view.nodes.empty() && std::all_of(view.nodes.begin(), view.nodes.end(),
                                                [](const auto& n) { return n.probed; });
-  std::size_t writable = 0;
-  for (const auto& n : view.nodes) writable += n.writable() ? 1 : 0;
-  s.split_brain = writable > 1;
+  s.split_brain = isSplitBrain(writableNodes(view));
 
   if (m.failing_since && m.primary && m.primary < view.nodes.size() &&
       (m.state == S::kPrimaryFailing || m.state == S::kFailoverVetoed)) {

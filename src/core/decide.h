@@ -32,7 +32,11 @@ struct Facts {
   // The node believed primary after this tick's evidence, and how it was concluded.
   std::optional<std::size_t> primary;
   std::string primary_basis;  // "remembered", "only writable node", "newest timeline", ...
-  bool split_brain = false;   // two writable nodes on the same newest timeline
+  bool split_brain = false;   // isSplitBrain(writable)
+  // Nothing tells which node is the primary: two writable nodes on the same newest timeline, or
+  // a writable node on the timeline of the remembered primary, which is not writable. The
+  // split-brain row; a split brain the timelines resolve is fenced instead.
+  bool contested = false;
   std::vector<std::size_t> stale_writable;  // writable nodes on an older timeline than primary
 
   bool primary_ok = false;  // reachable, writable, and (heartbeat on) committed this tick
