@@ -3,8 +3,11 @@
 // happen here, so every transition is unit-tested with a fake clock.
 //
 // The behaviour is one ordered table of transitions (transitionTable()); decide() evaluates the
-// facts of the tick once, then fires the first row whose source state and condition match.
-// docs/state-machine.md is generated from the same table (`pgfailover print-states`).
+// facts of the tick once, then fires the first row whose source state and condition match, then
+// the maintenance steps that follow that row. docs/state-machine.md is generated from the same
+// table (`pgfailover print-states`). One file per phase: facts.cc (what the tick establishes),
+// table.cc (the rows, their conditions and sentences) with effects.cc (what the rows do),
+// decide.cc (the driver), snapshot.cc (what is published), state_machine_doc.cc (the document).
 #pragma once
 
 #include <optional>
