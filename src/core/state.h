@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/failover_settings.h"
 #include "common/lsn.h"
 #include "common/time.h"
 #include "core/observation.h"
@@ -56,26 +57,21 @@ enum class VetoReason {
 };
 const char* toString(VetoReason reason);
 
-// Synchronous replication managed by pgfailover (synchronous_standby_names on the primary).
-enum class SyncMode {
-  kOff,     // asynchronous: failover may lose what the replica had not received (bounded by lag)
-  kOn,      // commits wait for the replica; alone after `standalone_after` without one
-  kStrict,  // commits always wait for a replica; never alone
-};
+using ::pgfailover::SyncMode;
 const char* toString(SyncMode mode);
 
 struct Policy {
-  Millis confirmed_down_timeout{3000};
-  Millis unresponsive_timeout{10000};
+  Millis confirmed_down_timeout{failover_defaults::kConfirmedDownTimeout};
+  Millis unresponsive_timeout{failover_defaults::kUnresponsiveTimeout};
   // Silence from a primary whose host does not answer ICMP either, with the lease on (the
   // lease, held back by holdForTheLease, makes sure its guard fenced it if it still runs).
-  Millis host_lost_timeout{5000};
+  Millis host_lost_timeout{failover_defaults::kHostLostTimeout};
   bool icmp = false;  // the probe pings each node's host (probe.icmp)
-  Millis starting_up_grace{30000};
-  Millis replica_silence{5000};
-  std::uint64_t max_lag_bytes = 16ull * 1024 * 1024;
-  Millis promote_timeout{10000};
-  int promote_attempts = 3;
+  Millis starting_up_grace{failover_defaults::kStartingUpGrace};
+  Millis replica_silence{failover_defaults::kReplicaSilence};
+  std::uint64_t max_lag_bytes = failover_defaults::kMaxLagBytes;
+  Millis promote_timeout{failover_defaults::kPromoteTimeout};
+  int promote_attempts = failover_defaults::kPromoteAttempts;
   bool heartbeat = true;
   // The lease the heartbeat grants the primary (0: none). No promotion before the lease pgfailover
   // last renewed, and the replicas' vouching for the old primary, have run out.
@@ -83,17 +79,22 @@ struct Policy {
 
   // Lifecycle: rejoin a node that is not a healthy replica (needs a host executor).
   bool rejoin = true;
-  Millis rejoin_grace{5000};            // a replica may be down or not streaming this long first
-  Millis rejoin_retry_interval{30000};  // after a failed rejoin
-  Millis switchover_timeout{30000};     // for the target to catch up with the fenced primary
-  bool slots = true;                    // keep a physical slot per replica on the primary
-  Millis slot_drop_after{3600000};      // drop the slot of a node gone this long
-  std::vector<std::string> slot_names;  // per node: the slot it streams from
-  bool failback = false;                // return the primary role to `preferred`
+  Millis rejoin_grace{
+      failover_defaults::kRejoinGrace};  // a replica may be down or not streaming this long first
+  Millis rejoin_retry_interval{failover_defaults::kRejoinRetryInterval};  // after a failed rejoin
+  Millis switchover_timeout{
+      failover_defaults::kSwitchoverTimeout};  // for the target to catch up with the fenced primary
+  bool slots = true;                           // keep a physical slot per replica on the primary
+  Millis slot_drop_after{
+      failover_defaults::kSlotDropAfter};  // drop the slot of a node gone this long
+  std::vector<std::string> slot_names;     // per node: the slot it streams from
+  bool failback = false;                   // return the primary role to `preferred`
   std::optional<std::size_t> preferred;
-  Millis failback_delay{30000};  // healthy and caught up this long before failing back
+  Millis failback_delay{
+      failover_defaults::kFailbackDelay};  // healthy and caught up this long before failing back
   SyncMode sync_mode = SyncMode::kOff;
-  Millis standalone_after{10000};  // kOn: how long commits wait for a replica that is gone
+  Millis standalone_after{failover_defaults::kStandaloneAfter};  // kOn: how long commits wait for a
+                                                                 // replica that is gone
 };
 
 // What the decision asks the runtime to do, one small struct per kind. The node an action runs

@@ -1,5 +1,6 @@
 // docs/state-machine.md, generated from the transition table and the maintenance steps.
 #include <sstream>
+#include <string>
 
 #include "core/decide.h"
 
@@ -48,17 +49,23 @@ std::string renderStateMachineDoc() {
     out << "| `" << step.id << "` | " << after << " | " << step.when << " | " << step.actions
         << " | " << step.why << " |\n";
   }
+  namespace defaults = failover_defaults;
+  auto ms = [](Millis value) { return std::to_string(value.count()); };
   out << "\n## Failover timeouts\n\n"
       << "| evidence from the primary's probe | timeout key | default |\n|---|---|---|\n"
       << "| connection refused, reset or closed by the server (proof it is down) | "
-         "`failover.confirmed_down_timeout_ms` | 3000 |\n"
+         "`failover.confirmed_down_timeout_ms` | "
+      << ms(defaults::kConfirmedDownTimeout) << " |\n"
       << "| silence: probe deadline expired, no route, rejected, cannot commit | "
-         "`failover.unresponsive_timeout_ms` | 10000 |\n"
+         "`failover.unresponsive_timeout_ms` | "
+      << ms(defaults::kUnresponsiveTimeout) << " |\n"
       << "| a lost host: silence (deadline expired, no route), and the host does not answer "
          "ICMP either (`probe.icmp` on), with the lease on (`probe.primary_lease_ms` > 0) | "
-         "`failover.host_lost_timeout_ms` | 5000 |\n"
+         "`failover.host_lost_timeout_ms` | "
+      << ms(defaults::kHostLostTimeout) << " |\n"
       << "| \"the database system is starting up / shutting down / in recovery\" | "
-         "`failover.starting_up_grace_ms` | 30000 |\n\n"
+         "`failover.starting_up_grace_ms` | "
+      << ms(defaults::kStartingUpGrace) << " |\n\n"
       << "The timer starts at the first failed probe and runs while every probe fails; the "
          "timeout that applies is the one for the latest evidence. The replica confirms it "
          "lost the primary when its WAL receiver is not streaming, or it heard nothing for "

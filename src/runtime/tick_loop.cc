@@ -35,17 +35,7 @@ core::Policy policyFromConfig(const config::Config& config) {
   for (std::size_t i = 0; i < config.nodes.size(); ++i)
     if (config.nodes[i].name == f.preferred_node) policy.preferred = i;
   if (!policy.preferred && !config.nodes.empty()) policy.preferred = 0;
-  switch (config.synchronous.mode) {
-    case config::SyncMode::kOff:
-      policy.sync_mode = core::SyncMode::kOff;
-      break;
-    case config::SyncMode::kOn:
-      policy.sync_mode = core::SyncMode::kOn;
-      break;
-    case config::SyncMode::kStrict:
-      policy.sync_mode = core::SyncMode::kStrict;
-      break;
-  }
+  policy.sync_mode = config.synchronous.mode;
   policy.standalone_after = config.synchronous.standalone_after;
   return policy;
 }
