@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/failover_settings.h"
 #include "common/secret.h"
 #include "common/time.h"
 
@@ -79,14 +80,14 @@ struct ReplicationConfig {
   std::string sslmode = "prefer";
   std::string sslrootcert;
   bool slots = true;
-  Millis slot_drop_after{3600000};
+  Millis slot_drop_after{failover_defaults::kSlotDropAfter};
 };
 
-enum class SyncMode { kOff, kOn, kStrict };
+using ::pgfailover::SyncMode;
 
 struct SynchronousConfig {
   SyncMode mode = SyncMode::kOff;
-  Millis standalone_after{10000};
+  Millis standalone_after{failover_defaults::kStandaloneAfter};
 };
 
 struct AdminConfig {
@@ -111,34 +112,34 @@ struct ProbeConfig {
 
 struct FailoverConfig {
   // Timeout when pgfailover has proof the primary is down (connection refused or reset).
-  Millis confirmed_down_timeout{3000};
+  Millis confirmed_down_timeout{failover_defaults::kConfirmedDownTimeout};
   // Timeout when the primary is merely silent (probe deadlines expire, no route).
-  Millis unresponsive_timeout{10000};
+  Millis unresponsive_timeout{failover_defaults::kUnresponsiveTimeout};
   // Timeout when the primary is silent and its host is lost: it does not answer ICMP either
   // (probe.icmp), and the lease is on, so that by the time it runs out the old primary's guard
   // has fenced it if it still runs anywhere. The replica must have lost it too, as always.
   // Never longer than unresponsive_timeout.
-  Millis host_lost_timeout{5000};
+  Millis host_lost_timeout{failover_defaults::kHostLostTimeout};
   // Grace while the primary says it is starting up, shutting down or recovering.
-  Millis starting_up_grace{30000};
+  Millis starting_up_grace{failover_defaults::kStartingUpGrace};
   // The replica counts as having lost the primary once it heard nothing for this long (or its
   // WAL receiver stopped). The effective value is never below half its wal_receiver_timeout
   // plus one second, since a healthy idle stream can be that quiet.
-  Millis replica_silence{5000};
-  std::uint64_t max_lag_bytes = 16ull * 1024 * 1024;
+  Millis replica_silence{failover_defaults::kReplicaSilence};
+  std::uint64_t max_lag_bytes = failover_defaults::kMaxLagBytes;
   // pg_promote(wait => true, wait_seconds => this).
-  Millis promote_timeout{10000};
-  int promote_attempts = 3;
+  Millis promote_timeout{failover_defaults::kPromoteTimeout};
+  int promote_attempts = failover_defaults::kPromoteAttempts;
 
   // Lifecycle.
   bool rejoin = true;
-  Millis rejoin_grace{5000};
-  Millis rejoin_retry_interval{30000};
+  Millis rejoin_grace{failover_defaults::kRejoinGrace};
+  Millis rejoin_retry_interval{failover_defaults::kRejoinRetryInterval};
   Millis rejoin_timeout{600000};
-  Millis switchover_timeout{30000};
+  Millis switchover_timeout{failover_defaults::kSwitchoverTimeout};
   bool failback = false;
   std::string preferred_node;  // default: the first node
-  Millis failback_delay{30000};
+  Millis failback_delay{failover_defaults::kFailbackDelay};
   // STONITH-style command run on pgfailover's host before every failover promotion; a non-zero
   // exit cancels that promotion attempt. Environment: PGFAILOVER_OLD_PRIMARY,
   // PGFAILOVER_NEW_PRIMARY.

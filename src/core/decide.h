@@ -3,8 +3,11 @@
 // happen here, so every transition is unit-tested with a fake clock.
 //
 // The behaviour is one ordered table of transitions (transitionTable()); decide() evaluates the
-// facts of the tick once, then fires the first row whose source state and condition match.
-// docs/state-machine.md is generated from the same table (`pgfailover print-states`).
+// facts of the tick once, then fires the first row whose source state and condition match, then
+// the maintenance steps that follow that row. docs/state-machine.md is generated from the same
+// table (`pgfailover print-states`). One file per phase: facts.cc (what the tick establishes),
+// table.cc (the rows, their conditions and sentences) with effects.cc (what the rows do),
+// decide.cc (the driver), snapshot.cc (what is published), state_machine_doc.cc (the document).
 #pragma once
 
 #include <optional>
@@ -32,7 +35,11 @@ struct Facts {
   // The node believed primary after this tick's evidence, and how it was concluded.
   std::optional<std::size_t> primary;
   std::string primary_basis;  // "remembered", "only writable node", "newest timeline", ...
-  bool split_brain = false;   // two writable nodes on the same newest timeline
+  bool split_brain = false;   // isSplitBrain(writable)
+  // Nothing tells which node is the primary: two writable nodes on the same newest timeline, or
+  // a writable node on the timeline of the remembered primary, which is not writable. The
+  // split-brain row; a split brain the timelines resolve is fenced instead.
+  bool contested = false;
   std::vector<std::size_t> stale_writable;  // writable nodes on an older timeline than primary
 
   bool primary_ok = false;  // reachable, writable, and (heartbeat on) committed this tick
@@ -61,6 +68,9 @@ struct Facts {
   // An issued promotion.
   bool promotion_confirmed = false;  // the candidate is now writable
   bool promotion_overdue = false;    // the promote deadline passed without confirmation
+  // A node other than the remembered primary left recovery on a newer timeline, and no
+  // promotion of pgfailover's is in flight: a promotion it did not see.
+  bool unseen_promotion = false;
 
   // Lifecycle.
   std::vector<bool> healthy_replica;  // per node: streams from the primary within the lag limit
@@ -90,7 +100,7 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
 
 // One row of the table. `from` lists the states the row applies in (empty = every state).
 struct Transition {
-  std::string_view id;
+  Rule rule;
   std::vector<ClusterState> from;
   ClusterState to;
   std::string_view when;     // the condition, in words (for the document)
@@ -103,6 +113,19 @@ struct Transition {
 };
 
 const std::vector<Transition>& transitionTable();
+
+// Upkeep that runs after the row that fired, for the rows it lists: replication slots and
+// synchronous_standby_names follow the cluster while it is healthy, apart from any transition.
+struct MaintenanceStep {
+  std::string_view id;
+  std::vector<Rule> after;  // the rows it follows
+  std::string_view when;
+  std::string_view actions;
+  std::string_view why;
+  void (*run)(const Facts&, Decision&);
+};
+
+const std::vector<MaintenanceStep>& maintenanceSteps();
 
 Decision decide(const Memory& memory, const ClusterView& view, Now now, const Policy& policy);
 

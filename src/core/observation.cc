@@ -39,4 +39,11 @@ std::optional<Lsn> NodeObservation::position() const {
   return receive_lsn ? receive_lsn : replay_lsn;
 }
 
+std::vector<std::size_t> writableNodes(const ClusterView& view) {
+  std::vector<std::size_t> writable;
+  for (std::size_t i = 0; i < view.nodes.size(); ++i)
+    if (view.nodes[i].writable()) writable.push_back(i);
+  return writable;
+}
+
 }  // namespace pgfailover::core

@@ -161,4 +161,15 @@ struct ClusterView {
   }
 };
 
+// The nodes that accept writes (reachable, out of recovery, not read-only), in configuration
+// order.
+std::vector<std::size_t> writableNodes(const ClusterView& view);
+
+// Split brain: more than one node accepts writes. The one definition, for the decision, /status,
+// the health checks and the metric; whether the timelines tell which node is the primary (the
+// other is fenced) is the decision's (Facts::contested).
+inline bool isSplitBrain(const std::vector<std::size_t>& writable) {
+  return writable.size() > 1;
+}
+
 }  // namespace pgfailover::core

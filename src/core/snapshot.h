@@ -45,7 +45,7 @@ struct Snapshot {
   std::optional<RunningTimeout> timeout;
   std::optional<VetoReason> veto;
   std::optional<FailoverRecord> last_failover;
-  bool split_brain = false;  // more than one writable node seen this tick
+  bool split_brain = false;  // isSplitBrain: more than one writable node seen this tick
   std::vector<NodeSnapshot> nodes;
   // Running node operations (rejoin), one per node; empty when none is configured.
   std::vector<NodeOperation> operations;

@@ -112,4 +112,98 @@ const char* toString(ActionKind kind) {
   return "unknown";
 }
 
+const char* toString(EventKind value) {
+  switch (value) {
+    case EventKind::kFailover:
+      return "failover";
+    case EventKind::kSwitchover:
+      return "switchover";
+    case EventKind::kFence:
+      return "fence";
+    case EventKind::kUnfence:
+      return "unfence";
+    case EventKind::kRejoin:
+      return "rejoin";
+    case EventKind::kRequest:
+      return "request";
+    case EventKind::kSynchronous:
+      return "synchronous";
+    case EventKind::kSlotDropped:
+      return "slot_dropped";
+  }
+  return "unknown";
+}
+
+const char* toString(EventResult value) {
+  switch (value) {
+    case EventResult::kSucceeded:
+      return "succeeded";
+    case EventResult::kFailed:
+      return "failed";
+    case EventResult::kStarted:
+      return "started";
+    case EventResult::kRefused:
+      return "refused";
+    case EventResult::kStandalone:
+      return "standalone";
+    case EventResult::kHostUnreachable:
+      return "host_unreachable";
+  }
+  return "unknown";
+}
+
+const char* toString(Rule value) {
+  switch (value) {
+    case Rule::kSplitBrain:
+      return "split-brain";
+    case Rule::kWaitForFirstProbe:
+      return "wait-for-first-probe";
+    case Rule::kUnseenPromotion:
+      return "unseen-promotion";
+    case Rule::kPromotionConfirmed:
+      return "promotion-confirmed";
+    case Rule::kPromotionAbandoned:
+      return "promotion-abandoned";
+    case Rule::kPromotionRetry:
+      return "promotion-retry";
+    case Rule::kPromotionGaveUp:
+      return "promotion-gave-up";
+    case Rule::kPromotionPending:
+      return "promotion-pending";
+    case Rule::kSwitchoverPromote:
+      return "switchover-promote";
+    case Rule::kSwitchoverAborted:
+      return "switchover-aborted";
+    case Rule::kSwitchoverWaiting:
+      return "switchover-waiting";
+    case Rule::kUnfenceSelfFencedPrimary:
+      return "unfence-self-fenced-primary";
+    case Rule::kFenceStaleWritable:
+      return "fence-stale-writable";
+    case Rule::kOperatorFailover:
+      return "operator-failover";
+    case Rule::kOperatorSwitchover:
+      return "operator-switchover";
+    case Rule::kFailback:
+      return "failback";
+    case Rule::kNoPrimary:
+      return "no-primary";
+    case Rule::kRejoinNode:
+      return "rejoin-node";
+    case Rule::kPrimaryAndReplicaHealthy:
+      return "primary-and-replica-healthy";
+    case Rule::kPrimaryHealthyReplicaNot:
+      return "primary-healthy-replica-not";
+    case Rule::kPrimaryFailing:
+      return "primary-failing";
+    case Rule::kFailoverVetoed:
+      return "failover-vetoed";
+    case Rule::kPromoteReplica:
+      return "promote-replica";
+    case Rule::kTimeoutRanOutElsewhere:
+      return "timeout-ran-out-elsewhere";
+  }
+  return "unknown";
+}
+
 }  // namespace pgfailover::core

@@ -7,8 +7,10 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include "common/failover_settings.h"
 #include "common/lsn.h"
 #include "common/time.h"
 #include "core/observation.h"
@@ -55,26 +57,21 @@ enum class VetoReason {
 };
 const char* toString(VetoReason reason);
 
-// Synchronous replication managed by pgfailover (synchronous_standby_names on the primary).
-enum class SyncMode {
-  kOff,     // asynchronous: failover may lose what the replica had not received (bounded by lag)
-  kOn,      // commits wait for the replica; alone after `standalone_after` without one
-  kStrict,  // commits always wait for a replica; never alone
-};
+using ::pgfailover::SyncMode;
 const char* toString(SyncMode mode);
 
 struct Policy {
-  Millis confirmed_down_timeout{3000};
-  Millis unresponsive_timeout{10000};
+  Millis confirmed_down_timeout{failover_defaults::kConfirmedDownTimeout};
+  Millis unresponsive_timeout{failover_defaults::kUnresponsiveTimeout};
   // Silence from a primary whose host does not answer ICMP either, with the lease on (the
   // lease, held back by holdForTheLease, makes sure its guard fenced it if it still runs).
-  Millis host_lost_timeout{5000};
+  Millis host_lost_timeout{failover_defaults::kHostLostTimeout};
   bool icmp = false;  // the probe pings each node's host (probe.icmp)
-  Millis starting_up_grace{30000};
-  Millis replica_silence{5000};
-  std::uint64_t max_lag_bytes = 16ull * 1024 * 1024;
-  Millis promote_timeout{10000};
-  int promote_attempts = 3;
+  Millis starting_up_grace{failover_defaults::kStartingUpGrace};
+  Millis replica_silence{failover_defaults::kReplicaSilence};
+  std::uint64_t max_lag_bytes = failover_defaults::kMaxLagBytes;
+  Millis promote_timeout{failover_defaults::kPromoteTimeout};
+  int promote_attempts = failover_defaults::kPromoteAttempts;
   bool heartbeat = true;
   // The lease the heartbeat grants the primary (0: none). No promotion before the lease pgfailover
   // last renewed, and the replicas' vouching for the old primary, have run out.
@@ -82,19 +79,51 @@ struct Policy {
 
   // Lifecycle: rejoin a node that is not a healthy replica (needs a host executor).
   bool rejoin = true;
-  Millis rejoin_grace{5000};            // a replica may be down or not streaming this long first
-  Millis rejoin_retry_interval{30000};  // after a failed rejoin
-  Millis switchover_timeout{30000};     // for the target to catch up with the fenced primary
-  bool slots = true;                    // keep a physical slot per replica on the primary
-  Millis slot_drop_after{3600000};      // drop the slot of a node gone this long
-  std::vector<std::string> slot_names;  // per node: the slot it streams from
-  bool failback = false;                // return the primary role to `preferred`
+  Millis rejoin_grace{
+      failover_defaults::kRejoinGrace};  // a replica may be down or not streaming this long first
+  Millis rejoin_retry_interval{failover_defaults::kRejoinRetryInterval};  // after a failed rejoin
+  Millis switchover_timeout{
+      failover_defaults::kSwitchoverTimeout};  // for the target to catch up with the fenced primary
+  bool slots = true;                           // keep a physical slot per replica on the primary
+  Millis slot_drop_after{
+      failover_defaults::kSlotDropAfter};  // drop the slot of a node gone this long
+  std::vector<std::string> slot_names;     // per node: the slot it streams from
+  bool failback = false;                   // return the primary role to `preferred`
   std::optional<std::size_t> preferred;
-  Millis failback_delay{30000};  // healthy and caught up this long before failing back
+  Millis failback_delay{
+      failover_defaults::kFailbackDelay};  // healthy and caught up this long before failing back
   SyncMode sync_mode = SyncMode::kOff;
-  Millis standalone_after{10000};  // kOn: how long commits wait for a replica that is gone
+  Millis standalone_after{failover_defaults::kStandaloneAfter};  // kOn: how long commits wait for a
+                                                                 // replica that is gone
 };
 
+// What the decision asks the runtime to do, one small struct per kind. The node an action runs
+// on is Action::node; these carry only what that kind needs beyond it.
+struct Promote {
+  // The primary this promotion replaces: the runtime fences it at rest and runs the fencing hook
+  // for it. None for a switchover, which fenced the old primary already.
+  std::optional<std::size_t> replaces;
+};
+struct Fence {};
+struct Unfence {};
+struct Rejoin {
+  std::size_t follow = 0;  // the primary to follow
+};
+struct CreateSlot {
+  std::string slot;  // on Action::node, the primary
+};
+struct DropSlot {
+  std::string slot;
+};
+struct SetSynchronousStandbys {
+  std::string names;  // the whole value of synchronous_standby_names; empty: none
+};
+// Make a replica stream from its slot (primary_slot_name on the replica).
+struct UseSlot {
+  std::string slot;
+};
+
+// One name per alternative of Action::Op, in the same order (logs, metrics and tests count by it).
 enum class ActionKind {
   kPromote,
   kFence,
@@ -103,41 +132,55 @@ enum class ActionKind {
   kCreateSlot,
   kDropSlot,
   kSetSynchronousStandbys,
-  kUseSlot,  // make a replica stream from its slot (primary_slot_name on the replica)
+  kUseSlot,
 };
 const char* toString(ActionKind kind);
 
 struct Action {
-  Action(ActionKind kind_, std::size_t node_, std::string detail_)
-      : kind(kind_), node(node_), detail(std::move(detail_)) {}
-  ActionKind kind;
-  std::size_t node;  // index into the configured nodes
-  std::string detail;
-  std::string argument;  // kCreateSlot / kDropSlot: the slot; kRejoin: the primary's index
-  std::size_t peer = 0;  // kRejoin: the node to follow
+  using Op = std::variant<Promote, Fence, Unfence, Rejoin, CreateSlot, DropSlot,
+                          SetSynchronousStandbys, UseSlot>;
+  std::size_t node = 0;  // index into the configured nodes
+  std::string detail;    // why, in a sentence for the log
+  Op op;
+
+  ActionKind kind() const { return static_cast<ActionKind>(op.index()); }
+  template <typename T>
+  const T* as() const {
+    return std::get_if<T>(&op);
+  }
 };
+static_assert(std::variant_size_v<Action::Op> ==
+              static_cast<std::size_t>(ActionKind::kUseSlot) + 1);
+
+enum class EventKind {
+  kFailover,
+  kSwitchover,
+  kFence,
+  kUnfence,
+  kRejoin,
+  kRequest,      // an operator request, refused
+  kSynchronous,  // synchronous replication changed mode
+  kSlotDropped,
+};
+const char* toString(EventKind kind);
+
+enum class EventResult { kSucceeded, kFailed, kStarted, kRefused, kStandalone, kHostUnreachable };
+const char* toString(EventResult result);
 
 // Something worth remembering that happened this tick, for GET /history and the state file.
+// Built with designated initialisers; every member has a default so that only what matters is
+// named.
 struct Event {
-  Event(std::string kind_, std::string node_, std::string from_, std::string to_,
-        std::string result_, std::string reason_, Millis duration_ = {}, std::string method_ = {})
-      : kind(std::move(kind_)),
-        node(std::move(node_)),
-        from(std::move(from_)),
-        to(std::move(to_)),
-        result(std::move(result_)),
-        reason(std::move(reason_)),
-        duration(duration_),
-        method(std::move(method_)) {}
-  std::string kind;  // "failover", "switchover", "fence", "rejoin", "promote", "request"
-  std::string node;
-  std::string from;
-  std::string to;
-  std::string result;  // "succeeded", "failed", "started", "refused"
-  std::string reason;
+  EventKind kind = EventKind::kFailover;
+  std::string node{};
+  std::string from{};
+  std::string to{};
+  EventResult result = EventResult::kStarted;
+  std::string reason{};
   Millis duration{0};
-  // rejoin: "restart", "follow", "rewind" or "clone" (pgfailover's), "host_start" (came back by itself)
-  std::string method;
+  // rejoin: "restart", "follow", "rewind" or "clone" (pgfailover's), "host_start" (came back by
+  // itself)
+  std::string method{};
   // The operator request (AdminRequest::id) this event carries out or refuses; 0 for none.
   std::uint64_t request_id = 0;
 };
@@ -215,12 +258,42 @@ struct Memory {
   std::optional<std::size_t> synchronous_standby;
 };
 
+// The rows of the transition table (transitionTable()), by name.
+enum class Rule {
+  kSplitBrain,
+  kWaitForFirstProbe,
+  kUnseenPromotion,
+  kPromotionConfirmed,
+  kPromotionAbandoned,
+  kPromotionRetry,
+  kPromotionGaveUp,
+  kPromotionPending,
+  kSwitchoverPromote,
+  kSwitchoverAborted,
+  kSwitchoverWaiting,
+  kUnfenceSelfFencedPrimary,
+  kFenceStaleWritable,
+  kOperatorFailover,
+  kOperatorSwitchover,
+  kFailback,
+  kNoPrimary,
+  kRejoinNode,
+  kPrimaryAndReplicaHealthy,
+  kPrimaryHealthyReplicaNot,
+  kPrimaryFailing,
+  kFailoverVetoed,
+  kPromoteReplica,
+  kTimeoutRanOutElsewhere,
+};
+// The row's id as the document, the logs and GET /status show it ("promote-replica").
+const char* toString(Rule rule);
+
 // The next state, what to do, and a sentence a DBA can read.
 struct Decision {
   Memory next;
   std::vector<Action> actions;
   std::string reason;
-  std::string rule;  // id of the transition-table row that fired
+  std::optional<Rule> rule;  // the transition-table row that fired
   // Set when this tick started a veto (counted once per veto, not once per tick).
   std::optional<VetoReason> new_veto;
   // Set on the tick a failover completes.

@@ -275,12 +275,14 @@ void Metrics::recordDecision(const core::Decision& decision) {
   if (decision.failover_failed) recordFailover(false);
   std::lock_guard lock(mutex_);
   for (const auto& event : decision.events) {
-    const bool finished =
-        event.result == kSucceeded || event.result == kFailed || event.result == kHostUnreachable;
-    if (event.kind == "rejoin" && finished) {
+    const std::string result = core::toString(event.result);
+    const bool finished = event.result == core::EventResult::kSucceeded ||
+                          event.result == core::EventResult::kFailed ||
+                          event.result == core::EventResult::kHostUnreachable;
+    if (event.kind == core::EventKind::kRejoin && finished) {
       const std::string method = event.method.empty() ? "none" : event.method;
-      rejoins_.Add({{"method", method}, {"result", event.result}}).Increment();
-      if (event.result == kSucceeded) {
+      rejoins_.Add({{"method", method}, {"result", result}}).Increment();
+      if (event.result == core::EventResult::kSucceeded) {
         // One series per node: the method of the last one is a label of its own gauge value.
         for (const char* other : kRejoinMethods)
           if (other != method &&
@@ -290,8 +292,8 @@ void Metrics::recordDecision(const core::Decision& decision) {
         last_rejoin_duration_.Add({{"node", event.node}, {"method", method}})
             .Set(seconds(event.duration));
       }
-    } else if (event.kind == "switchover" && finished) {
-      switchovers_.Add({{"result", event.result}}).Increment();
+    } else if (event.kind == core::EventKind::kSwitchover && finished) {
+      switchovers_.Add({{"result", result}}).Increment();
     }
   }
 }

@@ -58,17 +58,7 @@ core::Policy policyFromConfig(const config::Config& config) {
   for (std::size_t i = 0; i < config.nodes.size(); ++i)
     if (config.nodes[i].name == f.preferred_node) policy.preferred = i;
   if (!policy.preferred && !config.nodes.empty()) policy.preferred = 0;
-  switch (config.synchronous.mode) {
-    case config::SyncMode::kOff:
-      policy.sync_mode = core::SyncMode::kOff;
-      break;
-    case config::SyncMode::kOn:
-      policy.sync_mode = core::SyncMode::kOn;
-      break;
-    case config::SyncMode::kStrict:
-      policy.sync_mode = core::SyncMode::kStrict;
-      break;
-  }
+  policy.sync_mode = config.synchronous.mode;
   policy.standalone_after = config.synchronous.standalone_after;
   return policy;
 }
@@ -295,8 +285,8 @@ void TickLoop::tick(SteadyTime scheduled) {
 void TickLoop::act(const core::Decision& decision) {
   for (const auto& action : decision.actions) {
     const std::string node = config_.nodes[action.node].name;
-    const bool routine = action.kind == core::ActionKind::kCreateSlot;
-    log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, core::toString(action.kind),
+    const bool routine = action.kind() == core::ActionKind::kCreateSlot;
+    log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, core::toString(action.kind()),
              action.detail, {{"node", node}});
     const auto action_started = clock_->steady();
     Status status;
@@ -312,10 +302,10 @@ void TickLoop::act(const core::Decision& decision) {
       }
     }
     const auto took = elapsed(action_started, clock_->steady());
-    const std::string kind = core::toString(action.kind);
+    const std::string kind = core::toString(action.kind());
     // A rejoin or a promotion only starts here; its worker logs how it ends.
     if (status.isOk() &&
-        (action.kind == core::ActionKind::kRejoin || action.kind == core::ActionKind::kPromote))
+        (action.kind() == core::ActionKind::kRejoin || action.kind() == core::ActionKind::kPromote))
       continue;
     if (status.isOk())
       log_.log(routine ? LogLevel::kInfo : LogLevel::kWarn, kind + "_done",
@@ -361,11 +351,12 @@ void TickLoop::persist(const core::Decision& decision, WallTime now) {
   persisted_.system_identifier = next.last_primary_system_identifier;
   persisted_.failovers = next.failovers;
   for (const auto& e : decision.events) {
-    HistoryEvent event{now,      e.kind,   e.node,     e.from,      e.to,
-                       e.result, e.reason, e.duration, e.request_id};
+    HistoryEvent event{now,         core::toString(e.kind),   e.node,   e.from,
+                       e.to,        core::toString(e.result), e.reason, e.duration,
+                       e.request_id};
     persisted_.addEvent(std::move(event));
-    log_.info("event", e.kind + " " + e.result + (e.node.empty() ? "" : " on '" + e.node + "'") +
-                           ": " + e.reason);
+    log_.info("event", std::string(core::toString(e.kind)) + " " + core::toString(e.result) +
+                           (e.node.empty() ? "" : " on '" + e.node + "'") + ": " + e.reason);
   }
   if (!decision.events.empty())
     history_json_ = std::make_shared<const std::string>(historyToJson(persisted_.history));
@@ -391,13 +382,14 @@ void TickLoop::logChanges(const core::Decision& decision, const core::ClusterVie
     else if (now.reachable && !was_reachable)
       log_.info("probe_recovered", "node '" + now.name + "' answers again", {{"node", now.name}});
   }
-  if (decision.next.state != previous.state || decision.rule != last_rule_) {
+  const std::string rule = decision.rule ? core::toString(*decision.rule) : "";
+  if (decision.next.state != previous.state || rule != last_rule_) {
     const auto level =
         decision.next.state == core::ClusterState::kHealthy ? LogLevel::kInfo : LogLevel::kWarn;
     log_.log(level, "decision", decision.reason,
-             {{"state", core::toString(decision.next.state)}, {"rule", decision.rule}});
+             {{"state", core::toString(decision.next.state)}, {"rule", rule}});
   }
-  last_rule_ = decision.rule;
+  last_rule_ = rule;
   if (decision.new_veto)
     log_.warn("failover_vetoed", decision.reason, {{"veto", core::toString(*decision.new_veto)}});
   if (decision.failover_completed && decision.next.last_failover) {

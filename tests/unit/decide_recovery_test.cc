@@ -42,7 +42,7 @@ double secondsToPromotion(Policy policy, std::optional<bool> ping) {
   for (int tenth = 1; tenth <= 200; ++tenth) {
     d = story.tick({silentNode("pg1", ping), replicaNode("pg2", /*streaming=*/false)}, 100ms);
     for (const auto& a : d.actions)
-      if (a.kind == ActionKind::kPromote) return tenth / 10.0;
+      if (a.kind() == ActionKind::kPromote) return tenth / 10.0;
   }
   return -1;
 }
@@ -71,7 +71,7 @@ TEST(HostLost, ReplicaStillHearingThePrimaryVetoesIt) {
   story.tick({primaryNode("pg1"), replicaNode("pg2")});
   for (int tenth = 1; tenth <= 120; ++tenth) {
     auto d = story.tick({silentNode("pg1", false), replicaNode("pg2", /*streaming=*/true)}, 100ms);
-    for (const auto& a : d.actions) EXPECT_NE(a.kind, ActionKind::kPromote) << d.reason;
+    for (const auto& a : d.actions) EXPECT_NE(a.kind(), ActionKind::kPromote) << d.reason;
   }
   EXPECT_EQ(story.memory().state, ClusterState::kFailoverVetoed);
 }
@@ -86,7 +86,7 @@ TEST(HostLost, TheRunningTimeoutIsNamedInTheReason) {
 std::size_t rejoinEvents(const Decision& d, const std::string& method, Millis* duration = nullptr) {
   std::size_t n = 0;
   for (const auto& e : d.events)
-    if (e.kind == "rejoin" && e.result == "succeeded" && e.method == method) {
+    if (e.kind == EventKind::kRejoin && e.result == EventResult::kSucceeded && e.method == method) {
       ++n;
       if (duration) *duration = e.duration;
     }
@@ -121,7 +121,7 @@ TEST(Returns, OldPrimaryBackAsAStandbyAfterAFailoverIsRecorded) {
   EXPECT_EQ(rejoinEvents(d, "host_start"), 1u);
   bool named = false;
   for (const auto& e : d.events)
-    if (e.kind == "rejoin" && e.node == "pg1") named = true;
+    if (e.kind == EventKind::kRejoin && e.node == "pg1") named = true;
   EXPECT_TRUE(named);
 }
 
@@ -150,7 +150,7 @@ TEST(Returns, AFailedAttemptOnAnUnreachableHostDoesNotHideTheReturn) {
   unreachable.last_method = "rewind";
   auto d = story.tick({primaryNode("pg1"), downNode("pg2")}, 1000ms, {{}, unreachable});
   std::size_t counted_apart = 0;
-  for (const auto& e : d.events) counted_apart += e.result == "host_unreachable" ? 1 : 0;
+  for (const auto& e : d.events) counted_apart += e.result == EventResult::kHostUnreachable ? 1 : 0;
   EXPECT_EQ(counted_apart, 1u);
   d = story.tick({primaryNode("pg1"), replicaNode("pg2")}, 1000ms, {{}, unreachable});
   EXPECT_EQ(rejoinEvents(d, "host_start"), 1u);
@@ -181,12 +181,13 @@ TEST(Returns, ReplicaCutOffAfterAFailoverGetsTheReconnectGrace) {
   available.available = true;
   for (int i = 0; i < 30; ++i) {
     auto d = story.tick({cut_off, primaryNode("pg2", 3)}, 1000ms, {available, available});
-    for (const auto& a : d.actions) EXPECT_NE(a.kind, ActionKind::kRejoin) << i << ": " << d.reason;
+    for (const auto& a : d.actions)
+      EXPECT_NE(a.kind(), ActionKind::kRejoin) << i << ": " << d.reason;
   }
   bool rejoined = false;
   for (int i = 0; i < 40 && !rejoined; ++i) {
     auto d = story.tick({cut_off, primaryNode("pg2", 3)}, 1000ms, {available, available});
-    for (const auto& a : d.actions) rejoined |= a.kind == ActionKind::kRejoin;
+    for (const auto& a : d.actions) rejoined |= a.kind() == ActionKind::kRejoin;
   }
   EXPECT_TRUE(rejoined) << "restarted once the reconnect grace ran out";
 }

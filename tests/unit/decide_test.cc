@@ -27,7 +27,7 @@ Story healthyStory(Policy policy = Policy{}) {
 
 std::size_t countActions(const Decision& d, ActionKind kind) {
   std::size_t n = 0;
-  for (const auto& a : d.actions) n += a.kind == kind ? 1 : 0;
+  for (const auto& a : d.actions) n += a.kind() == kind ? 1 : 0;
   return n;
 }
 
@@ -37,7 +37,7 @@ TEST(Decide, WaitsForEveryNodeBeforeDeciding) {
   unprobed.name = "pg2";
   auto d = story.tick({primaryNode("pg1"), unprobed});
   EXPECT_EQ(d.next.state, ClusterState::kInitializing);
-  EXPECT_EQ(d.rule, "wait-for-first-probe");
+  EXPECT_EQ(d.rule, Rule::kWaitForFirstProbe);
   EXPECT_TRUE(d.actions.empty());
 }
 
@@ -54,7 +54,7 @@ TEST(Decide, DegradedWhenReplicaDoesNotStream) {
   auto story = healthyStory();
   auto d = story.tick({primaryNode("pg1"), replicaNode("pg2", /*streaming=*/false)});
   EXPECT_EQ(d.next.state, ClusterState::kDegraded);
-  EXPECT_EQ(d.rule, "primary-healthy-replica-not");
+  EXPECT_EQ(d.rule, Rule::kPrimaryHealthyReplicaNot);
   EXPECT_NE(d.reason.find("not streaming"), std::string::npos) << d.reason;
 }
 
@@ -106,7 +106,7 @@ TEST(Decide, CrashedPrimaryIsFailedOverAfterConfirmedDownTimeout) {
   ASSERT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
   ASSERT_EQ(countActions(d, ActionKind::kPromote), 1u);
   EXPECT_EQ(d.actions.front().node, 1u);
-  EXPECT_EQ(d.rule, "promote-replica");
+  EXPECT_EQ(d.rule, Rule::kPromoteReplica);
   EXPECT_NE(d.reason.find("promoting 'pg2' at 0/3000148"), std::string::npos) << d.reason;
 
   // The next tick sees pg2 writable on timeline 2: failover complete, pg2 is primary.
@@ -165,7 +165,7 @@ TEST(Decide, ReplicaThatStillHearsThePrimaryVetoesFailover) {
     if (d.new_veto) ++vetoes_counted;
   }
   EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed);
-  EXPECT_EQ(d.rule, "failover-vetoed");
+  EXPECT_EQ(d.rule, Rule::kFailoverVetoed);
   EXPECT_EQ(d.next.veto, VetoReason::kReplicaStillStreaming);
   EXPECT_EQ(vetoes_counted, 1) << "a veto is counted once, not once per tick";
   EXPECT_NE(d.reason.find("still hears the primary"), std::string::npos) << d.reason;
@@ -305,13 +305,13 @@ TEST(Decide, PromotionIsRetriedThenGivenUp) {
   for (int i = 0; i < 4; ++i) d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
   ASSERT_EQ(d.next.state, ClusterState::kPromoting);
   d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
-  EXPECT_EQ(d.rule, "promotion-pending");
+  EXPECT_EQ(d.rule, Rule::kPromotionPending);
   d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
-  EXPECT_EQ(d.rule, "promotion-retry");
+  EXPECT_EQ(d.rule, Rule::kPromotionRetry);
   EXPECT_EQ(countActions(d, ActionKind::kPromote), 1u);
   story.tick({downNode("pg1"), replicaNode("pg2", false)});
   d = story.tick({downNode("pg1"), replicaNode("pg2", false)});
-  EXPECT_EQ(d.rule, "promotion-gave-up");
+  EXPECT_EQ(d.rule, Rule::kPromotionGaveUp);
   EXPECT_TRUE(d.failover_failed);
   EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed);
   for (int i = 0; i < 5; ++i) {
@@ -326,7 +326,7 @@ TEST(Decide, PromotionAbandonedWhenPrimaryReturnsFirst) {
   for (int i = 0; i < 4; ++i) story.tick({downNode("pg1"), replicaNode("pg2", false)});
   ASSERT_EQ(story.memory().state, ClusterState::kPromoting);
   auto d = story.tick({primaryNode("pg1"), replicaNode("pg2", false)}, 11000ms);
-  EXPECT_EQ(d.rule, "promotion-abandoned");
+  EXPECT_EQ(d.rule, Rule::kPromotionAbandoned);
   EXPECT_TRUE(d.failover_failed);
   EXPECT_EQ(*d.next.primary, 0u);
 }
@@ -433,7 +433,7 @@ NodeObservation withSlots(NodeObservation n, std::vector<std::string> names) {
 std::vector<Action> actionsOf(const Decision& d, ActionKind kind) {
   std::vector<Action> out;
   for (const auto& a : d.actions)
-    if (a.kind == kind) out.push_back(a);
+    if (a.kind() == kind) out.push_back(a);
   return out;
 }
 
@@ -443,7 +443,7 @@ TEST(Lifecycle, PrimaryKeepsASlotForEachReplica) {
   auto creates = actionsOf(d, ActionKind::kCreateSlot);
   ASSERT_EQ(creates.size(), 1u);
   EXPECT_EQ(creates[0].node, 0u);
-  EXPECT_EQ(creates[0].argument, "pgfailover_pg2");
+  EXPECT_EQ(std::get<CreateSlot>(creates[0].op).slot, "pgfailover_pg2");
   d = s.tick({withSlots(primaryNode("pg1"), {"pgfailover_pg2"}), replicaNode("pg2")});
   EXPECT_TRUE(actionsOf(d, ActionKind::kCreateSlot).empty());
 }
@@ -459,7 +459,7 @@ TEST(Lifecycle, ReplicaStreamingWithoutItsSlotIsToldToUseIt) {
   auto uses = actionsOf(d, ActionKind::kUseSlot);
   ASSERT_EQ(uses.size(), 1u) << d.reason;
   EXPECT_EQ(uses[0].node, 1u);
-  EXPECT_EQ(uses[0].argument, "pgfailover_pg2");
+  EXPECT_EQ(std::get<UseSlot>(uses[0].op).slot, "pgfailover_pg2");
   for (int i = 0; i < 29; ++i) {
     d = s.tick({primary, replica});
     EXPECT_TRUE(actionsOf(d, ActionKind::kUseSlot).empty()) << "tick " << i;
@@ -508,10 +508,10 @@ TEST(Lifecycle, NewPrimaryGetsASlotForTheOldOneRightAfterPromotion) {
   auto creates = actionsOf(d, ActionKind::kCreateSlot);
   ASSERT_EQ(creates.size(), 1u);
   EXPECT_EQ(creates[0].node, 1u);
-  EXPECT_EQ(creates[0].argument, "pgfailover_pg1");
+  EXPECT_EQ(std::get<CreateSlot>(creates[0].op).slot, "pgfailover_pg1");
   ASSERT_EQ(d.events.size(), 1u);
-  EXPECT_EQ(d.events[0].kind, "failover");
-  EXPECT_EQ(d.events[0].result, "succeeded");
+  EXPECT_EQ(d.events[0].kind, EventKind::kFailover);
+  EXPECT_EQ(d.events[0].result, EventResult::kSucceeded);
 }
 
 TEST(Lifecycle, FencedOldPrimaryIsRejoinedAtOnce) {
@@ -523,11 +523,11 @@ TEST(Lifecycle, FencedOldPrimaryIsRejoinedAtOnce) {
   fenced.read_only = true;
   fenced.heartbeat_written = false;
   auto d = s.tick({fenced, primaryNode("pg2", 2)});
-  EXPECT_EQ(d.rule, "rejoin-node") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kRejoinNode) << d.reason;
   auto rejoins = actionsOf(d, ActionKind::kRejoin);
   ASSERT_EQ(rejoins.size(), 1u);
   EXPECT_EQ(rejoins[0].node, 0u);
-  EXPECT_EQ(rejoins[0].peer, 1u);
+  EXPECT_EQ(std::get<Rejoin>(rejoins[0].op).follow, 1u);
 
   // While it runs, nothing is issued again; its progress shows in the reason.
   s.operations()[0].running = true;
@@ -547,8 +547,8 @@ TEST(Lifecycle, FencedOldPrimaryIsRejoinedAtOnce) {
   d = s.tick({rejoined, primaryNode("pg2", 2)});
   EXPECT_EQ(d.next.state, ClusterState::kHealthy) << d.reason;
   ASSERT_FALSE(d.events.empty());
-  EXPECT_EQ(d.events[0].kind, "rejoin");
-  EXPECT_EQ(d.events[0].result, "succeeded");
+  EXPECT_EQ(d.events[0].kind, EventKind::kRejoin);
+  EXPECT_EQ(d.events[0].result, EventResult::kSucceeded);
   d = s.tick({rejoined, primaryNode("pg2", 2)});
   EXPECT_TRUE(d.events.empty());
 }
@@ -590,10 +590,10 @@ TEST(Lifecycle, RejoinThatCouldNotReachTheHostIsNotAFailedRejoin) {
   s.operations()[1].last_error = "ssh pg2@10.0.0.2:22: unable to connect: No route to host";
   s.operations()[1].last_finished_at = s.story().now().steady;
   auto d = s.tick({primaryNode("pg1"), downNode("pg2")});
-  std::vector<std::string> results;
+  std::vector<EventResult> results;
   for (const auto& e : d.events)
-    if (e.kind == "rejoin") results.push_back(e.result);
-  EXPECT_EQ(results, std::vector<std::string>{"host_unreachable"});
+    if (e.kind == EventKind::kRejoin) results.push_back(e.result);
+  EXPECT_EQ(results, std::vector<EventResult>{EventResult::kHostUnreachable});
   EXPECT_NE(d.reason.find("could not reach the host"), std::string::npos) << d.reason;
   EXPECT_TRUE(actionsOf(d, ActionKind::kRejoin).empty()) << "retried after the interval";
 }
@@ -679,14 +679,14 @@ TEST(SelfFencing, PrimaryFencedByItsGuardIsUnfencedWhileNothingElseIsPrimary) {
   s.tick({primaryNode("pg1"), replicaNode("pg2")});
   for (int i = 0; i < 15; ++i) {
     auto d = s.tick({selfFencedNode("pg1"), replicaNode("pg2")});
-    ASSERT_EQ(d.rule, "unfence-self-fenced-primary") << d.reason;
+    ASSERT_EQ(d.rule, Rule::kUnfenceSelfFencedPrimary) << d.reason;
     const auto unfence = actionsOf(d, ActionKind::kUnfence);
     ASSERT_EQ(unfence.size(), 1u);
     EXPECT_EQ(unfence[0].node, 0u);
     EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty()) << "never, whatever the timer says";
     EXPECT_EQ(d.next.primary, std::optional<std::size_t>(0));
     std::size_t events = 0;
-    for (const auto& e : d.events) events += e.kind == "unfence";
+    for (const auto& e : d.events) events += e.kind == EventKind::kUnfence;
     EXPECT_EQ(events, i == 0 ? 1u : 0u) << "one history event per fence, not one per tick";
   }
   auto d = s.tick({primaryNode("pg1"), replicaNode("pg2")});
@@ -735,10 +735,10 @@ TEST(SelfFencing, PromotedNodeThatFencedItselfIsConfirmedAndUnfenced) {
   Decision d = crashUntilPromote(s);
   ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u) << d.reason;
   d = s.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
-  EXPECT_EQ(d.rule, "promotion-confirmed") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kPromotionConfirmed) << d.reason;
   EXPECT_EQ(d.next.primary, std::optional<std::size_t>(1));
   d = s.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
-  EXPECT_EQ(d.rule, "unfence-self-fenced-primary") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kUnfenceSelfFencedPrimary) << d.reason;
   EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
 
   // The same after a restart that lost the promotion in flight: the state remembers pg1 on
@@ -748,11 +748,16 @@ TEST(SelfFencing, PromotedNodeThatFencedItselfIsConfirmedAndUnfenced) {
   remembered.last_primary_timeline = 1;
   LifecycleStory t;
   t.story().mutableMemory() = remembered;
+  // The first tick records the promotion it did not see complete, the next lifts the fence.
   d = t.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(d.rule, Rule::kUnseenPromotion) << d.reason;
   EXPECT_EQ(d.next.primary, std::optional<std::size_t>(1)) << d.reason;
-  EXPECT_EQ(actionsOf(d, ActionKind::kUnfence).size(), 1u) << d.reason;
   EXPECT_EQ(d.next.failovers, 1u) << "the promotion it did not see complete is recorded";
   EXPECT_TRUE(d.failover_completed);
+  d = t.tick({downNode("pg1"), selfFencedNode("pg2", 2)});
+  EXPECT_EQ(actionsOf(d, ActionKind::kUnfence).size(), 1u) << d.reason;
+  EXPECT_EQ(d.next.failovers, 1u) << "recorded once";
+  EXPECT_FALSE(d.failover_completed);
   // A self-fenced node on the remembered primary's timeline that is not the remembered primary
   // is not adopted (nothing says it was promoted).
   LifecycleStory u;
@@ -781,7 +786,7 @@ TEST(SelfFencing, NoUnfenceWhileAPromotionMayHaveHappenedOutOfSight) {
   }
   EXPECT_EQ(d.next.promoting, std::optional<std::size_t>(1)) << d.reason;
   d = s.tick({selfFencedNode("pg1"), primaryNode("pg2", 2)});
-  EXPECT_EQ(d.rule, "promotion-confirmed") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kPromotionConfirmed) << d.reason;
   EXPECT_TRUE(actionsOf(d, ActionKind::kUnfence).empty()) << d.reason;
 }
 
@@ -891,11 +896,11 @@ TEST(Lifecycle, SwitchoverFencesWaitsForCatchUpThenPromotes) {
   fenced.read_only = true;
   fenced.heartbeat_written = false;
   d = s.tick({fenced, replicaNode("pg2")});
-  EXPECT_EQ(d.rule, "switchover-waiting") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kSwitchoverWaiting) << d.reason;
   EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
   // Caught up: promote.
   d = s.tick({fenced, replicaNode("pg2", true, 0.1, 0x3000200)});
-  EXPECT_EQ(d.rule, "switchover-promote") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kSwitchoverPromote) << d.reason;
   ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u);
   EXPECT_EQ(actionsOf(d, ActionKind::kPromote)[0].node, 1u);
   // Confirmed: a switchover event, not a failover.
@@ -913,14 +918,14 @@ TEST(Lifecycle, EventsOfARequestCarryItsId) {
   auto d = s.tick({primaryNode("pg1"), downNode("pg2")},
                   AdminRequest{RequestKind::kSwitchover, 1, false, 41});
   ASSERT_EQ(d.events.size(), 1u);
-  EXPECT_EQ(d.events[0].kind, "request");
+  EXPECT_EQ(d.events[0].kind, EventKind::kRequest);
   EXPECT_EQ(d.events[0].request_id, 41u);
 
   s.tick({primaryNode("pg1"), replicaNode("pg2")});
   d = s.tick({primaryNode("pg1"), replicaNode("pg2")},
              AdminRequest{RequestKind::kSwitchover, 1, false, 42});
   ASSERT_EQ(d.events.size(), 1u);
-  EXPECT_EQ(d.events[0].kind, "switchover");
+  EXPECT_EQ(d.events[0].kind, EventKind::kSwitchover);
   EXPECT_EQ(d.events[0].request_id, 42u);
   auto fenced = primaryNode("pg1", 1, 0x3000200);
   fenced.read_only = true;
@@ -930,23 +935,24 @@ TEST(Lifecycle, EventsOfARequestCarryItsId) {
   ASSERT_TRUE(d.switchover_completed);
   std::size_t tagged = 0;
   for (const auto& e : d.events)
-    if (e.kind == "switchover") tagged += e.request_id == 42u ? 1 : 0;
+    if (e.kind == EventKind::kSwitchover) tagged += e.request_id == 42u ? 1 : 0;
   EXPECT_EQ(tagged, 1u);
 
   // An operator failover (forced, pg2 healthy primary now): started and succeeded carry 43.
   s.tick({replicaNode("pg1"), primaryNode("pg2", 2)});
   d = s.tick({replicaNode("pg1"), primaryNode("pg2", 2)},
              AdminRequest{RequestKind::kFailover, 0, true, 43});
-  ASSERT_EQ(d.rule, "operator-failover") << d.reason;
+  ASSERT_EQ(d.rule, Rule::kOperatorFailover) << d.reason;
   ASSERT_FALSE(d.events.empty());
-  for (const auto& e : d.events) EXPECT_EQ(e.request_id, 43u) << e.kind << " " << e.result;
+  for (const auto& e : d.events)
+    EXPECT_EQ(e.request_id, 43u) << toString(e.kind) << " " << toString(e.result);
   auto demoted = primaryNode("pg2", 2);
   demoted.read_only = true;
   d = s.tick({primaryNode("pg1", 3), demoted});
   ASSERT_TRUE(d.failover_completed) << d.reason;
   for (const auto& e : d.events) {
-    if (e.kind == "failover") {
-      EXPECT_EQ(e.request_id, 43u) << e.result;
+    if (e.kind == EventKind::kFailover) {
+      EXPECT_EQ(e.request_id, 43u) << toString(e.result);
     }
   }
   EXPECT_EQ(d.next.promote_request_id, 0u);
@@ -964,7 +970,7 @@ TEST(Lifecycle, PgfailoversOwnFailoverCarriesNoRequestId) {
     promoted = promoted || !actionsOf(d, ActionKind::kPromote).empty();
     for (const auto& e : d.events) {
       ++events;
-      EXPECT_EQ(e.request_id, 0u) << e.kind << " " << e.result;
+      EXPECT_EQ(e.request_id, 0u) << toString(e.kind) << " " << toString(e.result);
     }
     EXPECT_EQ(d.next.promote_request_id, 0u);
   }
@@ -983,11 +989,11 @@ TEST(Lifecycle, SwitchoverThatCannotCatchUpIsAbortedAndUnfenced) {
   fenced.read_only = true;
   Decision d;
   for (int i = 0; i < 3; ++i) d = s.tick({fenced, replicaNode("pg2")});
-  EXPECT_EQ(d.rule, "switchover-aborted") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kSwitchoverAborted) << d.reason;
   ASSERT_EQ(actionsOf(d, ActionKind::kUnfence).size(), 1u);
   EXPECT_EQ(actionsOf(d, ActionKind::kUnfence)[0].node, 0u);
   ASSERT_FALSE(d.events.empty());
-  EXPECT_EQ(d.events.back().result, "failed");
+  EXPECT_EQ(d.events.back().result, EventResult::kFailed);
   EXPECT_FALSE(d.next.switchover.has_value());
   // Unfenced, the old primary is healthy again; nothing was promoted.
   d = s.tick({primaryNode("pg1"), replicaNode("pg2")});
@@ -1021,13 +1027,13 @@ TEST(Lifecycle, OperatorFailoverIsRefusedWhilePrimaryIsHealthyUnlessForced) {
 
   d = s.tick({primaryNode("pg1"), replicaNode("pg2")},
              AdminRequest{RequestKind::kFailover, std::nullopt, true, 2});
-  EXPECT_EQ(d.rule, "operator-failover") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kOperatorFailover) << d.reason;
   ASSERT_EQ(actionsOf(d, ActionKind::kFence).size(), 1u);
   EXPECT_EQ(actionsOf(d, ActionKind::kFence)[0].node, 0u);
   ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u);
   EXPECT_EQ(actionsOf(d, ActionKind::kPromote)[0].node, 1u);
   // The fence action comes before the promotion.
-  EXPECT_EQ(d.actions.front().kind, ActionKind::kFence);
+  EXPECT_EQ(d.actions.front().kind(), ActionKind::kFence);
 }
 
 TEST(Lifecycle, OperatorFailoverSkipsTheTimeoutWhenPrimaryIsDown) {
@@ -1035,7 +1041,7 @@ TEST(Lifecycle, OperatorFailoverSkipsTheTimeoutWhenPrimaryIsDown) {
   s.tick({primaryNode("pg1"), replicaNode("pg2")});
   auto d = s.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", true, 0.1)},
                   AdminRequest{RequestKind::kFailover, 1, false, 1});
-  EXPECT_EQ(d.rule, "operator-failover") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kOperatorFailover) << d.reason;
   EXPECT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u);
   EXPECT_TRUE(actionsOf(d, ActionKind::kFence).empty()) << "an unreachable node cannot be fenced";
 }
@@ -1064,7 +1070,7 @@ TEST(Lifecycle, OperatorFailoverWithNoKnownPrimaryNeedsATargetAndForce) {
   ASSERT_TRUE(d.request_refused.has_value());
 
   d = s.tick({other, stranded}, AdminRequest{RequestKind::kFailover, 1, true, 4});
-  EXPECT_EQ(d.rule, "operator-failover") << d.reason;
+  EXPECT_EQ(d.rule, Rule::kOperatorFailover) << d.reason;
   ASSERT_EQ(actionsOf(d, ActionKind::kPromote).size(), 1u);
   EXPECT_EQ(actionsOf(d, ActionKind::kPromote)[0].node, 1u);
   EXPECT_NE(d.reason.find("no primary known"), std::string::npos) << d.reason;
@@ -1086,7 +1092,7 @@ TEST(Lifecycle, FailbackReturnsThePrimaryRoleThroughASwitchover) {
     d = s.tick({replica, primary});
     ++ticks;
   } while (d.next.state != ClusterState::kSwitchingOver && ticks < 20);
-  EXPECT_EQ(d.rule, "failback");
+  EXPECT_EQ(d.rule, Rule::kFailback);
   EXPECT_EQ(ticks, 6) << "healthy (from the first tick) for the 5 s failback delay first";
   EXPECT_EQ(actionsOf(d, ActionKind::kFence)[0].node, 1u);
   EXPECT_EQ(d.next.switchover->to, 0u);
@@ -1128,7 +1134,7 @@ TEST(Synchronous, PrimaryIsToldToWaitForTheStreamingReplica) {
   auto set = actionsOf(d, ActionKind::kSetSynchronousStandbys);
   ASSERT_EQ(set.size(), 1u);
   EXPECT_EQ(set[0].node, 0u);
-  EXPECT_EQ(set[0].argument, "FIRST 1 (\"pg2\")");
+  EXPECT_EQ(std::get<SetSynchronousStandbys>(set[0].op).names, "FIRST 1 (\"pg2\")");
   d = s.tick({syncPrimary("FIRST 1 (\"pg2\")"), replicaNode("pg2")});
   EXPECT_TRUE(actionsOf(d, ActionKind::kSetSynchronousStandbys).empty());
   EXPECT_EQ(d.next.synchronous_standby, 1u);
@@ -1146,9 +1152,12 @@ TEST(Synchronous, OnModeGoesStandaloneOnlyAfterTheTimeout) {
     ++ticks;
   } while (actionsOf(d, ActionKind::kSetSynchronousStandbys).empty() && ticks < 20);
   EXPECT_EQ(ticks, 6) << "first unhealthy tick, then 5 s of waiting commits";
-  EXPECT_EQ(actionsOf(d, ActionKind::kSetSynchronousStandbys)[0].argument, "");
+  EXPECT_EQ(
+      std::get<SetSynchronousStandbys>(actionsOf(d, ActionKind::kSetSynchronousStandbys)[0].op)
+          .names,
+      "");
   ASSERT_FALSE(d.events.empty());
-  EXPECT_EQ(d.events.back().result, "standalone");
+  EXPECT_EQ(d.events.back().result, EventResult::kStandalone);
 }
 
 TEST(Synchronous, StrictModeNeverGoesStandalone) {
@@ -1199,7 +1208,7 @@ TEST(Synchronous, NewPrimaryStartsAloneAndWaitsForTheRejoinedNode) {
   auto set = actionsOf(d, ActionKind::kSetSynchronousStandbys);
   ASSERT_EQ(set.size(), 1u);
   EXPECT_EQ(set[0].node, 1u);
-  EXPECT_EQ(set[0].argument, "FIRST 1 (\"pg1\")");
+  EXPECT_EQ(std::get<SetSynchronousStandbys>(set[0].op).names, "FIRST 1 (\"pg1\")");
 }
 
 // The table itself: every state can be left, every row is reachable by id, every action kind
@@ -1219,7 +1228,7 @@ TEST(TransitionTable, EveryStateHasAWayOut) {
 TEST(TransitionTable, RowIdsAreUniqueAndDocumented) {
   std::set<std::string_view> ids;
   for (const auto& row : transitionTable()) {
-    EXPECT_TRUE(ids.insert(row.id).second) << row.id;
+    EXPECT_TRUE(ids.insert(toString(row.rule)).second) << toString(row.rule);
     EXPECT_FALSE(row.when.empty());
     EXPECT_FALSE(row.why.empty());
     EXPECT_NE(row.applies, nullptr);

@@ -8,10 +8,15 @@
 namespace pgfailover::metrics {
 namespace {
 
-core::Decision rejoinDecision(const std::string& node, const std::string& result,
+core::Decision rejoinDecision(const std::string& node, core::EventResult result,
                               const std::string& method, Millis took) {
   core::Decision d;
-  d.events.push_back(core::Event{"rejoin", node, "", "", result, "why", took, method});
+  d.events.push_back(core::Event{.kind = core::EventKind::kRejoin,
+                                 .node = node,
+                                 .result = result,
+                                 .reason = "why",
+                                 .duration = took,
+                                 .method = method});
   return d;
 }
 
@@ -37,7 +42,8 @@ TEST(RecoveryMetrics, RejoinAndSwitchoverCountersExistAtZeroFromTheStart) {
 
 TEST(RecoveryMetrics, UnreachableHostIsCountedApartAndNeverTheLastDuration) {
   Metrics metrics;
-  metrics.recordDecision(rejoinDecision("pg1", "host_unreachable", "rewind", Millis{3000}));
+  metrics.recordDecision(
+      rejoinDecision("pg1", core::EventResult::kHostUnreachable, "rewind", Millis{3000}));
   EXPECT_EQ(metrics.value("pgfailover_rejoins_total",
                           {{"method", "rewind"}, {"result", "host_unreachable"}}),
             1);
@@ -45,7 +51,8 @@ TEST(RecoveryMetrics, UnreachableHostIsCountedApartAndNeverTheLastDuration) {
       metrics
           .value("pgfailover_last_rejoin_duration_seconds", {{"node", "pg1"}, {"method", "rewind"}})
           .has_value());
-  metrics.recordDecision(rejoinDecision("pg1", "succeeded", "host_start", Millis{1800}));
+  metrics.recordDecision(
+      rejoinDecision("pg1", core::EventResult::kSucceeded, "host_start", Millis{1800}));
   EXPECT_EQ(metrics.value("pgfailover_rejoins_total",
                           {{"method", "host_start"}, {"result", "succeeded"}}),
             1);
@@ -53,7 +60,8 @@ TEST(RecoveryMetrics, UnreachableHostIsCountedApartAndNeverTheLastDuration) {
                                   {{"node", "pg1"}, {"method", "host_start"}}),
                    1.8);
   // A later one by another method replaces it: one series per node.
-  metrics.recordDecision(rejoinDecision("pg1", "succeeded", "rewind", Millis{4200}));
+  metrics.recordDecision(
+      rejoinDecision("pg1", core::EventResult::kSucceeded, "rewind", Millis{4200}));
   EXPECT_FALSE(metrics
                    .value("pgfailover_last_rejoin_duration_seconds",
                           {{"node", "pg1"}, {"method", "host_start"}})

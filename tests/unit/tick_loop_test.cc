@@ -82,7 +82,7 @@ class FakeExecutor : public ActionExecutor {
   explicit FakeExecutor(std::size_t nodes) : nodes_(nodes) {}
   Status execute(const core::Action& action) override {
     taken.push_back(action);
-    if (throw_on && *throw_on == action.kind) throw std::runtime_error("executor exploded");
+    if (throw_on && *throw_on == action.kind()) throw std::runtime_error("executor exploded");
     return Status::ok();
   }
   std::vector<core::NodeOperation> operationReports() const override {
@@ -90,7 +90,7 @@ class FakeExecutor : public ActionExecutor {
   }
   std::size_t count(core::ActionKind kind) const {
     std::size_t n = 0;
-    for (const auto& action : taken) n += action.kind == kind ? 1 : 0;
+    for (const auto& action : taken) n += action.kind() == kind ? 1 : 0;
     return n;
   }
 
@@ -209,7 +209,7 @@ TEST_F(TickLoopTest, ObservesDecidesActsPersistsAndPublishes) {
 
   tickUntilPromotion();
   const auto& promote = executor_->taken.back();
-  EXPECT_EQ(promote.kind, core::ActionKind::kPromote);
+  EXPECT_EQ(promote.kind(), core::ActionKind::kPromote);
   EXPECT_EQ(promote.node, 1u);
   EXPECT_EQ(loop_->memory().state, core::ClusterState::kPromoting);
 
