@@ -117,6 +117,22 @@ Millis timeoutFor(const Policy& policy, TimeoutKind kind) {
 // Half a second more covers the guard's poll.
 constexpr Millis kLeaseGuardMargin{500};
 
+// A tick's time is when its probes started, but nothing is decided before every probe it
+// started has ended, and a silent node's probe runs its whole deadline first. The latest end of
+// a probe in the view is a lower bound on the real time at which the decision is taken.
+SteadyTime decidedAt(const ClusterView& view, const Now& now) {
+  SteadyTime at = now.steady;
+  for (const auto& node : view.nodes)
+    if (node.probed) at = std::max(at, node.probed_at + node.probe_duration);
+  return at;
+}
+
+// When a probe's answer was in hand: what it saw (a heartbeat commit, a streaming replica) may
+// have happened as late as that, so a lease is counted from there.
+SteadyTime answeredAt(const NodeObservation& node, const Now& now) {
+  return std::max(now.steady, node.probed_at + node.probe_duration);
+}
+
 void holdForTheLease(Facts& f) {
   const auto& policy = *f.policy;
   const auto& m = *f.memory;
@@ -130,9 +146,10 @@ void holdForTheLease(Facts& f) {
     if (i != *f.primary) later(m.streaming_seen_at[i]);
   if (!until) return;
   const SteadyTime lease_end = *until + policy.primary_lease + kLeaseGuardMargin;
-  if (f.now.steady >= lease_end) return;
+  const SteadyTime decided = decidedAt(*f.view, f.now);
+  if (decided >= lease_end) return;
   f.timeout_elapsed = false;
-  f.lease_wait = std::chrono::duration_cast<Millis>(lease_end - f.now.steady);
+  f.lease_wait = std::chrono::duration_cast<Millis>(lease_end - decided);
 }
 
 void resolvePrimary(Facts& f) {
@@ -1458,10 +1475,10 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
 
   // Bookkeeping shared by every row: who the primary is and what it was last seen at.
   if (!f.split_brain) d.next.primary = f.primary;
-  if (f.primary_ok) d.next.heartbeat_seen_at = now.steady;
+  if (f.primary_ok) d.next.heartbeat_seen_at = answeredAt(view.nodes[*f.primary], now);
   d.next.streaming_seen_at.resize(view.nodes.size());
   for (std::size_t i = 0; i < view.nodes.size(); ++i)
-    if (view.nodes[i].streaming()) d.next.streaming_seen_at[i] = now.steady;
+    if (view.nodes[i].streaming()) d.next.streaming_seen_at[i] = answeredAt(view.nodes[i], now);
   // The timeline each standby last streamed on: a standby cut off from the primary keeps it (it
   // cannot diverge), while the timeline its probe reads without a WAL receiver comes from its
   // last checkpoint and lags behind every failover until the next restartpoint.
