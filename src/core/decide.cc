@@ -1150,7 +1150,9 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
       f.failing_since = same_primary && memory.failing_since ? *memory.failing_since : now.steady;
       f.timeout_kind = timeoutKindFor(policy, primary);
       f.timeout = timeoutFor(policy, *f.timeout_kind);
-      f.failing_for = elapsed(*f.failing_since, now.steady);
+      // From the start of the first failed probe to the end of the last one: a silent node's
+      // probes run their whole deadline before this tick decides.
+      f.failing_for = elapsed(*f.failing_since, decidedAt(view, now));
       f.timeout_elapsed = f.failing_for >= f.timeout;
       chooseCandidate(f);
       // A veto says more than a wait: only a promotion that would happen waits for the lease.
