@@ -57,7 +57,8 @@ Environment: LAB_NET (10.231.77.0/24, a private /24), LAB_PREFIX (pgflab-), LAB_
 LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp), LAB_SYNC (off, on, strict:
 pgfailover's synchronous.mode), LAB_FENCING_HOOK=1 (failover.fencing_hook powers the old
 primary off before every failover promotion, as IPMI or a cloud API would), LAB_LEASE_GUARD=0 (no
-lease guard on the nodes: pgfailover lease-guard). See docs/lab-netns.md.
+lease guard on the nodes: pgfailover lease-guard), LAB_WAL_RECEIVER_TIMEOUT (3: the nodes'
+wal_receiver_timeout in seconds). See docs/lab-netns.md.
 EOF
 }
 
@@ -82,6 +83,7 @@ else
   LAB_SYNC=${LAB_SYNC:-off}
   LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
   LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
+  LAB_WAL_RECEIVER_TIMEOUT=${LAB_WAL_RECEIVER_TIMEOUT:-3}
   LAB_BUILD_DIR=$(realpath -m -- "${LAB_BUILD_DIR:-$REPO_ROOT/build}")
   if [[ -n ${PGFAILOVER_BIN:-} ]]; then
     PGFAILOVER_BIN=$(realpath -m -- "$PGFAILOVER_BIN")
@@ -107,6 +109,9 @@ LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
 [[ $LAB_FENCING_HOOK =~ ^[01]$ ]] || die "LAB_FENCING_HOOK must be 0 or 1, got '$LAB_FENCING_HOOK'"
 LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
 [[ $LAB_LEASE_GUARD =~ ^[01]$ ]] || die "LAB_LEASE_GUARD must be 0 or 1, got '$LAB_LEASE_GUARD'"
+LAB_WAL_RECEIVER_TIMEOUT=${LAB_WAL_RECEIVER_TIMEOUT:-3} # a lab.env written before it existed
+[[ $LAB_WAL_RECEIVER_TIMEOUT =~ ^[1-9][0-9]?$ ]] ||
+  die "LAB_WAL_RECEIVER_TIMEOUT must be a whole number of seconds from 1 to 99, got '$LAB_WAL_RECEIVER_TIMEOUT'"
 [[ $LAB_SYNC =~ ^(off|on|strict)$ ]] || die "LAB_SYNC must be off, on or strict, got '$LAB_SYNC'"
 [[ $LAB_PREFIX =~ ^[a-z][a-z0-9-]{0,7}$ ]] || die "LAB_PREFIX must be 1-8 of a-z 0-9 -, starting with a letter, got '$LAB_PREFIX'"
 
@@ -312,7 +317,11 @@ start_node_guard() {
 node_script() { # script node [args...]  run in the node's namespace
   local script=$1 node=$2
   shift 2
+  # The replica's WAL receiver vouches for the primary (its replies renew the primary's lease)
+  # until wal_receiver_timeout after the primary fell silent: a lost host cannot be failed over
+  # before that + the lease + 0.5 s (docs/probing.md, "A lost host").
   in_ns "$node" env NODE_TIMEOUT="$LAB_TIMEOUT" PG_BIN="$PG_BIN" \
+    NODE_SETTINGS="wal_receiver_timeout = ${LAB_WAL_RECEIVER_TIMEOUT}s" \
     bash "$NODE_SCRIPTS/$script" --dir "$(node_dir "$node")" --name "$node" "$@"
 }
 
@@ -579,8 +588,8 @@ cmd_up() {
   if [[ ! -f $LAB_ENV ]]; then
     {
       printf '# Written by scripts/lab-netns.sh up; later commands use these values.\n'
-      printf 'LAB_NET=%q\nLAB_PREFIX=%q\nLAB_BUILD_DIR=%q\nPGFAILOVER_BIN=%q\nLAB_SKIP_BUILD=%q\nLAB_SYNC=%q\nLAB_FENCING_HOOK=%q\nLAB_LEASE_GUARD=%q\n' \
-        "$LAB_NET" "$LAB_PREFIX" "$LAB_BUILD_DIR" "$PGFAILOVER_BIN" "$LAB_SKIP_BUILD" "$LAB_SYNC" "$LAB_FENCING_HOOK" "$LAB_LEASE_GUARD"
+      printf 'LAB_NET=%q\nLAB_PREFIX=%q\nLAB_BUILD_DIR=%q\nPGFAILOVER_BIN=%q\nLAB_SKIP_BUILD=%q\nLAB_SYNC=%q\nLAB_FENCING_HOOK=%q\nLAB_LEASE_GUARD=%q\nLAB_WAL_RECEIVER_TIMEOUT=%q\n' \
+        "$LAB_NET" "$LAB_PREFIX" "$LAB_BUILD_DIR" "$PGFAILOVER_BIN" "$LAB_SKIP_BUILD" "$LAB_SYNC" "$LAB_FENCING_HOOK" "$LAB_LEASE_GUARD" "$LAB_WAL_RECEIVER_TIMEOUT"
     } >"$LAB_ENV"
   fi
   install -d -m 0755 "$PGF_DIR"
