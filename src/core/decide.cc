@@ -145,11 +145,13 @@ void holdForTheLease(Facts& f) {
   for (std::size_t i = 0; i < m.streaming_seen_at.size(); ++i)
     if (i != *f.primary) later(m.streaming_seen_at[i]);
   if (!until) return;
+  // Compared with the tick's start, not with when it decides: a replica seen streaming may
+  // still reply (renewing the lease) until just before the next probe finds its WAL receiver
+  // stopped, and that probe interval stays in hand this way.
   const SteadyTime lease_end = *until + policy.primary_lease + kLeaseGuardMargin;
-  const SteadyTime decided = decidedAt(*f.view, f.now);
-  if (decided >= lease_end) return;
+  if (f.now.steady >= lease_end) return;
   f.timeout_elapsed = false;
-  f.lease_wait = std::chrono::duration_cast<Millis>(lease_end - decided);
+  f.lease_wait = std::chrono::duration_cast<Millis>(lease_end - f.now.steady);
 }
 
 void resolvePrimary(Facts& f) {
