@@ -57,7 +57,8 @@ Environment: LAB_NET (10.231.77.0/24, a private /24), LAB_PREFIX (pgflab-), LAB_
 LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp), LAB_SYNC (off, on, strict:
 pgfailover's synchronous.mode), LAB_FENCING_HOOK=1 (failover.fencing_hook powers the old
 primary off before every failover promotion, as IPMI or a cloud API would), LAB_LEASE_GUARD=0 (no
-lease guard on the nodes: pgfailover lease-guard). See docs/lab-netns.md.
+lease guard on the nodes: pgfailover lease-guard), LAB_WAL_RECEIVER_TIMEOUT (3: the nodes'
+wal_receiver_timeout in seconds). See docs/lab-netns.md.
 EOF
 }
 
@@ -73,6 +74,7 @@ if ! lab_settings /tmp/pgfailover-netns-lab .pgfailover-netns-lab; then
   LAB_SYNC=${LAB_SYNC:-off}
   LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
   LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
+  LAB_WAL_RECEIVER_TIMEOUT=${LAB_WAL_RECEIVER_TIMEOUT:-3}
   lab_binary_settings
 fi
 
@@ -90,6 +92,9 @@ LAB_SYNC=${LAB_SYNC:-off} # a lab.env written before LAB_SYNC existed
 LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
 [[ $LAB_FENCING_HOOK =~ ^[01]$ ]] || die "LAB_FENCING_HOOK must be 0 or 1, got '$LAB_FENCING_HOOK'"
 lab_check_lease_guard
+LAB_WAL_RECEIVER_TIMEOUT=${LAB_WAL_RECEIVER_TIMEOUT:-3} # a lab.env written before it existed
+[[ $LAB_WAL_RECEIVER_TIMEOUT =~ ^[1-9][0-9]?$ ]] ||
+  die "LAB_WAL_RECEIVER_TIMEOUT must be a whole number of seconds from 1 to 99, got '$LAB_WAL_RECEIVER_TIMEOUT'"
 [[ $LAB_SYNC =~ ^(off|on|strict)$ ]] || die "LAB_SYNC must be off, on or strict, got '$LAB_SYNC'"
 [[ $LAB_PREFIX =~ ^[a-z][a-z0-9-]{0,7}$ ]] || die "LAB_PREFIX must be 1-8 of a-z 0-9 -, starting with a letter, got '$LAB_PREFIX'"
 
@@ -113,8 +118,11 @@ LOG_FILE=$PGF_DIR/pgfailover.log
 SSH_KEY=$PGF_DIR/ssh/id_ed25519
 KNOWN_HOSTS=$PGF_DIR/ssh/known_hosts
 NFT_TABLE=pgflab
-LAB_ENV_VARS=(LAB_NET LAB_PREFIX LAB_BUILD_DIR PGFAILOVER_BIN LAB_SKIP_BUILD LAB_SYNC LAB_FENCING_HOOK LAB_LEASE_GUARD)
-LAB_NODE_ENV=(PG_BIN="$PG_BIN")
+LAB_ENV_VARS=(LAB_NET LAB_PREFIX LAB_BUILD_DIR PGFAILOVER_BIN LAB_SKIP_BUILD LAB_SYNC LAB_FENCING_HOOK LAB_LEASE_GUARD LAB_WAL_RECEIVER_TIMEOUT)
+# The replica's WAL receiver vouches for the primary (its replies renew the primary's lease)
+# until wal_receiver_timeout after the primary fell silent: a lost host cannot be failed over
+# before that + the lease + 0.5 s (docs/probing.md, "A lost host").
+LAB_NODE_ENV=(PG_BIN="$PG_BIN" NODE_SETTINGS="wal_receiver_timeout = ${LAB_WAL_RECEIVER_TIMEOUT}s")
 LAB_SWITCHOVER_ARGS=(--wait 90)
 
 host_ip() {

@@ -8,6 +8,12 @@ namespace pgfailover::core {
 
 namespace {
 
+// When a probe's answer was in hand: what it saw (a heartbeat commit, a streaming replica) may
+// have happened as late as that, so a lease is counted from there.
+SteadyTime answeredAt(const NodeObservation& node, const Now& now) {
+  return std::max(now.steady, node.probed_at + node.probe_duration);
+}
+
 // Each event of an operator's request carries the request's id, from the refusal or the start
 // to the outcome ticks later, so a client waits for its own request and nothing else.
 void tagRequestEvents(const Memory& memory, const ClusterView& view, Decision& d) {
@@ -72,10 +78,10 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
   // could hide the remembered primary and make a promotion nobody saw go unrecorded.
   const bool settled = f.all_probed && !f.contested;
   if (settled) d.next.primary = f.primary;
-  if (f.primary_ok) d.next.heartbeat_seen_at = now.steady;
+  if (f.primary_ok) d.next.heartbeat_seen_at = answeredAt(view.nodes[*f.primary], now);
   d.next.streaming_seen_at.resize(view.nodes.size());
   for (std::size_t i = 0; i < view.nodes.size(); ++i)
-    if (view.nodes[i].streaming()) d.next.streaming_seen_at[i] = now.steady;
+    if (view.nodes[i].streaming()) d.next.streaming_seen_at[i] = answeredAt(view.nodes[i], now);
   // The timeline each standby last streamed on: a standby cut off from the primary keeps it (it
   // cannot diverge), while the timeline its probe reads without a WAL receiver comes from its
   // last checkpoint and lags behind every failover until the next restartpoint.

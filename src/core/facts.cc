@@ -24,6 +24,16 @@ bool stillHearsPrimary(const Policy& policy, const NodeObservation& candidate) {
 // Half a second more covers the guard's poll.
 constexpr Millis kLeaseGuardMargin{500};
 
+// A tick's time is when its probes started, but nothing is decided before every probe it
+// started has ended, and a silent node's probe runs its whole deadline first. The latest end of
+// a probe in the view is a lower bound on the real time at which the decision is taken.
+SteadyTime decidedAt(const ClusterView& view, const Now& now) {
+  SteadyTime at = now.steady;
+  for (const auto& node : view.nodes)
+    if (node.probed) at = std::max(at, node.probed_at + node.probe_duration);
+  return at;
+}
+
 void holdForTheLease(Facts& f) {
   const auto& policy = *f.policy;
   const auto& m = *f.memory;
@@ -36,6 +46,9 @@ void holdForTheLease(Facts& f) {
   for (std::size_t i = 0; i < m.streaming_seen_at.size(); ++i)
     if (i != *f.primary) later(m.streaming_seen_at[i]);
   if (!until) return;
+  // Compared with the tick's start, not with when it decides: a replica seen streaming may
+  // still reply (renewing the lease) until just before the next probe finds its WAL receiver
+  // stopped, and that probe interval stays in hand this way.
   const SteadyTime lease_end = *until + policy.primary_lease + kLeaseGuardMargin;
   if (f.now.steady >= lease_end) return;
   f.timeout_elapsed = false;
@@ -483,7 +496,9 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
       f.failing_since = same_primary && memory.failing_since ? *memory.failing_since : now.steady;
       f.timeout_kind = timeoutKindFor(policy, primary);
       f.timeout = timeoutFor(policy, *f.timeout_kind);
-      f.failing_for = elapsed(*f.failing_since, now.steady);
+      // From the start of the first failed probe to the end of the last one: a silent node's
+      // probes run their whole deadline before this tick decides.
+      f.failing_for = elapsed(*f.failing_since, decidedAt(view, now));
       f.timeout_elapsed = f.failing_for >= f.timeout;
       chooseCandidate(f);
       // A veto says more than a wait: only a promotion that would happen waits for the lease.

@@ -187,7 +187,7 @@ Rejoiner::Step Rejoiner::exec(const std::string& name, const std::string& comman
   return step;
 }
 
-Status Rejoiner::stopServer(const RejoinPlan& plan) {
+Status Rejoiner::stopServer(const RejoinPlan& plan, bool keep_wal_end) {
   // A postmaster killed with -9 whose parent never reaps it (a container whose PID 1 is not an
   // init) lingers as a zombie: pg_ctl counts it as running and PostgreSQL refuses to start over
   // its lock file. A zombie runs nothing, so its lock file is stale.
@@ -205,10 +205,16 @@ Status Rejoiner::stopServer(const RejoinPlan& plan) {
   if (status.exit_code == 3 || status.exit_code == 4) return Status::ok();
   if (!status.ok && status.exit_code != 0)
     return {StatusCode::kUnavailable, "cannot check the server: " + status.summary};
-  auto fast = exec("stop (fast)",
-                   pgCtl(plan) + " stop -D " + shellQuote(plan.data_dir) + " -m fast -w -t 30",
-                   Millis{40000});
-  if (fast.ok) return Status::ok();
+  // A clean stop of a primary ends with a shutdown checkpoint: a WAL record of its own after
+  // the new timeline's fork, which would make an old primary that wrote nothing since look
+  // diverged and cost it a pg_rewind. An immediate stop leaves its WAL where it ended (every
+  // commit is flushed); the start as a standby, or pg_rewind, does the crash recovery.
+  if (!keep_wal_end) {
+    auto fast = exec("stop (fast)",
+                     pgCtl(plan) + " stop -D " + shellQuote(plan.data_dir) + " -m fast -w -t 30",
+                     Millis{40000});
+    if (fast.ok) return Status::ok();
+  }
   auto immediate =
       exec("stop (immediate)",
            pgCtl(plan) + " stop -D " + shellQuote(plan.data_dir) + " -m immediate -w -t 30",
@@ -363,7 +369,8 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
   if (!present) {
     rewind_problem = plan.data_dir + " holds no data directory";
   } else {
-    if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
+    if (Status stopped = stopServer(plan, /*keep_wal_end=*/true); !stopped.isOk())
+      return fail(stopped);
     // With the newest timeline history file the node holds: a standby fetches the history of
     // every timeline it follows into pg_wal before it replays any of it.
     auto control = exec("pre-flight",

@@ -80,7 +80,9 @@ class Rejoiner {
     int exit_code = -1;
   };
   Step exec(const std::string& name, const std::string& command, Millis deadline);
-  Status stopServer(const RejoinPlan& plan);
+  // keep_wal_end: an immediate stop at once, so that a running primary writes no shutdown
+  // checkpoint past where its WAL ended.
+  Status stopServer(const RejoinPlan& plan, bool keep_wal_end = false);
   // Writes standby.signal and the streaming settings into data directory `dir`.
   Status followPrimary(const RejoinPlan& plan, const std::string& dir);
   Status startAndVerify(const RejoinPlan& plan, SteadyTime deadline, Millis verify_budget);

@@ -332,6 +332,38 @@ TEST_F(RejoinTest, CrashedPrimaryWhoseWalEndsBeforeTheForkFollowsWithoutRewind) 
   EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "1001"; }, 30s));
 }
 
+// An old primary that is still running when it is rejoined (cut off, fenced by its guard, then
+// back: chaos scenario 10) and wrote nothing the replica lacked. A clean stop would end its WAL
+// with a shutdown checkpoint past the fork and force a pg_rewind; the immediate stop leaves its
+// WAL where it ended, so it follows the new timeline like a crashed one.
+TEST_F(RejoinTest, RunningPrimaryWhoseWalEndsBeforeTheForkFollowsWithoutRewind) {
+  bool ok = false;
+  cluster_.sql(0, "INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g", &ok);
+  ASSERT_TRUE(ok);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        const std::string written = cluster_.sql(0, "SELECT pg_current_wal_insert_lsn()");
+        return !written.empty() &&
+               cluster_.sql(1, "SELECT pg_last_wal_replay_lsn() >= '" + written + "'") == "t";
+      },
+      30s));
+  cluster_.sql(1, "SELECT pg_promote(true, 60)", &ok);
+  ASSERT_TRUE(ok);
+  cluster_.sql(1, "INSERT INTO t VALUES (5000, 'new primary')", &ok);
+  ASSERT_TRUE(ok);
+  ASSERT_TRUE(cluster_.isRunning(0));
+
+  auto plan = planFor(0, 1);
+  plan.primary_timeline = 2;
+  auto result = rejoin(plan, 0);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "follow") << result.detail;
+  EXPECT_NE(result.detail.find("stop (immediate): ok"), std::string::npos) << result.detail;
+  EXPECT_NE(result.detail.find("nothing to rewind"), std::string::npos) << result.detail;
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "1001"; }, 30s));
+}
+
 // The same crash after the old primary wrote what the replica never got: its WAL goes past the
 // fork, so it is rewound and the lost write is gone from it.
 TEST_F(RejoinTest, CrashedPrimaryWithWalPastTheForkIsRewound) {

@@ -154,6 +154,7 @@ verify_units() {
 if command -v systemd-analyze >/dev/null; then
   check "systemd units (systemd-analyze verify)" verify_units
 fi
+check "bench/haproxy_failover.py's HAProxy configuration (haproxy -c)" "$PY" bench/haproxy_failover.py --check-config
 check "bench/compose_writer.py parses" "$PY" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' bench/compose_writer.py
 
 printf '%s passed, %s failed\n' "$passed" "$failed"

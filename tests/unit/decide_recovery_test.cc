@@ -54,6 +54,28 @@ TEST(HostLost, SilentPrimaryWhoseHostAnswersNoPingIsFailedOverOnTheShortTimeout)
   EXPECT_LT(seconds, 6.0);
 }
 
+// The silence runs from the start of the first failed probe to the end of the last one: a
+// silent primary's probe takes its whole connect deadline before the tick decides.
+TEST(HostLost, TheSilenceIsCountedToTheEndOfTheLastFailedProbe) {
+  auto promotedAfter = [](Millis primary_probe) {
+    Story story(leasePolicy());
+    story.tick({primaryNode("pg1"), replicaNode("pg2")});
+    for (int t = 1; t <= 20; ++t) {
+      auto silent = silentNode("pg1", false);
+      silent.probed_at = story.now().steady + 1000ms;
+      silent.probe_duration = primary_probe;
+      auto d = story.tick({silent, replicaNode("pg2", /*streaming=*/false)});
+      for (const auto& a : d.actions)
+        if (a.kind() == ActionKind::kPromote) return t;
+    }
+    return 0;
+  };
+  // Failing since the tick of t = 1: 5 s of silence end with the probe of t = 5 when each
+  // probe waits out its 1 s deadline, with that of t = 6 when it fails at once.
+  EXPECT_EQ(promotedAfter(1000ms), 5);
+  EXPECT_EQ(promotedAfter(10ms), 6);
+}
+
 TEST(HostLost, SilentPrimaryWhoseHostAnswersPingKeepsTheLongTimeout) {
   const double seconds = secondsToPromotion(leasePolicy(), true);
   EXPECT_GE(seconds, 10.0);  // a stalled PostgreSQL on a live host: unresponsive_timeout

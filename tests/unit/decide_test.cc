@@ -848,6 +848,59 @@ TEST(SelfFencing, NoPromotionBeforeTheOldPrimarysLeaseRanOut) {
   EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed) << d.reason;
 }
 
+// A tick's time is when its probes start; a silent primary's probe then runs its deadline
+// before anything is decided. The lease is counted from when each probe had its answer, and
+// compared with the tick's start.
+NodeObservation answeredAfter(NodeObservation node, SteadyTime tick, Millis took) {
+  node.probed_at = tick;
+  node.probe_duration = took;
+  return node;
+}
+
+TEST(SelfFencing, TheLeaseEndIsComparedWithTheTicksStartWhateverTheProbesTook) {
+  auto promotedAt = [](Millis primary_probe) {
+    Policy policy;
+    policy.primary_lease = 2400ms;
+    policy.unresponsive_timeout = 3000ms;
+    Story s(policy);
+    auto next = [&] { return s.now().steady + 1000ms; };
+    s.tick({answeredAfter(primaryNode("pg1"), next(), 10ms),
+            answeredAfter(replicaNode("pg2"), next(), 5ms)});
+    for (int t = 2; t < 20; ++t) {
+      const bool streaming = t <= 3;  // the replica streams until t = 3 (+ 5 ms)
+      auto d = s.tick(
+          {answeredAfter(downNode("pg1", ProbeFailure::kTimeout), next(), primary_probe),
+           answeredAfter(replicaNode("pg2", streaming, streaming ? 1.0 : 30.0), next(), 5ms)});
+      if (!actionsOf(d, ActionKind::kPromote).empty()) return t;
+    }
+    return 0;
+  };
+  // The lease ends at 3.005 + 2.4 + 0.5 = 5.905 s: the tick of t = 6, even when the silent
+  // primary's probe took its whole 1 s and that of t = 5 decides at 6.0 s. The replica may have
+  // replied until just before t = 4's probe found it stopped.
+  EXPECT_EQ(promotedAt(1000ms), 6);
+  EXPECT_EQ(promotedAt(10ms), 6);
+}
+
+TEST(SelfFencing, TheLeaseIsCountedFromTheEndOfTheProbeThatSawTheHeartbeat) {
+  Policy policy;
+  policy.primary_lease = 2500ms;
+  policy.confirmed_down_timeout = 2000ms;
+  Story s(policy);
+  auto next = [&] { return s.now().steady + 1000ms; };
+  // The heartbeat commits late in a slow probe: at up to t = 1.9 s, not at the tick's 1 s.
+  s.tick({answeredAfter(primaryNode("pg1"), next(), 900ms),
+          answeredAfter(replicaNode("pg2", false, 30.0), next(), 5ms)});
+  int promoted = 0;
+  for (int t = 2; t < 20 && promoted == 0; ++t) {
+    auto d = s.tick({answeredAfter(downNode("pg1"), next(), 5ms),
+                     answeredAfter(replicaNode("pg2", false, 30.0), next(), 5ms)});
+    if (!actionsOf(d, ActionKind::kPromote).empty()) promoted = t;
+  }
+  // The 2 s timeout runs out at t = 4, the lease only at 1.9 + 2.5 + 0.5 = 4.9 s.
+  EXPECT_EQ(promoted, 5);
+}
+
 TEST(SelfFencing, WithNoStateTheOnlySelfFencedNodeIsAdoptedAsPrimary) {
   LifecycleStory s;
   auto d = s.tick({selfFencedNode("pg1"), replicaNode("pg2")});
