@@ -117,19 +117,25 @@ Millis timeoutFor(const Policy& policy, TimeoutKind kind) {
 // Half a second more covers the guard's poll.
 constexpr Millis kLeaseGuardMargin{500};
 
-void holdForTheLease(Facts& f) {
-  const auto& policy = *f.policy;
+std::optional<SteadyTime> leaseEnd(const Facts& f) {
   const auto& m = *f.memory;
-  if (!f.timeout_elapsed || policy.primary_lease <= Millis{0}) return;
+  if (f.policy->primary_lease <= Millis{0}) return std::nullopt;
   std::optional<SteadyTime> until;
   auto later = [&](const std::optional<SteadyTime>& seen) {
     if (seen && (!until || *seen > *until)) until = seen;
   };
   later(m.heartbeat_seen_at);
   for (std::size_t i = 0; i < m.streaming_seen_at.size(); ++i)
-    if (i != *f.primary) later(m.streaming_seen_at[i]);
-  if (!until) return;
-  const SteadyTime lease_end = *until + policy.primary_lease + kLeaseGuardMargin;
+    if (i != f.primary) later(m.streaming_seen_at[i]);
+  if (!until) return std::nullopt;
+  return *until + f.policy->primary_lease + kLeaseGuardMargin;
+}
+
+void holdForTheLease(Facts& f) {
+  if (!f.timeout_elapsed) return;
+  const auto end = leaseEnd(f);
+  if (!end) return;
+  const SteadyTime lease_end = *end;
   if (f.now.steady >= lease_end) return;
   f.timeout_elapsed = false;
   f.lease_wait = std::chrono::duration_cast<Millis>(lease_end - f.now.steady);
@@ -545,8 +551,11 @@ bool promotionFailedPrimaryBack(const Facts& f) {
   return !f.promotion_confirmed && f.primary_ok && f.promotion_overdue;
 }
 bool promotionRetry(const Facts& f) {
+  // A primary seen committing while the promotion was pending renewed its lease: wait it out.
+  const auto lease_end = leaseEnd(f);
   return !f.promotion_confirmed && f.promotion_overdue &&
-         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto;
+         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto &&
+         (!lease_end || f.now.steady >= *lease_end);
 }
 bool promotionOverdue(const Facts& f) {
   return !f.promotion_confirmed && f.promotion_overdue;
@@ -822,6 +831,8 @@ void unfenceSelfFencedPrimary(const Facts& f, Decision& d) {
                           " fenced itself (its lease ran out while it heard from neither "
                           "pgfailover nor a replica); it is still the primary";
   d.actions.push_back(Action{ActionKind::kUnfence, *f.primary, why + ": let it take writes again"});
+  // Its guard gives a node writable again a whole lease, as if a heartbeat had committed now.
+  d.next.heartbeat_seen_at = f.now.steady;
   if (f.memory->state != ClusterState::kPrimaryFailing || !f.memory->failing_since)
     d.events.push_back(Event{"unfence", f.node(*f.primary).name, "", "", "started", why, {}});
 }
@@ -889,7 +900,10 @@ void abortSwitchover(const Facts& f, Decision& d) {
   Action a{ActionKind::kUnfence, sw.from,
            "switchover aborted (" + f.switchover_problem + "): let " + f.nameOf(sw.from) +
                " take writes again"};
-  d.actions.push_back(a);
+  // A target seen out of recovery was promoted (a late pg_promote): its history wins, and the
+  // old primary stays fenced.
+  if (f.primary == sw.from) d.actions.push_back(a);
+  d.next.heartbeat_seen_at = f.now.steady;  // a whole lease for the unfenced node's guard
   d.events.push_back(Event{"switchover", f.node(sw.to).name, f.node(sw.from).name,
                            f.node(sw.to).name, "failed", f.switchover_problem,
                            elapsed(sw.started_at, f.now.steady)});
