@@ -280,6 +280,16 @@ void chooseCandidate(Facts& f) {
     f.veto_detail = "replica " + name + " has system identifier " +
                     std::to_string(candidate.system_identifier) + ", the primary had " +
                     std::to_string(known_id);
+  } else if (const auto streamed = *f.candidate < f.memory->streamed_timeline.size()
+                                       ? f.memory->streamed_timeline[*f.candidate]
+                                       : 0;
+             std::max(candidate.timeline, streamed) < f.memory->last_primary_timeline) {
+    // It never followed the primary's promotion: promoting it forks a second history, which
+    // PostgreSQL numbers like the primary's (the next timeline after its own).
+    f.veto = VetoReason::kReplicaLagging;
+    f.veto_detail = "replica " + name + " is on timeline " + std::to_string(candidate.timeline) +
+                    ", the primary was on " + std::to_string(f.memory->last_primary_timeline) +
+                    ": it never followed the primary's promotion";
   } else if (stillHearsPrimary(policy, candidate)) {
     f.veto = VetoReason::kReplicaStillStreaming;
     f.veto_detail = "replica " + name + " still hears the primary (" + describeReceiver(candidate) +
