@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/decide.h"
+#include "decide_story.h"
 #include "support/decision_view.h"
 
 namespace pgfailover::core {
@@ -656,6 +657,29 @@ TEST(DecideProperty, RandomSequencesKeepTheSafetyInvariants) {
              << sim.trace();
     }
   }
+}
+
+// Found with PGFAILOVER_PROPERTY_NODES=3: a second standby still on the old timeline (it followed
+// the old primary, which is gone) was promoted when the new primary failed. PostgreSQL numbers
+// its new timeline like the primary's (its own + 1): two histories on one timeline, which no
+// rule can untangle when the other comes back.
+TEST(DecideProperty, StandbyThatNeverFollowedThePromotionIsNotPromoted) {
+  using namespace story;
+  Story s;
+  auto new_primary = primaryNode("pg2", 2);
+  auto follower = replicaNode("pg1");
+  follower.timeline = 2;
+  follower.wal_receiver->received_timeline = 2;
+  auto stranded = replicaNode("pg3", false);  // timeline 1, no WAL receiver
+  for (int i = 0; i < 3; ++i) s.tick({follower, new_primary, stranded});
+  ASSERT_EQ(s.memory().primary, 1u);
+  Decision d;
+  for (int i = 0; i < 15; ++i) {
+    d = s.tick({downNode("pg1"), downNode("pg2"), stranded});
+    for (const auto& a : view::actionsOf(d))
+      EXPECT_NE(a.act, view::Act::kPromote) << "tick " << i << ": " << d.reason;
+  }
+  EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed) << d.reason;
 }
 
 }  // namespace
