@@ -1593,6 +1593,9 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
       d.next.last_failover_reason = d.reason;
     if (row.effect) row.effect(f, d);
     d.next.state = row.to;
+    // A promotion is awaited only while promoting; left any other way (a split brain), it
+    // would be retried, and block the unfence of a self-fenced primary, ever after.
+    if (row.to != S::kPromoting) d.next.promoting.reset();
     break;
   }
   if (view.request) {
