@@ -702,5 +702,37 @@ TEST(DecideProperty, StandbyThatNeverFollowedThePromotionIsNotPromoted) {
   EXPECT_EQ(d.next.state, ClusterState::kFailoverVetoed) << d.reason;
 }
 
+// Found with PGFAILOVER_PROPERTY_NODES=3 (seed 1353272040803948 before the fix): a split brain
+// seen while a promotion was pending left the cluster state, but not the awaited promotion, in
+// memory. Ever after, a switchover's promotion ran while the stale one was "in flight", the
+// next failover would re-promote the stale node instead of the vetted candidate, and a
+// self-fenced primary was never given its writes back.
+TEST(DecideProperty, PromotionLeftThroughASplitBrainIsForgotten) {
+  using namespace story;
+  Policy policy;
+  policy.primary_lease = 2000ms;
+  Story s(policy);
+  for (int i = 0; i < 2; ++i) s.tick({primaryNode("pg1"), replicaNode("pg2"), replicaNode("pg3")});
+  Decision d;
+  for (int i = 0; i < 10 && d.next.state != ClusterState::kPromoting; ++i)
+    d = s.tick({downNode("pg1"), replicaNode("pg2", false), replicaNode("pg3", false)});
+  ASSERT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
+  // pg1 is back and a restored copy of it takes writes on its timeline too.
+  d = s.tick({primaryNode("pg1"), replicaNode("pg2", false), primaryNode("pg3")});
+  ASSERT_EQ(d.next.state, ClusterState::kSplitBrain) << d.reason;
+  // The operator stopped the copy; the promotion never happened.
+  d = s.tick({primaryNode("pg1"), replicaNode("pg2"), downNode("pg3")});
+  EXPECT_EQ(d.next.state, ClusterState::kHealthy) << d.reason;
+  EXPECT_FALSE(s.memory().promoting.has_value());
+  auto fenced = primaryNode("pg1");
+  fenced.read_only = true;
+  fenced.self_fenced = true;
+  fenced.heartbeat_written = false;
+  d = s.tick({fenced, replicaNode("pg2"), downNode("pg3")});
+  bool unfenced = false;
+  for (const auto& a : view::actionsOf(d)) unfenced = unfenced || a.act == view::Act::kUnfence;
+  EXPECT_TRUE(unfenced) << view::ruleOf(d) << ": " << d.reason;
+}
+
 }  // namespace
 }  // namespace pgfailover::core
