@@ -561,11 +561,8 @@ bool promotionFailedPrimaryBack(const Facts& f) {
   return !f.promotion_confirmed && f.primary_ok && f.promotion_overdue;
 }
 bool promotionRetry(const Facts& f) {
-  // A primary seen committing while the promotion was pending renewed its lease: wait it out.
-  const auto lease_end = leaseEnd(f);
   return !f.promotion_confirmed && f.promotion_overdue &&
-         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto &&
-         (!lease_end || f.now.steady >= *lease_end);
+         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto;
 }
 bool promotionOverdue(const Facts& f) {
   return !f.promotion_confirmed && f.promotion_overdue;
@@ -1173,7 +1170,11 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
     const auto& promoted = nodes[*memory.promoting];
     f.promotion_confirmed = promoted.writable() ||
                             (promoted.reachable && !promoted.in_recovery && promoted.self_fenced);
-    f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout;
+    // A primary seen committing while the promotion was pending renewed its lease: a retry
+    // waits it out, as the first promotion did.
+    const auto lease_end = leaseEnd(f);
+    f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout &&
+                          (f.primary_ok || !lease_end || now.steady >= *lease_end);
   }
 
   // A node that answers "starting up" is coming back by itself (an operator, systemd or a
