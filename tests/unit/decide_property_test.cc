@@ -734,5 +734,60 @@ TEST(DecideProperty, PromotionLeftThroughASplitBrainIsForgotten) {
   EXPECT_TRUE(unfenced) << view::ruleOf(d) << ": " << d.reason;
 }
 
+bool promotes(const Decision& d) {
+  for (const auto& a : view::actionsOf(d))
+    if (a.act == view::Act::kPromote) return true;
+  return false;
+}
+
+// Found by the random sequences (before the fix): the primary came back and committed while a
+// promotion was pending, then went silent again; the overdue promotion was retried at once,
+// before the lease that heartbeat granted ran out, while its guard had not fenced it yet.
+TEST(DecideProperty, RetriedPromotionWaitsForALeaseRenewedMeanwhile) {
+  using namespace story;
+  Policy policy;
+  policy.primary_lease = 2000ms;
+  policy.promote_timeout = 2000ms;
+  Story s(policy);
+  for (int i = 0; i < 2; ++i) s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  for (int i = 0; i < 10 && !promotes(d); ++i)
+    d = s.tick({downNode("pg1"), replicaNode("pg2", false)});
+  ASSERT_TRUE(promotes(d)) << d.reason;
+  d = s.tick({primaryNode("pg1"), replicaNode("pg2", false)}, 500ms);
+  ASSERT_EQ(d.next.state, ClusterState::kPromoting) << d.reason;
+  const SteadyTime renewed = s.now().steady;
+  for (int i = 0; i < 6; ++i) {
+    d = s.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", false)}, 500ms);
+    if (s.now().steady < renewed + policy.primary_lease + 500ms) {
+      EXPECT_FALSE(promotes(d)) << "retried " << elapsed(renewed, s.now().steady).count()
+                                << " ms after the lease was renewed: " << d.reason;
+    }
+  }
+  // Once the lease ran out, the retry goes ahead.
+  EXPECT_EQ(s.memory().promote_attempts, 2) << d.reason;
+}
+
+// Found by the random sequences (before the fix): a switchover's target was promoted after all
+// (a late pg_promote) while the switchover was being aborted; the abort unfenced the old
+// primary although the target was now the primary on a newer timeline.
+TEST(DecideProperty, AbortedSwitchoverKeepsTheOldPrimaryFencedOnceTheTargetWasPromoted) {
+  using namespace story;
+  Story s;
+  for (int i = 0; i < 2; ++i) s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  ClusterView view{{primaryNode("pg1"), replicaNode("pg2")}};
+  view.request = view::makeRequest(view::Ask::kSwitchover, 1, false, 1);
+  Decision d = s.tickView(view);
+  ASSERT_EQ(d.next.state, ClusterState::kSwitchingOver) << d.reason;
+  auto fenced = primaryNode("pg1");
+  fenced.read_only = true;
+  fenced.heartbeat_written = false;
+  d = s.tick({fenced, primaryNode("pg2", 2)});
+  for (const auto& a : view::actionsOf(d))
+    EXPECT_FALSE(a.act == view::Act::kUnfence && a.node == 0)
+        << view::ruleOf(d) << ": " << d.reason;
+  EXPECT_EQ(s.memory().primary, 1u);
+}
+
 }  // namespace
 }  // namespace pgfailover::core
