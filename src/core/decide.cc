@@ -127,6 +127,17 @@ std::optional<SteadyTime> leaseEnd(const Facts& f) {
   later(m.heartbeat_seen_at);
   for (std::size_t i = 0; i < m.streaming_seen_at.size(); ++i)
     if (i != f.primary) later(m.streaming_seen_at[i]);
+  // A standby pgfailover could not see meanwhile may have replied to the primary until lately:
+  // its WAL receiver tells when it last heard from it.
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
+    const auto& node = f.view->nodes[i];
+    if (i == f.primary || !node.reachable || !node.wal_receiver ||
+        !node.wal_receiver->seconds_since_last_message)
+      continue;
+    const auto age = std::chrono::duration_cast<Millis>(
+        std::chrono::duration<double>(*node.wal_receiver->seconds_since_last_message));
+    later(f.now.steady - age);
+  }
   if (!until) return std::nullopt;
   return *until + f.policy->primary_lease + kLeaseGuardMargin;
 }
