@@ -789,5 +789,29 @@ TEST(DecideProperty, AbortedSwitchoverKeepsTheOldPrimaryFencedOnceTheTargetWasPr
   EXPECT_EQ(s.memory().primary, 1u);
 }
 
+// Found by the random sequences (before the fix), with a lease longer than the replica's
+// silence: the replica, out of pgfailover's sight, kept replying to the primary, which was out
+// of sight too, so the primary's guard did not fence it. Back in sight, the replica said when it
+// last heard the primary; the promotion did not wait a lease from then.
+TEST(DecideProperty, PromotionWaitsForTheLeaseAReplicaOutOfSightRenewed) {
+  using namespace story;
+  Policy policy;
+  policy.primary_lease = 4000ms;
+  policy.replica_silence = 3000ms;
+  Story s(policy);
+  for (int i = 0; i < 2; ++i) s.tick({primaryNode("pg1"), replicaNode("pg2")});
+  Decision d;
+  for (int i = 0; i < 20; ++i)
+    d = s.tick({downNode("pg1", ProbeFailure::kTimeout), downNode("pg2", ProbeFailure::kTimeout)});
+  ASSERT_EQ(d.next.state, ClusterState::kFailoverVetoed) << d.reason;
+  // Heard the primary 3.6 s ago: past its silence threshold (3.5 s), within the lease (4 s).
+  d = s.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", true, 3.6)}, 100ms);
+  EXPECT_FALSE(promotes(d)) << d.reason;
+  // Its receiver gave up; a lease after it last reported streaming, the promotion goes ahead.
+  for (int i = 0; i < 5 && !promotes(d); ++i)
+    d = s.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", false)});
+  EXPECT_TRUE(promotes(d)) << d.reason;
+}
+
 }  // namespace
 }  // namespace pgfailover::core
