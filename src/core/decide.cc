@@ -321,6 +321,14 @@ void chooseCandidate(Facts& f) {
     f.veto = VetoReason::kPromoteAttemptsExhausted;
     f.veto_detail =
         "promotion of " + name + " failed " + std::to_string(f.memory->promote_attempts) + " times";
+  } else if (const auto& earlier = f.memory->unconfirmed_promotion;
+             earlier && *earlier != *f.candidate) {
+    // The node promoted before has not been seen since: its promotion may still land, and a
+    // second one would make two primaries.
+    f.veto = VetoReason::kPromoteAttemptsExhausted;
+    f.veto_detail = "the promotion of " + f.nameOf(*earlier) +
+                    " may have happened out of sight; promoting " + name +
+                    " too could make two primaries";
   }
 }
 
@@ -572,8 +580,10 @@ bool promotionFailedPrimaryBack(const Facts& f) {
   return !f.promotion_confirmed && f.primary_ok && f.promotion_overdue;
 }
 bool promotionRetry(const Facts& f) {
+  // The checks behind f.veto are the candidate's: only a retry of that node passed them.
   return !f.promotion_confirmed && f.promotion_overdue &&
-         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto;
+         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto &&
+         f.candidate == f.memory->promoting;
 }
 bool promotionOverdue(const Facts& f) {
   return !f.promotion_confirmed && f.promotion_overdue;
