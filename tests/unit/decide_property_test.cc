@@ -75,7 +75,8 @@ struct SimNode {
   // The lease guard's view: the last heartbeat of pgfailover it saw commit, the last reply of
   // a standby streaming from it.
   SteadyTime lease_renewed{};
-  SteadyTime replica_contact{};
+  // Per peer: when it last replied while streaming from this node.
+  std::vector<SteadyTime> replica_contact = std::vector<SteadyTime>(3);
   std::optional<SteadyTime> promote_at;  // a pg_promote that will land then
   NodeOperation op;
   std::optional<SteadyTime> rejoin_done_at;
@@ -122,7 +123,7 @@ class Simulation {
     choosePolicy();
     for (auto& n : nodes_) {
       n.lease_renewed = now_.steady;
-      n.replica_contact = now_.steady;
+      for (auto& c : n.replica_contact) c = now_.steady;
       n.op.available = policy_.rejoin && rng_.chance(0.8);
     }
   }
@@ -316,7 +317,7 @@ class Simulation {
           n.upstream.reset();
           n.last_heard_upstream.reset();
           n.lease_renewed = now_.steady;
-          n.replica_contact = now_.steady;
+          for (auto& c : n.replica_contact) c = now_.steady;
           event(i, "promoted, timeline " + std::to_string(n.timeline));
         } else if (!n.in_recovery) {
           n.promote_at.reset();
@@ -360,7 +361,7 @@ class Simulation {
         n.timeline = p.timeline;
         if (rng_.chance(0.9)) n.lsn = std::max(n.lsn, p.lsn);
         n.last_heard_upstream = now_.steady;
-        p.replica_contact = now_.steady;
+        p.replica_contact[i] = now_.steady;
       }
     }
     for (auto& n : nodes_)
@@ -373,8 +374,13 @@ class Simulation {
         if (!n.host_up || !n.running || n.hung || n.starting_ticks > 0 || n.in_recovery ||
             n.read_only)
           continue;
-        const SteadyTime last = std::max(n.lease_renewed, n.replica_contact);
-        if (now_.steady - last >= policy_.primary_lease) {
+        // The heartbeat is older than the lease and one of the peers pgfailover could promote
+        // has not replied for as long (guard/lease_rule.h).
+        bool peer_silent = false;
+        for (std::size_t j = 0; j < nodes_.size(); ++j)
+          if (j != i && now_.steady - n.replica_contact[j] >= policy_.primary_lease)
+            peer_silent = true;
+        if (now_.steady - n.lease_renewed >= policy_.primary_lease && peer_silent) {
           n.read_only = true;
           n.self_fenced = true;
           event(i, "fenced by its lease guard");
@@ -811,6 +817,32 @@ TEST(DecideProperty, PromotionWaitsForTheLeaseAReplicaOutOfSightRenewed) {
   for (int i = 0; i < 5 && !promotes(d); ++i)
     d = s.tick({downNode("pg1", ProbeFailure::kTimeout), replicaNode("pg2", false)});
   EXPECT_TRUE(promotes(d)) << d.reason;
+}
+
+// Found with PGFAILOVER_PROPERTY_NODES=3 (seed 3004497199464621 before the fix): an overdue
+// promotion was retried on the node it was first sent to, which had vanished meanwhile (and came
+// back re-initialized for another cluster), because the checks had passed for the other
+// standby, the one that is now the best candidate.
+TEST(DecideProperty, RetryPromotesOnlyTheNodeTheChecksWereMadeFor) {
+  using namespace story;
+  Policy policy;
+  policy.promote_timeout = 2000ms;
+  Story s(policy);
+  for (int i = 0; i < 2; ++i)
+    s.tick({primaryNode("pg1"), replicaNode("pg2"), replicaNode("pg3", true, 0.2, 0x3000000)});
+  Decision d;
+  for (int i = 0; i < 10 && !promotes(d); ++i)
+    d = s.tick(
+        {downNode("pg1"), replicaNode("pg2", false), replicaNode("pg3", false, 0.2, 0x3000000)});
+  ASSERT_TRUE(promotes(d)) << d.reason;
+  ASSERT_EQ(s.memory().promoting, 1u);
+  for (int i = 0; i < 5; ++i) {
+    d = s.tick({downNode("pg1"), downNode("pg2", ProbeFailure::kTimeout),
+                replicaNode("pg3", false, 0.2, 0x3000000)});
+    for (const auto& a : view::actionsOf(d))
+      EXPECT_FALSE(a.act == view::Act::kPromote && a.node == 1)
+          << "re-promoted pg2, unseen: " << d.reason;
+  }
 }
 
 }  // namespace
