@@ -839,9 +839,13 @@ TEST(DecideProperty, RetryPromotesOnlyTheNodeTheChecksWereMadeFor) {
   for (int i = 0; i < 5; ++i) {
     d = s.tick({downNode("pg1"), downNode("pg2", ProbeFailure::kTimeout),
                 replicaNode("pg3", false, 0.2, 0x3000000)});
-    for (const auto& a : view::actionsOf(d))
+    for (const auto& a : view::actionsOf(d)) {
       EXPECT_FALSE(a.act == view::Act::kPromote && a.node == 1)
           << "re-promoted pg2, unseen: " << d.reason;
+      // Nor pg3: pg2's promotion may still land.
+      EXPECT_FALSE(a.act == view::Act::kPromote && a.node == 2)
+          << "promoted pg3 while pg2's promotion may land: " << d.reason;
+    }
   }
 }
 
