@@ -166,6 +166,9 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
       if (std::find(step.after.begin(), step.after.end(), row.rule) != step.after.end())
         step.run(f, d);
     d.next.state = row.to;
+    // A promotion is awaited only while promoting; left any other way (a split brain), it
+    // would be retried, and block the unfence of a self-fenced primary, ever after.
+    if (row.to != ClusterState::kPromoting) d.next.promoting.reset();
     break;
   }
   if (view.request) {

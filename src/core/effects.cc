@@ -254,6 +254,8 @@ void unfenceSelfFencedPrimary(const Facts& f, Decision& d) {
                           "pgfailover nor a replica); it is still the primary";
   d.actions.push_back(
       Action{.node = *f.primary, .detail = why + ": let it take writes again", .op = Unfence{}});
+  // Its guard gives a node writable again a whole lease, as if a heartbeat had committed now.
+  d.next.heartbeat_seen_at = f.now.steady;
   if (f.memory->state != ClusterState::kPrimaryFailing || !f.memory->failing_since)
     d.events.push_back(Event{.kind = EventKind::kUnfence,
                              .node = f.node(*f.primary).name,
@@ -300,10 +302,14 @@ void promoteSwitchoverTarget(const Facts& f, Decision& d) {
 
 void abortSwitchover(const Facts& f, Decision& d) {
   const auto& sw = *f.memory->switchover;
-  d.actions.push_back(Action{.node = sw.from,
-                             .detail = "switchover aborted (" + f.switchover_problem + "): let " +
-                                       f.nameOf(sw.from) + " take writes again",
-                             .op = Unfence{}});
+  // A target seen out of recovery was promoted (a late pg_promote): its history wins, and the
+  // old primary stays fenced.
+  if (f.primary == sw.from)
+    d.actions.push_back(Action{.node = sw.from,
+                               .detail = "switchover aborted (" + f.switchover_problem + "): let " +
+                                         f.nameOf(sw.from) + " take writes again",
+                               .op = Unfence{}});
+  d.next.heartbeat_seen_at = f.now.steady;  // a whole lease for the unfenced node's guard
   d.events.push_back(Event{.kind = EventKind::kSwitchover,
                            .node = f.node(sw.to).name,
                            .from = f.node(sw.from).name,

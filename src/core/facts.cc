@@ -34,22 +34,40 @@ SteadyTime decidedAt(const ClusterView& view, const Now& now) {
   return at;
 }
 
-void holdForTheLease(Facts& f) {
-  const auto& policy = *f.policy;
+// When the old primary's lease guard has fenced it at the latest, or nullopt with no lease.
+std::optional<SteadyTime> leaseEnd(const Facts& f) {
   const auto& m = *f.memory;
-  if (!f.timeout_elapsed || policy.primary_lease <= Millis{0}) return;
+  if (f.policy->primary_lease <= Millis{0}) return std::nullopt;
   std::optional<SteadyTime> until;
   auto later = [&](const std::optional<SteadyTime>& seen) {
     if (seen && (!until || *seen > *until)) until = seen;
   };
   later(m.heartbeat_seen_at);
   for (std::size_t i = 0; i < m.streaming_seen_at.size(); ++i)
-    if (i != *f.primary) later(m.streaming_seen_at[i]);
-  if (!until) return;
+    if (i != f.primary) later(m.streaming_seen_at[i]);
+  // A standby pgfailover could not see meanwhile may have replied to the primary until lately:
+  // its WAL receiver tells when it last heard from it.
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i) {
+    const auto& node = f.view->nodes[i];
+    if (i == f.primary || !node.reachable || !node.wal_receiver ||
+        !node.wal_receiver->seconds_since_last_message)
+      continue;
+    const auto age = std::chrono::duration_cast<Millis>(
+        std::chrono::duration<double>(*node.wal_receiver->seconds_since_last_message));
+    later(f.now.steady - age);
+  }
+  if (!until) return std::nullopt;
+  return *until + f.policy->primary_lease + kLeaseGuardMargin;
+}
+
+void holdForTheLease(Facts& f) {
+  if (!f.timeout_elapsed) return;
+  const auto end = leaseEnd(f);
+  if (!end) return;
   // Compared with the tick's start, not with when it decides: a replica seen streaming may
   // still reply (renewing the lease) until just before the next probe finds its WAL receiver
   // stopped, and that probe interval stays in hand this way.
-  const SteadyTime lease_end = *until + policy.primary_lease + kLeaseGuardMargin;
+  const SteadyTime lease_end = *end;
   if (f.now.steady >= lease_end) return;
   f.timeout_elapsed = false;
   f.lease_wait = std::chrono::duration_cast<Millis>(lease_end - f.now.steady);
@@ -194,6 +212,16 @@ void chooseCandidate(Facts& f) {
     f.veto_detail = "replica " + name + " has system identifier " +
                     std::to_string(candidate.system_identifier) + ", the primary had " +
                     std::to_string(known_id);
+  } else if (const auto streamed = *f.candidate < f.memory->streamed_timeline.size()
+                                       ? f.memory->streamed_timeline[*f.candidate]
+                                       : 0;
+             std::max(candidate.timeline, streamed) < f.memory->last_primary_timeline) {
+    // It never followed the primary's promotion: promoting it forks a second history, which
+    // PostgreSQL numbers like the primary's (the next timeline after its own).
+    f.veto = VetoReason::kReplicaLagging;
+    f.veto_detail = "replica " + name + " is on timeline " + std::to_string(candidate.timeline) +
+                    ", the primary was on " + std::to_string(f.memory->last_primary_timeline) +
+                    ": it never followed the primary's promotion";
   } else if (stillHearsPrimary(policy, candidate)) {
     f.veto = VetoReason::kReplicaStillStreaming;
     f.veto_detail = "replica " + name + " still hears the primary (" + describeReceiver(candidate) +
@@ -214,6 +242,14 @@ void chooseCandidate(Facts& f) {
     f.veto = VetoReason::kPromoteAttemptsExhausted;
     f.veto_detail =
         "promotion of " + name + " failed " + std::to_string(f.memory->promote_attempts) + " times";
+  } else if (const auto& earlier = f.memory->unconfirmed_promotion;
+             earlier && *earlier != *f.candidate) {
+    // The node promoted before has not been seen since: its promotion may still land, and a
+    // second one would make two primaries.
+    f.veto = VetoReason::kPromoteAttemptsExhausted;
+    f.veto_detail = "the promotion of " + f.nameOf(*earlier) +
+                    " may have happened out of sight; promoting " + name +
+                    " too could make two primaries";
   }
 }
 
@@ -514,7 +550,11 @@ Facts evaluateFacts(const Memory& memory, const ClusterView& view, Now now, cons
     const auto& promoted = nodes[*memory.promoting];
     f.promotion_confirmed = promoted.writable() ||
                             (promoted.reachable && !promoted.in_recovery && promoted.self_fenced);
-    f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout;
+    // A primary seen committing while the promotion was pending renewed its lease: a retry
+    // waits it out, as the first promotion did.
+    const auto lease_end = leaseEnd(f);
+    f.promotion_overdue = elapsed(memory.promote_issued_at, now.steady) >= policy.promote_timeout &&
+                          (f.primary_ok || !lease_end || now.steady >= *lease_end);
   }
   f.unseen_promotion = f.primary && !f.contested && memory.primary &&
                        *memory.primary < nodes.size() && *f.primary != *memory.primary &&

@@ -31,8 +31,10 @@ bool promotionFailedPrimaryBack(const Facts& f) {
 }
 
 bool promotionRetry(const Facts& f) {
+  // The checks behind f.veto are the candidate's: only a retry of that node passed them.
   return !f.promotion_confirmed && f.promotion_overdue &&
-         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto;
+         f.memory->promote_attempts < f.policy->promote_attempts && !f.veto &&
+         f.candidate == f.memory->promoting;
 }
 
 bool promotionOverdue(const Facts& f) {
@@ -328,9 +330,13 @@ const std::vector<Transition>& transitionTable() {
       {Rule::kPromotionRetry,
        {S::kPromoting},
        S::kPromoting,
-       "promotion not confirmed by its deadline, attempts remain, no veto",
+       "promotion not confirmed by its deadline (and the old primary's lease, renewed "
+       "meanwhile, ran out), attempts remain, no veto, and the best candidate is still the node "
+       "promoted",
        "promote again",
-       "pg_promote can time out on a busy replica; asking again is harmless.",
+       "pg_promote can time out on a busy replica; asking again is harmless. Only the candidate "
+       "passed the checks, so another node is never promoted while the first one's promotion "
+       "may still land.",
        promotionRetry,
        issuePromote,
        explainRetry},
@@ -367,8 +373,12 @@ const std::vector<Transition>& transitionTable() {
        S::kDegraded,
        "the target stopped being a reachable replica, the primary became unreachable, or the "
        "target did not catch up within failover.switchover_timeout_ms",
-       "unfence the primary; record the failed switchover",
-       "A switchover that cannot finish safely must give the cluster its primary back.",
+       "unfence the primary unless the target was promoted after all; record the failed "
+       "switchover",
+       "A switchover that cannot finish safely must give the cluster its primary back; a target "
+       "that left recovery (a late pg_promote) has the newer history, so the old primary stays "
+       "fenced. The unfenced primary's guard starts a whole lease, and a later failover waits "
+       "for it.",
        switchoverFailed,
        abortSwitchover,
        explainSwitchoverAbort},
@@ -387,7 +397,7 @@ const std::vector<Transition>& transitionTable() {
        "the primary is reachable and read-only because its lease guard fenced it, no other "
        "node is out of recovery on its timeline or a newer one, and no promotion or switchover "
        "is in flight",
-       "unfence it (every tick until it commits again)",
+       "unfence it (every tick until it commits again); its lease starts again",
        "The guard fences a primary that hears from neither pgfailover nor its replica, because "
        "pgfailover may be promoting the replica; once pgfailover sees it again and nothing "
        "was promoted, the fence only costs writes.",
