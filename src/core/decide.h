@@ -7,7 +7,8 @@
 // the maintenance steps that follow that row. docs/state-machine.md is generated from the same
 // table (`pgfailover print-states`). One file per phase: facts.cc (what the tick establishes),
 // table.cc (the rows, their conditions and sentences) with effects.cc (what the rows do),
-// decide.cc (the driver), snapshot.cc (what is published), state_machine_doc.cc (the document).
+// decide.cc (the driver), snapshot.cc (what is published), state_machine_doc.cc (the document);
+// an operator's request is admitted by admission.cc, which the HTTP router uses too.
 #pragma once
 
 #include <optional>

@@ -2,6 +2,7 @@
 // of the table is chosen.
 #include <algorithm>
 
+#include "core/admission.h"
 #include "core/decide.h"
 #include "core/describe.h"
 
@@ -385,13 +386,45 @@ void judgeSwitchover(Facts& f) {
   }
 }
 
-std::optional<std::size_t> bestHealthyReplica(const Facts& f) {
-  std::optional<std::size_t> best;
-  for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
-    if (f.healthy_replica[i] &&
-        (!best || f.node(i).position().value_or(0) > f.node(*best).position().value_or(0)))
-      best = i;
-  return best;
+// The words of a refusal in the request's event and the decision's reason.
+std::string refusalText(const Facts& f, const AdmissionInput& input, const Admission& a) {
+  const auto about = a.about ? f.nameOf(*a.about) : std::string();
+  const auto& m = *f.memory;
+  switch (*a.refusal) {
+    case Refusal::kNoPrimaryKnown:
+      return std::string("the cluster is ") + toString(m.state) +
+             " and no primary is known: a switchover is impossible, and a failover needs an "
+             "explicit target and force";
+    case Refusal::kSecondWritable:
+      return about + " accepts writes; it would be a second primary";
+    case Refusal::kAlreadyPrimary:
+      return about + " is already the primary";
+    case Refusal::kPrimaryNotHealthy:
+      return "primary " + about +
+             " is not healthy; a switchover needs a working primary (use "
+             "failover)";
+    case Refusal::kPrimaryHealthy:
+      return "primary " + about + " is healthy; use a switchover, or force the failover";
+    case Refusal::kNotAHealthyReplica:
+      return replicaProblem(f, *a.about).value_or("target is not a healthy replica");
+    case Refusal::kNotPromotable:
+      return "no reachable replica in recovery to promote";
+    case Refusal::kOtherCluster:
+      return about + " belongs to another cluster (system identifier)";
+    case Refusal::kOlderTimeline:
+      return about + " is on timeline " + std::to_string(input.nodes[*a.about].timeline) +
+             ", the cluster's newest is " + std::to_string(input.newest_timeline) +
+             ": promoting it would fork a second history under one timeline number";
+    case Refusal::kPromotionMayLand:
+      return "the promotion of " + about +
+             " was issued and it has not been seen since: it may still land, and a second "
+             "promotion would make two primaries (force does not override this)";
+    case Refusal::kNoTarget:
+      if (input.kind == RequestKind::kSwitchover)
+        return "no replica streams within the lag limit: " + f.replica_problem;
+      return "no reachable replica in recovery to promote";
+  }
+  return "refused";
 }
 
 void judgeRequest(Facts& f) {
@@ -410,67 +443,30 @@ void judgeRequest(Facts& f) {
     f.request_refusal = "more than one node accepts writes; resolve the split brain first";
     return;
   }
-  if (!f.primary) {
-    // Nobody to move away from (pgfailover started after the primary died, or both nodes came
-    // back without a history): only the operator can say which node holds the data to keep,
-    // so a failover needs an explicit target and force, and no other node may take writes.
-    if (request.kind == RequestKind::kSwitchover || !request.force || !request.target) {
-      f.request_refusal = std::string("the cluster is ") + toString(state) +
-                          " and no primary is known: a switchover is impossible, and a failover "
-                          "needs an explicit target and force";
-      return;
-    }
-    for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
-      if (i != *request.target && f.node(i).writable()) {
-        f.request_refusal = f.nameOf(i) + " accepts writes; it would be a second primary";
-        return;
-      }
-  }
-  if (request.target && f.primary && *request.target == *f.primary) {
-    f.request_refusal = f.nameOf(*f.primary) + " is already the primary";
+  const auto& m = *f.memory;
+  AdmissionInput input;
+  input.kind = request.kind;
+  input.target = request.target;
+  input.force = request.force;
+  for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
+    input.nodes.push_back(admissionNode(f.node(i),
+                                        i < m.streamed_timeline.size() ? m.streamed_timeline[i] : 0,
+                                        f.healthy_replica[i]));
+  input.primary = f.primary;
+  input.primary_ok = f.primary_ok;
+  input.system_identifier = m.last_primary_system_identifier;
+  input.newest_timeline = m.last_primary_timeline;
+  input.unconfirmed_promotion = m.unconfirmed_promotion;
+  const Admission admitted = admit(input);
+  if (admitted.refusal) {
+    f.request_refusal = refusalText(f, input, admitted);
     return;
   }
-  if (request.kind == RequestKind::kSwitchover) {
-    if (!f.primary_ok) {
-      f.request_refusal = "primary " + f.nameOf(*f.primary) +
-                          " is not healthy; a switchover needs a working primary (use failover)";
-      return;
-    }
-    auto target = request.target ? request.target : bestHealthyReplica(f);
-    if (!target) {
-      f.request_refusal = "no replica streams within the lag limit: " + f.replica_problem;
-      return;
-    }
-    if (!f.healthy_replica[*target]) {
-      f.request_refusal = replicaProblem(f, *target).value_or("target is not a healthy replica");
-      return;
-    }
-    f.request_target = target;
+  f.request_target = admitted.target;
+  if (request.kind == RequestKind::kSwitchover)
     f.switchover_requested = true;
-    return;
-  }
-  // Failover: promote now, without waiting for a timeout or the replica's confirmation.
-  if (f.primary_ok && !request.force) {
-    f.request_refusal =
-        "primary " + f.nameOf(*f.primary) + " is healthy; use a switchover, or force the failover";
-    return;
-  }
-  auto target = request.target ? request.target : f.candidate;
-  if (!target) {
-    for (std::size_t i = 0; i < f.view->nodes.size(); ++i)
-      if (i != f.primary && f.node(i).reachable && f.node(i).in_recovery) target = i;
-  }
-  if (!target || !f.node(*target).reachable || !f.node(*target).in_recovery) {
-    f.request_refusal = "no reachable replica in recovery to promote";
-    return;
-  }
-  const auto known_id = f.memory->last_primary_system_identifier;
-  if (known_id != 0 && f.node(*target).system_identifier != known_id) {
-    f.request_refusal = f.nameOf(*target) + " belongs to another cluster (system identifier)";
-    return;
-  }
-  f.request_target = target;
-  f.failover_requested = true;
+  else
+    f.failover_requested = true;  // promote now, without a timeout or the replica's confirmation
 }
 
 void judgeFailback(Facts& f) {

@@ -17,6 +17,9 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
   s.state = m.state;
   s.reason = decision.reason;
   s.primary = m.primary;
+  s.system_identifier = m.last_primary_system_identifier;
+  s.newest_timeline = m.last_primary_timeline;
+  s.unconfirmed_promotion = m.unconfirmed_promotion;
   s.veto = m.veto;
   s.last_failover = m.last_failover;
   s.operations = view.operations;
@@ -52,6 +55,7 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
     NodeSnapshot n;
     n.name = obs.name;
     n.observation = obs;
+    if (i < m.streamed_timeline.size()) n.streamed_timeline = m.streamed_timeline[i];
     if (m.primary == i && m.state != S::kSplitBrain) {
       n.role = NodeRole::kPrimary;
     } else if (obs.reachable && obs.in_recovery) {

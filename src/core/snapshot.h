@@ -22,6 +22,8 @@ struct NodeSnapshot {
   bool verifies_server = false;
   NodeRole role = NodeRole::kUnknown;
   NodeObservation observation;
+  // The timeline it last streamed on (Memory::streamed_timeline), 0 when unknown.
+  std::uint32_t streamed_timeline = 0;
   std::optional<std::uint64_t> lag_bytes;  // replica: bytes behind the primary
   std::optional<double> lag_seconds;       // replica: heartbeat age against the primary's clock
 };
@@ -42,6 +44,12 @@ struct Snapshot {
   ClusterState state = ClusterState::kInitializing;
   std::string reason;
   std::optional<std::size_t> primary;
+  // The decision's memory, which an operator request is admitted against (core/admission.h):
+  // the cluster's system identifier and newest timeline as last seen on its primary (0 when
+  // not known yet), and a node whose promotion was issued and that has not been seen since.
+  std::uint64_t system_identifier = 0;
+  std::uint32_t newest_timeline = 0;
+  std::optional<std::size_t> unconfirmed_promotion;
   std::optional<RunningTimeout> timeout;
   std::optional<VetoReason> veto;
   std::optional<FailoverRecord> last_failover;

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "common/lsn.h"
+#include "core/admission.h"
 #include "http/health_checks.h"
 #include "http/status_json.h"
 #include "metrics/metrics.h"
@@ -401,6 +402,12 @@ std::variant<AdminInput, Response> parseAdminInput(const Request& request, const
   return input;
 }
 
+// The primary a request moves away from; null when none is known (a forced failover).
+Json primaryName(const Snapshot& snapshot) {
+  if (!snapshot.primary || *snapshot.primary >= snapshot.nodes.size()) return nullptr;
+  return snapshot.nodes[*snapshot.primary].name;
+}
+
 Response submitRequest(const core::AdminRequest& request, const Snapshot& snapshot,
                        const RouteContext& context) {
   const std::string kind = core::toString(request.kind);
@@ -420,7 +427,7 @@ Response submitRequest(const core::AdminRequest& request, const Snapshot& snapsh
   body["accepted"] = true;
   body["id"] = *id;
   body["kind"] = kind;
-  body["from"] = snapshot.nodes[*snapshot.primary].name;
+  body["from"] = primaryName(snapshot);
   body["to"] = snapshot.nodes[*request.target].name;
   body["force"] = request.force;
   body["history"] = path::kHistory;
@@ -431,10 +438,148 @@ Response dryRun(const core::AdminRequest& request, const Snapshot& snapshot) {
   Json body;
   body["dry_run"] = true;
   body["would"] = core::toString(request.kind);
-  body["from"] = snapshot.nodes[*snapshot.primary].name;
+  body["from"] = primaryName(snapshot);
   body["to"] = snapshot.nodes[*request.target].name;
   body["force"] = request.force;
   return jsonResponse(200, body);
+}
+
+// The operator request as core::admit() judges it, from what the snapshot shows: the nodes as
+// last probed, the /primary and /replica checks, and the decision's memory.
+core::AdmissionInput admissionInput(core::RequestKind kind, const AdminInput& input,
+                                    const Snapshot& snapshot, const RouteContext& context) {
+  core::AdmissionInput admission;
+  admission.kind = kind;
+  admission.target = input.target;
+  admission.force = input.body.force;
+  for (const auto& node : snapshot.nodes)
+    admission.nodes.push_back(
+        core::admissionNode(node.observation, node.streamed_timeline,
+                            checkReplica(snapshot, node, context.max_lag_bytes).ok));
+  if (snapshot.primary && *snapshot.primary < snapshot.nodes.size())
+    admission.primary = snapshot.primary;
+  admission.primary_ok = admission.primary && checkClusterPrimary(snapshot).ok;
+  admission.system_identifier = snapshot.system_identifier;
+  admission.newest_timeline = snapshot.newest_timeline;
+  admission.unconfirmed_promotion = snapshot.unconfirmed_promotion;
+  return admission;
+}
+
+// Why node i cannot be promoted by an operator failover, in words. Lag is the operator's call.
+std::string promotionProblemText(const Snapshot& snapshot, const core::AdmissionInput& admission,
+                                 std::size_t i, core::Refusal problem) {
+  const auto& node = snapshot.nodes[i];
+  const auto& seen = node.observation;
+  const std::string name = quoted(node.name);
+  switch (problem) {
+    case core::Refusal::kOtherCluster:
+      return "node " + name + " belongs to another cluster (system identifier " +
+             std::to_string(seen.system_identifier) + ", the cluster's is " +
+             std::to_string(admission.system_identifier) + ")";
+    case core::Refusal::kOlderTimeline:
+      return "node " + name + " is on timeline " + std::to_string(admission.nodes[i].timeline) +
+             ", the cluster's newest is " + std::to_string(admission.newest_timeline) +
+             ": it never followed that promotion, and promoted it would fork a second history "
+             "under the same timeline number";
+    default:
+      break;
+  }
+  if (!seen.probed) return "node " + name + " has not been probed yet";
+  if (!seen.reachable) {
+    std::string reason = "node " + name + " is unreachable (" + core::toString(seen.failure) + ")";
+    if (!seen.error.empty()) reason += ": " + seen.error;
+    return reason;
+  }
+  return "node " + name + " is not in recovery (it is not a replica)";
+}
+
+// A refusal of core::admit() as the HTTP answer: 409 for a healthy primary (a switchover is the
+// way, or force), 412 for every other refusal.
+Response admissionRefused(const core::Admission& admitted, const core::AdmissionInput& admission,
+                          const Snapshot& snapshot, const RouteContext& context) {
+  using core::Refusal;
+  const std::string about = admitted.about ? quoted(snapshot.nodes[*admitted.about].name) : "";
+  const bool switchover = admission.kind == core::RequestKind::kSwitchover;
+  switch (*admitted.refusal) {
+    case Refusal::kNoPrimaryKnown:
+      if (switchover)
+        return preconditionFailed(std::string("no primary is known (state ") +
+                                      core::toString(snapshot.state) +
+                                      "); nothing to move away from",
+                                  snapshot);
+      return preconditionFailed(std::string("no primary is known (state ") +
+                                    core::toString(snapshot.state) +
+                                    "): a failover then needs an explicit \"target\" and "
+                                    "\"force\": true, because only an operator can tell which "
+                                    "node holds the data to keep",
+                                snapshot);
+    case Refusal::kSecondWritable:
+      return preconditionFailed(about +
+                                    " accepts writes; promoting another node would make it a "
+                                    "second primary",
+                                snapshot);
+    case Refusal::kAlreadyPrimary:
+      return preconditionFailed(about + " is already the primary", snapshot);
+    case Refusal::kPrimaryNotHealthy:
+      return preconditionFailed("a switchover needs a healthy writable primary: " +
+                                    checkClusterPrimary(snapshot).reason + " (use /failover)",
+                                snapshot);
+    case Refusal::kPrimaryHealthy:
+      return conflict("primary " + about +
+                          " is healthy; use /switchover, or force the failover "
+                          "(it fences the primary and may lose its latest writes)",
+                      snapshot);
+    case Refusal::kNotAHealthyReplica:
+      return preconditionFailed(
+          "target " + about + " cannot take over without losing writes: " +
+              checkReplica(snapshot, snapshot.nodes[*admitted.about], context.max_lag_bytes).reason,
+          snapshot);
+    case Refusal::kNotPromotable:
+    case Refusal::kOtherCluster:
+    case Refusal::kOlderTimeline:
+      return preconditionFailed(
+          "target " + about + " cannot be promoted: " +
+              promotionProblemText(snapshot, admission, *admitted.about, *admitted.refusal),
+          snapshot);
+    case Refusal::kPromotionMayLand:
+      return preconditionFailed(
+          "the promotion of " + about + " was issued and " + about +
+              " has not been seen since: it may still land, and promoting another node would "
+              "make two primaries; bring " +
+              about + " back into pgfailover's sight first (force does not override this)",
+          snapshot);
+    case Refusal::kNoTarget:
+      break;
+  }
+  if (switchover)
+    return preconditionFailed("no replica can take over without losing writes: " +
+                                  checkClusterReplica(snapshot, context.max_lag_bytes).reason,
+                              snapshot);
+  std::string problems;
+  for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+    if (i == admission.primary) continue;
+    if (auto problem = core::promotionProblem(admission, i))
+      problems +=
+          (problems.empty() ? "" : "; ") + promotionProblemText(snapshot, admission, i, *problem);
+  }
+  return preconditionFailed("no reachable replica in recovery to promote" +
+                                (problems.empty() ? std::string() : ": " + problems),
+                            snapshot);
+}
+
+// Admits the request (core::admit, as the decision will again when it carries it out), then
+// answers the dry run or hands it to the loop.
+Response admitAndSubmit(core::RequestKind kind, const AdminInput& input, const Snapshot& snapshot,
+                        const RouteContext& context) {
+  const auto admission = admissionInput(kind, input, snapshot, context);
+  const auto admitted = core::admit(admission);
+  if (admitted.refusal) return admissionRefused(admitted, admission, snapshot, context);
+  core::AdminRequest admin;
+  admin.kind = kind;
+  admin.target = admitted.target;
+  admin.force = kind == core::RequestKind::kFailover && input.body.force;
+  if (input.body.dry_run) return dryRun(admin, snapshot);
+  return submitRequest(admin, snapshot, context);
 }
 
 // POST /switchover: the primary commits, the target streams within the lag limit, nothing else
@@ -443,67 +588,9 @@ Response dryRun(const core::AdminRequest& request, const Snapshot& snapshot) {
 Response switchover(const Request& request, const Snapshot& snapshot, const RouteContext& context) {
   auto parsed = parseAdminInput(request, snapshot, path::kSwitchover, kSwitchoverKeys);
   if (auto* bad = std::get_if<Response>(&parsed)) return *bad;
-  const AdminInput& input = std::get<AdminInput>(parsed);
   if (auto refused = checkAdminView(snapshot, context, /*timer_counts=*/true)) return *refused;
-
-  const CheckResult primary = checkClusterPrimary(snapshot);
-  if (!primary.ok)
-    return preconditionFailed(
-        "a switchover needs a healthy writable primary: " + primary.reason + " (use /failover)",
-        snapshot);
-
-  core::AdminRequest admin;
-  admin.kind = core::RequestKind::kSwitchover;
-  if (input.target) {
-    const auto& node = snapshot.nodes[*input.target];
-    if (*input.target == *snapshot.primary)
-      return preconditionFailed(quoted(node.name) + " is already the primary", snapshot);
-    const CheckResult replica = checkReplica(snapshot, node, context.max_lag_bytes);
-    if (!replica.ok)
-      return preconditionFailed("target " + quoted(node.name) +
-                                    " cannot take over without losing writes: " + replica.reason,
-                                snapshot);
-    admin.target = input.target;
-  } else {
-    // The best replica: streaming within the limit, furthest ahead.
-    for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
-      if (i == *snapshot.primary) continue;
-      const auto& node = snapshot.nodes[i];
-      if (!checkReplica(snapshot, node, context.max_lag_bytes).ok) continue;
-      if (!admin.target || node.observation.position().value_or(0) >
-                               snapshot.nodes[*admin.target].observation.position().value_or(0))
-        admin.target = i;
-    }
-    if (!admin.target)
-      return preconditionFailed("no replica can take over without losing writes: " +
-                                    checkClusterReplica(snapshot, context.max_lag_bytes).reason,
-                                snapshot);
-  }
-  if (input.body.dry_run) return dryRun(admin, snapshot);
-  return submitRequest(admin, snapshot, context);
-}
-
-// Why `node` cannot be promoted by an operator failover, or nullopt: it must answer, be in
-// recovery and belong to the primary's cluster. Lag is the operator's call.
-std::optional<std::string> failoverProblem(const Snapshot& snapshot, const NodeSnapshot& node) {
-  const auto& seen = node.observation;
-  if (!seen.probed) return "node " + quoted(node.name) + " has not been probed yet";
-  if (!seen.reachable) {
-    std::string reason =
-        "node " + quoted(node.name) + " is unreachable (" + core::toString(seen.failure) + ")";
-    if (!seen.error.empty()) reason += ": " + seen.error;
-    return reason;
-  }
-  if (!seen.in_recovery)
-    return "node " + quoted(node.name) + " is not in recovery (it is not a replica)";
-  if (!snapshot.primary || *snapshot.primary >= snapshot.nodes.size()) return std::nullopt;
-  const auto& primary = snapshot.nodes[*snapshot.primary].observation;
-  if (primary.system_identifier != 0 && seen.system_identifier != 0 &&
-      primary.system_identifier != seen.system_identifier)
-    return "node " + quoted(node.name) + " belongs to another cluster (system identifier " +
-           std::to_string(seen.system_identifier) + ", the primary's is " +
-           std::to_string(primary.system_identifier) + ")";
-  return std::nullopt;
+  return admitAndSubmit(core::RequestKind::kSwitchover, std::get<AdminInput>(parsed), snapshot,
+                        context);
 }
 
 // POST /failover: promote a replica now, skipping the failover timeout and the replica's
@@ -511,59 +598,11 @@ std::optional<std::string> failoverProblem(const Snapshot& snapshot, const NodeS
 Response failover(const Request& request, const Snapshot& snapshot, const RouteContext& context) {
   auto parsed = parseAdminInput(request, snapshot, path::kFailover, kFailoverKeys);
   if (auto* bad = std::get_if<Response>(&parsed)) return *bad;
-  const AdminInput& input = std::get<AdminInput>(parsed);
-  const AdminBody& body = input.body;
   if (auto refused =
           checkAdminView(snapshot, context, /*timer_counts=*/false, /*primary_required=*/false))
     return *refused;
-  const bool primary_known = snapshot.primary && *snapshot.primary < snapshot.nodes.size();
-  // With no primary known, only the operator can say which node holds the data to keep.
-  if (!primary_known && (!body.force || !input.target))
-    return preconditionFailed(std::string("no primary is known (state ") +
-                                  core::toString(snapshot.state) +
-                                  "): a failover then needs an explicit \"target\" and "
-                                  "\"force\": true, because only an operator can tell which "
-                                  "node holds the data to keep",
-                              snapshot);
-
-  const CheckResult primary = checkClusterPrimary(snapshot);
-  if (primary_known && primary.ok && !body.force)
-    return conflict("primary " + quoted(snapshot.nodes[*snapshot.primary].name) +
-                        " is healthy; use /switchover, or force the failover "
-                        "(it fences the primary and may lose its latest writes)",
-                    snapshot);
-
-  core::AdminRequest admin;
-  admin.kind = core::RequestKind::kFailover;
-  admin.force = body.force;
-  if (input.target) {
-    const auto& node = snapshot.nodes[*input.target];
-    if (primary_known && *input.target == *snapshot.primary)
-      return preconditionFailed(quoted(node.name) + " is already the primary", snapshot);
-    if (auto problem = failoverProblem(snapshot, node))
-      return preconditionFailed("target " + quoted(node.name) + " cannot be promoted: " + *problem,
-                                snapshot);
-    admin.target = input.target;
-  } else {
-    std::string problems;
-    for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
-      if (i == *snapshot.primary) continue;
-      const auto& node = snapshot.nodes[i];
-      if (auto problem = failoverProblem(snapshot, node)) {
-        problems += (problems.empty() ? "" : "; ") + *problem;
-        continue;
-      }
-      if (!admin.target || node.observation.position().value_or(0) >
-                               snapshot.nodes[*admin.target].observation.position().value_or(0))
-        admin.target = i;
-    }
-    if (!admin.target)
-      return preconditionFailed("no reachable replica in recovery to promote" +
-                                    (problems.empty() ? std::string() : ": " + problems),
-                                snapshot);
-  }
-  if (body.dry_run) return dryRun(admin, snapshot);
-  return submitRequest(admin, snapshot, context);
+  return admitAndSubmit(core::RequestKind::kFailover, std::get<AdminInput>(parsed), snapshot,
+                        context);
 }
 
 Response routeUnchecked(const Request& request, const Snapshot& snapshot,

@@ -992,9 +992,12 @@ TEST(Lifecycle, EventsOfARequestCarryItsId) {
   EXPECT_EQ(tagged, 1u);
 
   // An operator failover (forced, pg2 healthy primary now): started and succeeded carry 43.
-  s.tick({replicaNode("pg1"), primaryNode("pg2", 2)});
-  d = s.tick({replicaNode("pg1"), primaryNode("pg2", 2)},
-             AdminRequest{RequestKind::kFailover, 0, true, 43});
+  // pg1 follows pg2 on its timeline (a standby left on timeline 1 is not promoted).
+  auto follower = replicaNode("pg1");
+  follower.timeline = 2;
+  follower.wal_receiver->received_timeline = 2;
+  s.tick({follower, primaryNode("pg2", 2)});
+  d = s.tick({follower, primaryNode("pg2", 2)}, AdminRequest{RequestKind::kFailover, 0, true, 43});
   ASSERT_EQ(d.rule, Rule::kOperatorFailover) << d.reason;
   ASSERT_FALSE(d.events.empty());
   for (const auto& e : d.events)
@@ -1067,6 +1070,51 @@ TEST(Lifecycle, SwitchoverToALaggingOrMissingReplicaIsRefused) {
              AdminRequest{RequestKind::kSwitchover, 0, false, 2});
   ASSERT_TRUE(d.request_refused.has_value());
   EXPECT_NE(d.request_refused->find("already the primary"), std::string::npos);
+}
+
+// Found by the property test with three nodes: pg2's promotion was issued and pg2 vanished
+// before it was seen promoted; an operator failover to pg3 would make two primaries if pg2's
+// promotion lands. Refused even forced (pg2 cannot be fenced first); with pg2 seen again, done.
+TEST(Lifecycle, OperatorFailoverWaitsForAPromotionThatMayStillLand) {
+  LifecycleStory s;
+  s.tick({primaryNode("pg1"), replicaNode("pg2"), replicaNode("pg3")});
+  s.story().mutableMemory().unconfirmed_promotion = 1;
+  for (bool force : {false, true}) {
+    auto d = s.tick({downNode("pg1"), downNode("pg2", ProbeFailure::kTimeout), replicaNode("pg3")},
+                    AdminRequest{RequestKind::kFailover, 2, force, 1});
+    ASSERT_TRUE(d.request_refused.has_value()) << "force " << force;
+    EXPECT_NE(d.request_refused->find("the promotion of 'pg2'"), std::string::npos)
+        << *d.request_refused;
+    EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
+  }
+  auto d = s.tick({downNode("pg1"), replicaNode("pg2", false), replicaNode("pg3")},
+                  AdminRequest{RequestKind::kFailover, 2, false, 2});
+  EXPECT_EQ(d.rule, Rule::kOperatorFailover) << d.reason;
+}
+
+// Found by the property test with three nodes: pg3 still on timeline 1 never followed pg2's
+// promotion to timeline 2; promoted, it would start a timeline 2 of its own. A forced failover
+// to it is refused; without a target, pg2's follower pg1 is promoted instead.
+TEST(Lifecycle, OperatorFailoverNeverForksTheNewestTimeline) {
+  LifecycleStory s;
+  auto follower = replicaNode("pg1");
+  follower.timeline = 2;
+  follower.wal_receiver->received_timeline = 2;
+  auto stranded = replicaNode("pg3", false, 0.2, 0x3000400);  // further ahead, on timeline 1
+  s.tick({follower, primaryNode("pg2", 2), stranded});
+  auto d = s.tick({follower, primaryNode("pg2", 2), stranded},
+                  AdminRequest{RequestKind::kFailover, 2, true, 1});
+  ASSERT_TRUE(d.request_refused.has_value()) << d.reason;
+  EXPECT_NE(d.request_refused->find("'pg3' is on timeline 1, the cluster's newest is 2"),
+            std::string::npos)
+      << *d.request_refused;
+  EXPECT_TRUE(actionsOf(d, ActionKind::kPromote).empty());
+  d = s.tick({follower, primaryNode("pg2", 2), stranded},
+             AdminRequest{RequestKind::kFailover, std::nullopt, true, 2});
+  ASSERT_EQ(d.rule, Rule::kOperatorFailover) << d.reason;
+  const auto promoted = actionsOf(d, ActionKind::kPromote);
+  ASSERT_EQ(promoted.size(), 1u);
+  EXPECT_EQ(promoted[0].node, 0u);
 }
 
 TEST(Lifecycle, OperatorFailoverIsRefusedWhilePrimaryIsHealthyUnlessForced) {

@@ -65,6 +65,9 @@ Snapshot healthy() {
   snapshot.reason = "primary pg1 commits; replica pg2 streams 1.0 kB behind";
   snapshot.primary = 0;
   snapshot.nodes = {primaryNode("pg1"), replicaNode("pg2", 0x3000148, 1024)};
+  // The decision's memory of the cluster, which requests are admitted against.
+  snapshot.system_identifier = snapshot.nodes[0].observation.system_identifier;
+  snapshot.newest_timeline = snapshot.nodes[0].observation.timeline;
   return snapshot;
 }
 
@@ -491,6 +494,52 @@ TEST_F(HttpAdmin, FailoverWithoutAKnownPrimaryNeedsAnExplicitTargetAndForce) {
   ASSERT_EQ(queue_.submitted.size(), 1u);
   EXPECT_EQ(queue_.submitted[0].target, 1u);
   EXPECT_TRUE(queue_.submitted[0].force);
+}
+
+// pg2's promotion was issued and pg2 vanished before it was confirmed: it may still land, so
+// promoting pg3 would make two primaries. Refused, forced or not (pg2 cannot be fenced first).
+TEST_F(HttpAdmin, NoFailoverWhileAnEarlierPromotionMayLand) {
+  Snapshot snapshot = primaryFailing();
+  snapshot.nodes.push_back(replicaNode("pg3", 0x3000148, 1024));
+  snapshot.nodes[1].observation.reachable = false;
+  snapshot.nodes[1].observation.failure = core::ProbeFailure::kTimeout;
+  snapshot.unconfirmed_promotion = 1;
+  for (const char* request :
+       {"{}", R"({"target": "pg3"})", R"({"target": "pg3", "force": true})"}) {
+    Response response = send(post("/failover", request), snapshot);
+    EXPECT_EQ(response.status, 412) << request;
+    EXPECT_NE(body(response)["reason"].get<std::string>().find(
+                  "the promotion of 'pg2' was issued and 'pg2' has not been seen since"),
+              std::string::npos)
+        << response.body;
+  }
+  EXPECT_TRUE(queue_.submitted.empty());
+  // Seen again (the loop then forgets it), pg3 may be promoted.
+  snapshot.unconfirmed_promotion.reset();
+  EXPECT_EQ(send(post("/failover", R"({"target": "pg3"})"), snapshot).status, 202);
+}
+
+// pg2 still on timeline 2 never followed the promotion to 3: promoted, it would start a timeline
+// 3 of its own. Refused even forced; the best replica is then one that followed, though behind.
+TEST_F(HttpAdmin, NoFailoverToAStandbyOnAnOlderTimeline) {
+  Snapshot snapshot = primaryFailing();
+  snapshot.nodes[1].observation.timeline = 2;
+  snapshot.nodes[1].streamed_timeline = 2;
+  Response response = send(post("/failover", R"({"target": "pg2", "force": true})"), snapshot);
+  EXPECT_EQ(response.status, 412);
+  EXPECT_NE(body(response)["reason"].get<std::string>().find(
+                "target 'pg2' cannot be promoted: node 'pg2' is on timeline 2, the cluster's "
+                "newest is 3"),
+            std::string::npos)
+      << response.body;
+  // What it last streamed counts over its checkpoint's timeline.
+  snapshot.nodes[1].streamed_timeline = 3;
+  snapshot.nodes.push_back(replicaNode("pg3", 0x3000200, 0));  // further ahead
+  snapshot.nodes[2].observation.wal_receiver.reset();
+  snapshot.nodes[2].observation.timeline = 2;
+  Response any = send(post("/failover", "{}"), snapshot);
+  ASSERT_EQ(any.status, 202) << any.body;
+  EXPECT_EQ(body(any)["to"], "pg2");
 }
 
 TEST_F(HttpAdmin, FailoverDryRunSubmitsNothing) {
