@@ -136,7 +136,8 @@ struct Event {
   std::string result;  // "succeeded", "failed", "started", "refused"
   std::string reason;
   Millis duration{0};
-  // rejoin: "restart", "follow", "rewind" or "clone" (pgfailover's), "host_start" (came back by itself)
+  // rejoin: "restart", "follow", "rewind" or "clone" (pgfailover's), "host_start" (came back by
+  // itself)
   std::string method;
   // The operator request (AdminRequest::id) this event carries out or refuses; 0 for none.
   std::uint64_t request_id = 0;

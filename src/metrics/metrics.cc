@@ -128,13 +128,11 @@ Metrics::Metrics()
                          .Name("pgfailover_tick_duration_seconds")
                          .Help("Duration of one tick: observe, decide and act.")
                          .Register(registry_)),
-      rejoins_(
-          BuildCounter()
-              .Name("pgfailover_rejoins_total")
-              .Help(
-                  "Finished rejoins of a node as a replica, by method (host_start, restart, follow, "
-                  "rewind, clone) and result.")
-              .Register(registry_)),
+      rejoins_(BuildCounter()
+                   .Name("pgfailover_rejoins_total")
+                   .Help("Finished rejoins of a node as a replica, by method (host_start, restart, "
+                         "follow, rewind, clone) and result.")
+                   .Register(registry_)),
       last_rejoin_duration_(
           BuildGauge()
               .Name("pgfailover_last_rejoin_duration_seconds")
