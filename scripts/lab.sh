@@ -248,7 +248,7 @@ cmd_up() {
     say "building pgfailover in $LAB_BUILD_DIR (log: $LAB_DIR/build.log)"
     if ! {
       cmake -S "$REPO_ROOT" -B "$LAB_BUILD_DIR" -DCMAKE_BUILD_TYPE="${LAB_BUILD_TYPE:-RelWithDebInfo}" \
-        -DPGFAILOVER_BUILD_TESTS=OFF &&
+        -DBUILD_TESTING=OFF &&
         cmake --build "$LAB_BUILD_DIR" --target pgfailover -j "$(nproc)"
     } >"$LAB_DIR/build.log" 2>&1; then
       tail -n 40 "$LAB_DIR/build.log" >&2
