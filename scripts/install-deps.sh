@@ -15,7 +15,7 @@ packages=(
   etcd-server etcd-client
   postgresql-15 postgresql-client-15
   openssh-server openssh-client iproute2 nftables iputils-ping procps curl jq python3-psycopg2
-  clang-format unzip openssl
+  clang-format shellcheck unzip openssl
   # The Debian package (scripts/package.sh) and its install test in a debootstrapped root.
   debhelper dpkg-dev lintian debootstrap ccache
 )

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The test command (README, CI): installs the Debian packages, configures and builds with the
-# tests on, runs the unit tests, then the integration tests (real PostgreSQL 15 servers, one
-# test at a time), and exits non-zero on any failure. Whatever the tests start lives under one
+# The test command (README, CI): installs the Debian packages, checks the sources (formatting
+# with clang-format, every shell script with shellcheck), then builds three ways, warnings as errors, and runs the tests (exit non-zero on
+# any failure):
+#   - plain (BUILD_DIR): the unit tests; this build also serves the package, Helm and lab phases;
+#   - AddressSanitizer + UndefinedBehaviorSanitizer (BUILD_DIR-asan): the unit tests and the
+#     integration tests (real PostgreSQL 15 servers, one test at a time), the daemon they start
+#     instrumented too;
+#   - ThreadSanitizer (BUILD_DIR-tsan): the tests that run threads (ctest label "threads",
+#     CMakeLists.txt lists them).
+# A sanitizer finding in any process (a test, the daemon, a CLI call) fails its phase: the
+# reports go to files that are printed after the phase. Whatever the tests start lives under one
 # folder of this run; on exit anything still running there is stopped by PID and the folder
 # removed, also after a crashed test.
 #
@@ -9,14 +17,15 @@
 # into a clean Debian 12 root where the daemon runs from the installed files against real
 # PostgreSQL (tests/labs/deb_install_test.sh). Then the deployment checks: the Helm chart
 # offline, the static checks of the container and
-# monitoring files (promtool, haproxy -c, shellcheck...), the namespace lab end to end, the chaos
+# monitoring files (promtool, haproxy -c...), the namespace lab end to end, the chaos
 # suite's quick pass, and last the compose lab with a private dockerd (the slowest: it builds
 # the images from a debootstrapped base). Each phase prints its duration.
 #
 # Environment: BUILD_DIR (build-ci), BUILD_TYPE (RelWithDebInfo), JOBS (nproc),
 # CTEST_ARGS (extra ctest arguments, e.g. "-R Support"; runs only ctest, no deployment checks),
-# SKIP_DEPS=1, SKIP_PACKAGE=1, SKIP_HELM=1, SKIP_LABS=1 (static checks, namespace lab, chaos, compose),
-# SKIP_CHAOS=1, SKIP_COMPOSE=1.
+# SKIP_DEPS=1, SKIP_SOURCE_CHECKS=1, SKIP_ASAN=1 (the integration tests then run in the plain
+# build), SKIP_TSAN=1, SKIP_PACKAGE=1, SKIP_HELM=1, SKIP_LABS=1 (static checks, namespace lab,
+# chaos, compose), SKIP_CHAOS=1, SKIP_COMPOSE=1.
 set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,20 +76,80 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "configuring $BUILD_DIR ($BUILD_TYPE, tests on)"
-cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DPGFAILOVER_BUILD_TESTS=ON
-say "building with $JOBS jobs"
-cmake --build "$BUILD_DIR" -j "$JOBS"
-
 failed_phases=()
+if [[ ${SKIP_SOURCE_CHECKS:-0} != 1 ]]; then
+  phase "source checks: clang-format, shellcheck"
+  bash scripts/check-sources.sh || failed_phases+=("source checks")
+fi
+
+# build DIR SANITIZERS: configures (tests on, warnings as errors) and builds; a failed build
+# ends the run.
+# ccache (scripts/install-deps.sh) makes the second and later runs' builds quick.
+build() {
+  local dir=$1 sanitize=$2 launcher=()
+  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+  say "configuring $dir ($BUILD_TYPE, tests on${sanitize:+, -fsanitize=$sanitize})"
+  cmake -S "$REPO_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DBUILD_TESTING=ON \
+    -DPGFAILOVER_WERROR=ON -DPGFAILOVER_SANITIZE="$sanitize" "${launcher[@]}"
+  say "building $dir with $JOBS jobs"
+  cmake --build "$dir" -j "$JOBS"
+}
+
+# Each sanitizer writes its reports to files here (log_path, one per process), so a finding in
+# a process whose output no test reads (the daemon, a CLI call) still fails the phase.
+SANITIZER_LOGS=$PGFAILOVER_TEST_TMPDIR/sanitizers
+mkdir -p "$SANITIZER_LOGS"
+chmod 1777 "$SANITIZER_LOGS"
+SUPPRESSIONS=$REPO_ROOT/tests/sanitizers
+# sanitizer_reports PHASE: prints the reports written during PHASE; fails when there were any.
+sanitizer_reports() {
+  local reports=("$SANITIZER_LOGS"/*)
+  [[ -e ${reports[0]} ]] || return 0
+  say "$1: sanitizer reports (${#reports[@]}):"
+  for report in "${reports[@]}"; do
+    printf '==== %s\n' "${report##*/}" >&2
+    cat -- "$report" >&2
+  done
+  mkdir -p "$SANITIZER_LOGS.seen"
+  mv -- "${reports[@]}" "$SANITIZER_LOGS.seen/"
+  return 1
+}
+
+build "$BUILD_DIR" ""
 phase "unit tests"
 ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" ||
   failed_phases+=("unit tests")
-phase "integration tests (real PostgreSQL 15, one at a time)"
+
 # Each integration test runs once: a test that passes only on a second try is a bug to fix, not
-# to hide.
-ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure \
-  "${ctest_extra[@]}" || failed_phases+=("integration tests")
+# to hide. They run in the AddressSanitizer build, not a second time in the plain one.
+integration_dir=$BUILD_DIR integration_build=plain
+if [[ ${SKIP_ASAN:-0} != 1 ]]; then
+  phase "AddressSanitizer + UndefinedBehaviorSanitizer build"
+  integration_dir=$BUILD_DIR-asan integration_build="ASan+UBSan"
+  build "$integration_dir" address,undefined
+  export ASAN_OPTIONS="log_path=$SANITIZER_LOGS/asan:detect_leaks=1:check_initialization_order=1"
+  export LSAN_OPTIONS="suppressions=$SUPPRESSIONS/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="log_path=$SANITIZER_LOGS/ubsan:print_stacktrace=1:halt_on_error=1"
+  phase "unit tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+  { ctest --test-dir "$integration_dir" -L unit --output-on-failure -j "$JOBS" "${ctest_extra[@]}" &&
+    sanitizer_reports "unit tests (ASan+UBSan)"; } || failed_phases+=("unit tests (ASan+UBSan)")
+fi
+phase "integration tests (real PostgreSQL 15, one at a time, $integration_build build)"
+{ ctest --test-dir "$integration_dir" -L integration --output-on-failure "${ctest_extra[@]}" &&
+  sanitizer_reports "integration tests"; } || failed_phases+=("integration tests")
+unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
+
+if [[ ${SKIP_TSAN:-0} != 1 ]]; then
+  phase "ThreadSanitizer build"
+  build "$BUILD_DIR-tsan" thread
+  export TSAN_OPTIONS="log_path=$SANITIZER_LOGS/tsan:halt_on_error=1:second_deadlock_stack=1:\
+suppressions=$SUPPRESSIONS/tsan.supp"
+  phase "tests that run threads (ThreadSanitizer)"
+  # RUN_SERIAL keeps the integration tests among them one at a time.
+  { ctest --test-dir "$BUILD_DIR-tsan" -L threads --output-on-failure -j "$JOBS" "${ctest_extra[@]}" &&
+    sanitizer_reports "tests that run threads (TSan)"; } || failed_phases+=("tests that run threads (TSan)")
+  unset TSAN_OPTIONS
+fi
 if [[ -z ${CTEST_ARGS:-} && ${SKIP_PACKAGE:-0} != 1 ]]; then
   # The .deb (its cmake build is kept in build-deb/, so a rebuild is quick with ccache), then
   # installed and run as users run it; also `cmake --install` from this build.

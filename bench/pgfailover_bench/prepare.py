@@ -32,7 +32,7 @@ def build():
         return
     log(f"building pgfailover in {env.BUILD_DIR}")
     sh(["cmake", "-S", env.REPO, "-B", env.BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release",
-        "-DPGFAILOVER_BUILD_TESTS=OFF"], timeout=600)
+        "-DBUILD_TESTING=OFF"], timeout=600)
     sh(["cmake", "--build", env.BUILD_DIR, "--target", "pgfailover", "-j2"], timeout=3600)
     freeze_binary()
 

@@ -234,8 +234,7 @@ build_pgfailover() {
   say "building pgfailover in $LAB_BUILD_DIR (log: $LAB_DIR/build.log)"
   local -a configure=(-S "$REPO_ROOT" -B "$LAB_BUILD_DIR")
   if [[ ! -f $LAB_BUILD_DIR/CMakeCache.txt ]]; then
-    configure+=(-DCMAKE_BUILD_TYPE="${LAB_BUILD_TYPE:-RelWithDebInfo}" -DPGFAILOVER_BUILD_TESTS=OFF
-      -DBUILD_TESTING=OFF)
+    configure+=(-DCMAKE_BUILD_TYPE="${LAB_BUILD_TYPE:-RelWithDebInfo}" -DBUILD_TESTING=OFF)
   elif [[ -n ${LAB_BUILD_TYPE:-} ]]; then
     configure+=(-DCMAKE_BUILD_TYPE="$LAB_BUILD_TYPE")
   fi

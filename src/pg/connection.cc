@@ -135,8 +135,13 @@ std::optional<PgError> Connection::connect(const ConnectOptions& options, Steady
   if (options.statement_timeout) {
     server_options += " -c statement_timeout=" + std::to_string(options.statement_timeout->count());
   }
+  // pgfailover authenticates with passwords; probing for GSSAPI encryption first would only add
+  // a round trip and Kerberos library work to every connect.
+  const std::string gssencmode = "disable";
   std::vector<const char*> keywords;
   std::vector<const char*> values;
+  // libpq reads the values after this lambda returns: each must be a named string that lives
+  // until PQconnectStartParams, never a temporary.
   auto add = [&](const char* keyword, const std::string& value) {
     keywords.push_back(keyword);
     values.push_back(value.c_str());
@@ -150,9 +155,7 @@ std::optional<PgError> Connection::connect(const ConnectOptions& options, Steady
   if (!options.sslrootcert.empty()) add("sslrootcert", options.sslrootcert);
   if (!options.sslcert.empty()) add("sslcert", options.sslcert);
   if (!options.sslkey.empty()) add("sslkey", options.sslkey);
-  // pgfailover authenticates with passwords; probing for GSSAPI encryption first would only add
-  // a round trip and Kerberos library work to every connect.
-  add("gssencmode", "disable");
+  add("gssencmode", gssencmode);
   add("application_name", options.application_name);
   add("connect_timeout", connect_timeout);
   add("options", server_options);

@@ -132,7 +132,7 @@ if [[ -z ${PGFAILOVER_BIN:-} ]]; then
   PGFAILOVER_BIN=$REPO_ROOT/build-chaos/pgfailover
   if [[ ! -x $PGFAILOVER_BIN ]]; then
     say "building pgfailover into $REPO_ROOT/build-chaos"
-    cmake -S "$REPO_ROOT" -B "$REPO_ROOT/build-chaos" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGFAILOVER_BUILD_TESTS=OFF >/dev/null
+    cmake -S "$REPO_ROOT" -B "$REPO_ROOT/build-chaos" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF >/dev/null
     cmake --build "$REPO_ROOT/build-chaos" -j "$(nproc)" --target pgfailover >/dev/null
   fi
 fi

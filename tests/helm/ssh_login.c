@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc != 8) {
     fprintf(stderr, "usage: ssh_login ADDRESS PORT NAME NAME_PORT KNOWN_HOSTS PRIVATE_KEY USER\n");
     return 2;
@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
   to.sin_family = AF_INET;
   to.sin_port = htons((unsigned short)port);
   if (fd < 0 || inet_pton(AF_INET, address, &to.sin_addr) != 1 ||
-      connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
+      connect(fd, (struct sockaddr*)&to, sizeof to) != 0) {
     perror("connect");
     return 1;
   }
@@ -53,7 +53,8 @@ int main(int argc, char **argv) {
   }
   enum ssh_known_hosts_e known = ssh_session_is_known_server(session);
   if (known != SSH_KNOWN_HOSTS_OK) {
-    fprintf(stderr, "host key of %s not accepted (ssh_session_is_known_server: %d)\n", name, (int)known);
+    fprintf(stderr, "host key of %s not accepted (ssh_session_is_known_server: %d)\n", name,
+            (int)known);
     return 3;
   }
   ssh_key key = NULL;

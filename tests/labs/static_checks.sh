@@ -8,7 +8,7 @@
 #   - Grafana: provisioning YAML parses, the dashboard JSON parses, has unique panel ids, and
 #     every pgfailover_* metric its queries (and the alert rules) use is documented in
 #     docs/metrics.md and registered in src/metrics/metrics.cc
-#   - shellcheck on the lab and container scripts (the compose lab's and its benchmark's too)
+# (shellcheck runs over every script of the repo in scripts/check-sources.sh.)
 #   - the bench package (bench/pgfailover_bench) imports and renders its report from bench/results
 #     (tests/bench/report_check.py; docs/benchmarks.md is left alone)
 # Exit status: 0 when everything passes; the last line says how many checks passed and failed.
@@ -20,7 +20,7 @@ PY=/usr/bin/python3 # Debian's python3 (python3-yaml), whatever else is first on
 
 say() { printf 'static_checks: %s\n' "$*" >&2; }
 
-packages=(docker-compose prometheus haproxy shellcheck python3 python3-yaml jq)
+packages=(docker-compose prometheus haproxy python3 python3-yaml jq)
 missing=()
 for p in "${packages[@]}"; do
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true) == installed ]] || missing+=("$p")
@@ -134,11 +134,6 @@ print(f"{len(dash['panels'])} panels, {len(used)} metric names used, {len(proble
 sys.exit(1 if problems else 0)
 EOF
 
-check "shellcheck (lab and container scripts)" shellcheck -x scripts/lab-netns.sh tests/labs/*.sh \
-  docker/postgres/entrypoint.sh docker/postgres/node-guard.sh docker/postgres/lab-init.sh \
-  scripts/lab-compose.sh scripts/lib/compose-env.sh scripts/lib/lab-common.sh scripts/lib/lab-guard.sh \
-  bench/compose_failover.sh bench/lease_guard.sh \
-  scripts/package.sh debian/pgfailover.postinst debian/pgfailover.prerm debian/pgfailover.postrm
 check "bench package imports, its report renders (tests/bench/report_check.py)" "$PY" tests/bench/report_check.py
 # The systemd units as systemd itself reads them (unknown keys, bad values), where it is
 # installed; that /usr/bin/pgfailover is not installed here is no finding.

@@ -1,0 +1,47 @@
+# cmake -DFOLDER=core -DSOURCE_DIR=<repo> -DPUBLIC=common -DPRIVATE= [-DSTAMP=<file>]
+#   -P check_layer_includes.cmake
+# Refuses an #include in src/FOLDER that its layer may not use (cmake/layers.cmake): a header
+# may include its own folder and the PUBLIC ones, a .cc also the PRIVATE ones. A project header
+# is always written "<folder>/<file>.h", never relative.
+cmake_minimum_required(VERSION 3.25)
+string(REPLACE "," ";" public "${PUBLIC}")
+string(REPLACE "," ";" private "${PRIVATE}")
+file(GLOB folders LIST_DIRECTORIES true RELATIVE ${SOURCE_DIR}/src ${SOURCE_DIR}/src/*)
+file(GLOB files ${SOURCE_DIR}/src/${FOLDER}/*.h ${SOURCE_DIR}/src/${FOLDER}/*.cc)
+set(errors "")
+foreach(file IN LISTS files)
+  file(RELATIVE_PATH shown ${SOURCE_DIR} ${file})
+  set(allowed ${FOLDER} ${public})
+  if(file MATCHES "\\.cc$")
+    list(APPEND allowed ${private})
+  endif()
+  file(STRINGS ${file} lines REGEX "^[ \t]*#[ \t]*include")
+  foreach(line IN LISTS lines)
+    if(line MATCHES "include[ \t]*\"([^\"]*)\"")
+      set(path ${CMAKE_MATCH_1})
+      if(NOT path MATCHES "^([a-z_]+)/[A-Za-z0-9_]+\\.h$")
+        string(APPEND errors "  ${shown}: #include \"${path}\": write a project header as "
+          "\"<folder>/<file>.h\"\n")
+        continue()
+      endif()
+    elseif(line MATCHES "include[ \t]*<([a-z_]+)/")
+      # A system header, unless it names one of our folders.
+      if(NOT CMAKE_MATCH_1 IN_LIST folders)
+        continue()
+      endif()
+    else()
+      continue()
+    endif()
+    if(NOT CMAKE_MATCH_1 IN_LIST allowed)
+      list(JOIN allowed " " allowed_text)
+      string(APPEND errors "  ${shown}: includes ${CMAKE_MATCH_1}/, but this file may use only "
+        "${allowed_text} (the edges are in CMakeLists.txt; a header: only the PUBLIC ones)\n")
+    endif()
+  endforeach()
+endforeach()
+if(errors)
+  message(FATAL_ERROR "Forbidden includes in src/${FOLDER}:\n${errors}")
+endif()
+if(STAMP)
+  file(TOUCH ${STAMP})
+endif()
