@@ -110,36 +110,10 @@ struct ProbeConfig {
   Millis primary_lease{0};
 };
 
-struct FailoverConfig {
-  // Timeout when pgfailover has proof the primary is down (connection refused or reset).
-  Millis confirmed_down_timeout{failover_defaults::kConfirmedDownTimeout};
-  // Timeout when the primary is merely silent (probe deadlines expire, no route).
-  Millis unresponsive_timeout{failover_defaults::kUnresponsiveTimeout};
-  // Timeout when the primary is silent and its host is lost: it does not answer ICMP either
-  // (probe.icmp), and the lease is on, so that by the time it runs out the old primary's guard
-  // has fenced it if it still runs anywhere. The replica must have lost it too, as always.
-  // Never longer than unresponsive_timeout.
-  Millis host_lost_timeout{failover_defaults::kHostLostTimeout};
-  // Grace while the primary says it is starting up, shutting down or recovering.
-  Millis starting_up_grace{failover_defaults::kStartingUpGrace};
-  // The replica counts as having lost the primary once it heard nothing for this long (or its
-  // WAL receiver stopped). The effective value is never below half its wal_receiver_timeout
-  // plus one second, since a healthy idle stream can be that quiet.
-  Millis replica_silence{failover_defaults::kReplicaSilence};
-  std::uint64_t max_lag_bytes = failover_defaults::kMaxLagBytes;
-  // pg_promote(wait => true, wait_seconds => this).
-  Millis promote_timeout{failover_defaults::kPromoteTimeout};
-  int promote_attempts = failover_defaults::kPromoteAttempts;
-
-  // Lifecycle.
-  bool rejoin = true;
-  Millis rejoin_grace{failover_defaults::kRejoinGrace};
-  Millis rejoin_retry_interval{failover_defaults::kRejoinRetryInterval};
+// The settings the decision reads (common/failover_settings.h) and what only the runtime uses.
+struct FailoverConfig : FailoverSettings {
   Millis rejoin_timeout{600000};
-  Millis switchover_timeout{failover_defaults::kSwitchoverTimeout};
-  bool failback = false;
   std::string preferred_node;  // default: the first node
-  Millis failback_delay{failover_defaults::kFailbackDelay};
   // STONITH-style command run on pgfailover's host before every failover promotion; a non-zero
   // exit cancels that promotion attempt. Environment: PGFAILOVER_OLD_PRIMARY,
   // PGFAILOVER_NEW_PRIMARY.

@@ -60,41 +60,22 @@ const char* toString(VetoReason reason);
 using ::pgfailover::SyncMode;
 const char* toString(SyncMode mode);
 
-struct Policy {
-  Millis confirmed_down_timeout{failover_defaults::kConfirmedDownTimeout};
-  Millis unresponsive_timeout{failover_defaults::kUnresponsiveTimeout};
-  // Silence from a primary whose host does not answer ICMP either, with the lease on (the
-  // lease, held back by holdForTheLease, makes sure its guard fenced it if it still runs).
-  Millis host_lost_timeout{failover_defaults::kHostLostTimeout};
+// The failover section's settings (common/failover_settings.h) and what the decision takes
+// from the probe, replication and synchronous sections.
+struct Policy : FailoverSettings {
   bool icmp = false;  // the probe pings each node's host (probe.icmp)
-  Millis starting_up_grace{failover_defaults::kStartingUpGrace};
-  Millis replica_silence{failover_defaults::kReplicaSilence};
-  std::uint64_t max_lag_bytes = failover_defaults::kMaxLagBytes;
-  Millis promote_timeout{failover_defaults::kPromoteTimeout};
-  int promote_attempts = failover_defaults::kPromoteAttempts;
   bool heartbeat = true;
   // The lease the heartbeat grants the primary (0: none). No promotion before the lease pgfailover
   // last renewed, and the replicas' vouching for the old primary, have run out.
   Millis primary_lease{0};
-
-  // Lifecycle: rejoin a node that is not a healthy replica (needs a host executor).
-  bool rejoin = true;
-  Millis rejoin_grace{
-      failover_defaults::kRejoinGrace};  // a replica may be down or not streaming this long first
-  Millis rejoin_retry_interval{failover_defaults::kRejoinRetryInterval};  // after a failed rejoin
-  Millis switchover_timeout{
-      failover_defaults::kSwitchoverTimeout};  // for the target to catch up with the fenced primary
-  bool slots = true;                           // keep a physical slot per replica on the primary
-  Millis slot_drop_after{
-      failover_defaults::kSlotDropAfter};  // drop the slot of a node gone this long
-  std::vector<std::string> slot_names;     // per node: the slot it streams from
-  bool failback = false;                   // return the primary role to `preferred`
-  std::optional<std::size_t> preferred;
-  Millis failback_delay{
-      failover_defaults::kFailbackDelay};  // healthy and caught up this long before failing back
+  bool slots = true;  // keep a physical slot per replica on the primary
+  // Drop the slot of a node gone this long.
+  Millis slot_drop_after{failover_defaults::kSlotDropAfter};
+  std::vector<std::string> slot_names;   // per node: the slot it streams from
+  std::optional<std::size_t> preferred;  // failback's node
   SyncMode sync_mode = SyncMode::kOff;
-  Millis standalone_after{failover_defaults::kStandaloneAfter};  // kOn: how long commits wait for a
-                                                                 // replica that is gone
+  // kOn: how long commits wait for a replica that is gone.
+  Millis standalone_after{failover_defaults::kStandaloneAfter};
 };
 
 // What the decision asks the runtime to do, one small struct per kind. The node an action runs

@@ -493,7 +493,7 @@ const std::vector<Transition>& transitionTable() {
        "the primary's probe or heartbeat fails and the applicable timeout has not run out",
        "keep the timer running",
        "One lost probe is never enough: the timer runs while every probe fails, and the "
-       "timeout depends on the evidence (refused 3 s, silent 10 s, starting up 30 s).",
+       "timeout depends on the evidence (the timeouts' table below).",
        failingWithinTimeout,
        nullptr,
        explainFailing},

@@ -35,26 +35,13 @@ std::string describe(const std::exception_ptr& error) {
 core::Policy policyFromConfig(const config::Config& config) {
   const auto& f = config.failover;
   core::Policy policy;
-  policy.confirmed_down_timeout = f.confirmed_down_timeout;
-  policy.unresponsive_timeout = f.unresponsive_timeout;
-  policy.host_lost_timeout = f.host_lost_timeout;
+  static_cast<FailoverSettings&>(policy) = f;
   policy.icmp = config.probe.icmp;
-  policy.starting_up_grace = f.starting_up_grace;
-  policy.replica_silence = f.replica_silence;
-  policy.max_lag_bytes = f.max_lag_bytes;
-  policy.promote_timeout = f.promote_timeout;
-  policy.promote_attempts = f.promote_attempts;
   policy.heartbeat = config.probe.heartbeat;
   policy.primary_lease = config.probe.primary_lease;
-  policy.rejoin = f.rejoin;
-  policy.rejoin_grace = f.rejoin_grace;
-  policy.rejoin_retry_interval = f.rejoin_retry_interval;
-  policy.switchover_timeout = f.switchover_timeout;
   policy.slots = config.replication.slots;
   policy.slot_drop_after = config.replication.slot_drop_after;
   for (const auto& node : config.nodes) policy.slot_names.push_back(replicationSlotName(node.name));
-  policy.failback = f.failback;
-  policy.failback_delay = f.failback_delay;
   for (std::size_t i = 0; i < config.nodes.size(); ++i)
     if (config.nodes[i].name == f.preferred_node) policy.preferred = i;
   if (!policy.preferred && !config.nodes.empty()) policy.preferred = 0;
