@@ -84,7 +84,11 @@ fi
 
 # build DIR SANITIZERS: configures (tests on, warnings as errors) and builds; a failed build
 # ends the run.
-# ccache (scripts/install-deps.sh) makes the second and later runs' builds quick.
+# ccache (scripts/install-deps.sh) makes the second and later runs' builds quick, also from a
+# clone at another path: paths under the repo are hashed relative to it, and the working
+# directory is left out of the hash (the debug info of a cached object then names the folder it
+# was first built in, which no test reads).
+export CCACHE_BASEDIR=$REPO_ROOT CCACHE_NOHASHDIR=1
 build() {
   local dir=$1 sanitize=$2 launcher=()
   if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
