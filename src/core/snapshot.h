@@ -2,6 +2,7 @@
 // Immutable once published; HTTP handlers read it and never touch libpq.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,29 @@ struct RunningTimeout {
   Millis remaining() const { return total > elapsed ? total - elapsed : Millis{0}; }
 };
 
+// Several instances, one acting (docs/coordination.md): who this instance is and who acts, as
+// the loop last learnt it from etcd. Without etcd, `enabled` is false and this instance acts.
+struct CoordinationView {
+  bool enabled = false;
+  std::string instance;         // this instance's etcd.name
+  bool acting = true;           // this instance may act now (always, without etcd)
+  std::string acting_instance;  // the leader key's holder; empty: nobody known to act
+  // Where the acting instance serves its API, as it registered it; admin requests sent to
+  // another instance point there. Empty when unknown.
+  std::string acting_api_url;
+  std::int64_t term = 0;  // the acting instance's term (its leader key's create_revision)
+  bool etcd_reachable = false;
+  // Since this instance's last successful lease renewal, when it holds the leader key.
+  std::optional<Millis> since_last_renewal;
+  std::vector<std::string> instances;  // the instances registered in etcd, by name
+  // Totals since start, for metrics: leadership gained or lost by this instance, etcd calls
+  // made and failed (no answer, or an error answer) and their summed duration.
+  std::uint64_t leadership_changes = 0;
+  std::uint64_t etcd_requests = 0;
+  std::uint64_t etcd_errors = 0;
+  double etcd_request_seconds = 0;
+};
+
 struct Snapshot {
   bool ready = false;  // every node observed at least once
   std::uint64_t tick = 0;
@@ -66,6 +90,7 @@ struct Snapshot {
   std::vector<std::string> warnings;
   // GET /history's body, rebuilt only when an event happens.
   std::shared_ptr<const std::string> history_json;
+  CoordinationView coordination;
 
   const NodeSnapshot* node(const std::string& name) const {
     for (const auto& n : nodes)
