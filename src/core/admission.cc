@@ -69,6 +69,8 @@ std::optional<std::size_t> best(const AdmissionInput& input, Fits fits) {
 // can tell their histories apart afterwards. No force overrides that: unlike a healthy primary,
 // a node out of sight cannot be fenced first.
 std::optional<std::size_t> promotionMayLand(const AdmissionInput& input, std::size_t target) {
+  const auto& pending = input.promotion_may_land;
+  if (pending && *pending != target && *pending < input.nodes.size()) return pending;
   const auto& earlier = input.unconfirmed_promotion;
   if (!earlier || *earlier == target || *earlier >= input.nodes.size()) return std::nullopt;
   if (input.nodes[*earlier].reachable) return std::nullopt;  // in sight: whatever happened shows

@@ -47,6 +47,9 @@ struct AdmissionInput {
   std::uint64_t system_identifier = 0;
   std::uint32_t newest_timeline = 0;
   std::optional<std::size_t> unconfirmed_promotion;
+  // A node whose promote request may still be pending (Memory::promotion_may_land), even in
+  // sight and in recovery.
+  std::optional<std::size_t> promotion_may_land;
 };
 
 enum class Refusal {

@@ -99,6 +99,15 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
       *memory.unconfirmed_promotion < view.nodes.size() &&
       view.nodes[*memory.unconfirmed_promotion].reachable)
     d.next.unconfirmed_promotion.reset();
+  if (const auto& pending = memory.promotion_may_land; pending && *pending < view.nodes.size()) {
+    const auto& node = view.nodes[*pending];
+    const bool landed = node.reachable && !node.in_recovery;
+    const bool postmaster_down = node.failure == ProbeFailure::kRefused;
+    const bool restarted = node.reachable && node.postmaster_start_us != 0 &&
+                           memory.promotion_may_land_start_us != 0 &&
+                           node.postmaster_start_us != memory.promotion_may_land_start_us;
+    if (landed || postmaster_down || restarted) d.next.promotion_may_land.reset();
+  }
   d.next.failing_since = f.failing_since;
   if (f.failing_since) {
     d.next.failing_since_wall =

@@ -26,6 +26,8 @@ void promoteNode(const Facts& f, Decision& d, std::size_t node, const std::strin
   d.actions.push_back(Action{.node = node, .detail = why, .op = promote});
   d.next.promoting = node;
   d.next.unconfirmed_promotion = node;
+  d.next.promotion_may_land = node;
+  d.next.promotion_may_land_start_us = f.node(node).postmaster_start_us;
   d.next.promote_issued_at = f.now.steady;
   d.next.promote_attempts = f.memory->promote_attempts + 1;
   d.next.veto.reset();

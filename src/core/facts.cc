@@ -251,6 +251,16 @@ void chooseCandidate(Facts& f) {
     f.veto_detail = "the promotion of " + f.nameOf(*earlier) +
                     " may have happened out of sight; promoting " + name +
                     " too could make two primaries";
+  } else if (const auto& pending = f.memory->promotion_may_land;
+             pending && *pending != *f.candidate) {
+    // Seen in recovery, but its promote request may still be pending (a pg_promote that timed
+    // out leaves it): it lands when the standby's startup process gets going again.
+    f.veto = VetoReason::kPromoteAttemptsExhausted;
+    f.veto_detail = "the promote request sent to " + f.nameOf(*pending) +
+                    " may still land (it was neither seen promoted nor restarted since); "
+                    "promoting " +
+                    name + " too could make two primaries; restart " + f.nameOf(*pending) +
+                    " to cancel it";
   }
 }
 
@@ -417,8 +427,10 @@ std::string refusalText(const Facts& f, const AdmissionInput& input, const Admis
              ": promoting it would fork a second history under one timeline number";
     case Refusal::kPromotionMayLand:
       return "the promotion of " + about +
-             " was issued and it has not been seen since: it may still land, and a second "
-             "promotion would make two primaries (force does not override this)";
+             " was issued and has been neither seen to land nor cancelled by a restart of " +
+             about +
+             ": it may still land, and a second promotion would make two primaries (force does "
+             "not override this)";
     case Refusal::kNoTarget:
       if (input.kind == RequestKind::kSwitchover)
         return "no replica streams within the lag limit: " + f.replica_problem;
@@ -457,6 +469,7 @@ void judgeRequest(Facts& f) {
   input.system_identifier = m.last_primary_system_identifier;
   input.newest_timeline = m.last_primary_timeline;
   input.unconfirmed_promotion = m.unconfirmed_promotion;
+  input.promotion_may_land = m.promotion_may_land;
   const Admission admitted = admit(input);
   if (admitted.refusal) {
     f.request_refusal = refusalText(f, input, admitted);

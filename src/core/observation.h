@@ -82,6 +82,9 @@ struct NodeObservation {
   // the node lost pgfailover and its replica at once, and stopped taking writes by itself.
   bool self_fenced = false;
   std::uint64_t system_identifier = 0;
+  // pg_postmaster_start_time() in microseconds since the epoch (0: not known). It changes when
+  // the postmaster restarts, which discards a pending promote request (see promotion_may_land).
+  std::int64_t postmaster_start_us = 0;
   std::uint32_t timeline = 0;
   std::optional<Lsn> current_lsn;            // primary: pg_current_wal_lsn()
   std::optional<Lsn> receive_lsn;            // replica: pg_last_wal_receive_lsn()

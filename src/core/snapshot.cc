@@ -20,6 +20,7 @@ Snapshot buildSnapshot(const Decision& decision, const ClusterView& view, Now no
   s.system_identifier = m.last_primary_system_identifier;
   s.newest_timeline = m.last_primary_timeline;
   s.unconfirmed_promotion = m.unconfirmed_promotion;
+  s.promotion_may_land = m.promotion_may_land;
   s.veto = m.veto;
   s.last_failover = m.last_failover;
   s.operations = view.operations;

@@ -74,6 +74,7 @@ struct Snapshot {
   std::uint64_t system_identifier = 0;
   std::uint32_t newest_timeline = 0;
   std::optional<std::size_t> unconfirmed_promotion;
+  std::optional<std::size_t> promotion_may_land;  // Memory::promotion_may_land
   std::optional<RunningTimeout> timeout;
   std::optional<VetoReason> veto;
   std::optional<FailoverRecord> last_failover;

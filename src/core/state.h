@@ -209,6 +209,13 @@ struct Memory {
   // happen) or as the primary. While it is unknown, no self-fenced node is unfenced: the
   // promotion may have happened out of sight.
   std::optional<std::size_t> unconfirmed_promotion;
+  // The last node pg_promote was issued to, until it is seen out of recovery (it landed) or its
+  // postmaster is seen down or restarted (a start discards a pending promote request). A
+  // pg_promote that timed out leaves its request in place, and a standby whose startup process
+  // was stuck promotes whenever it gets going again: seeing it in recovery proves nothing, so
+  // no other node is promoted meanwhile.
+  std::optional<std::size_t> promotion_may_land;
+  std::int64_t promotion_may_land_start_us = 0;  // its postmaster's start time at the request
   SteadyTime promote_issued_at{};
   int promote_attempts = 0;
 

@@ -462,6 +462,7 @@ core::AdmissionInput admissionInput(core::RequestKind kind, const AdminInput& in
   admission.system_identifier = snapshot.system_identifier;
   admission.newest_timeline = snapshot.newest_timeline;
   admission.unconfirmed_promotion = snapshot.unconfirmed_promotion;
+  admission.promotion_may_land = snapshot.promotion_may_land;
   return admission;
 }
 
@@ -543,10 +544,12 @@ Response admissionRefused(const core::Admission& admitted, const core::Admission
           snapshot);
     case Refusal::kPromotionMayLand:
       return preconditionFailed(
-          "the promotion of " + about + " was issued and " + about +
-              " has not been seen since: it may still land, and promoting another node would "
-              "make two primaries; bring " +
-              about + " back into pgfailover's sight first (force does not override this)",
+          "the promotion of " + about + " was issued and has been neither seen to land nor " +
+              "cancelled by a restart of " + about +
+              ": it may still land, and promoting another node would make two primaries; "
+              "bring " +
+              about + " back into pgfailover's sight, or restart it, first (force does not " +
+              "override this)",
           snapshot);
     case Refusal::kNoTarget:
       break;

@@ -47,6 +47,7 @@ constexpr const char* kStateQuery = R"sql(SELECT
                      ORDER BY slot_name)
    FROM pg_replication_slots WHERE slot_type = 'physical'),
   current_setting('synchronous_standby_names'),
+  (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint,
   r.pid,
   r.application_name,
   r.client_addr,
@@ -79,6 +80,7 @@ enum StateColumn {
   kReceiverSlotName,
   kSlots,
   kSynchronousStandbyNames,
+  kPostmasterStart,
   kPeerPid,
   kPeerApplicationName,
   kPeerClientAddr,
@@ -349,6 +351,7 @@ bool NodeProber::readState(core::NodeObservation& observation, const QueryResult
     observation.slots_observed = true;
   }
   observation.synchronous_standby_names = std::string(result.value(0, kSynchronousStandbyNames));
+  observation.postmaster_start_us = parseInt64(result.value(0, kPostmasterStart)).value_or(0);
 
   auto checkpoint_timeline = parseInt64(result.value(0, kCheckpointTimeline));
   if (!observation.in_recovery) {

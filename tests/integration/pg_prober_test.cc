@@ -346,6 +346,7 @@ TEST(PgProberTest, FenceMakesThePrimaryReadOnly) {
   EXPECT_FALSE(ok) << "a client could write to the fenced primary";
 
   // The fence survives a restart: it is in postgresql.auto.conf.
+  ASSERT_GT(o.postmaster_start_us, 0);
   ASSERT_EQ(cluster.runNodeScript(0, "stop.sh", {"--mode", "fast"}), 0);
   cluster.start(0);
   NodeObservation restarted;
@@ -357,6 +358,8 @@ TEST(PgProberTest, FenceMakesThePrimaryReadOnly) {
       30s))
       << describe(restarted);
   EXPECT_TRUE(restarted.read_only);
+  // A new postmaster: what tells pgfailover a pending promote request is gone.
+  EXPECT_GT(restarted.postmaster_start_us, o.postmaster_start_us);
 }
 
 TEST(PgProberTest, UnfenceMakesTheNodeWritableAgain) {

@@ -68,6 +68,26 @@ TEST(Admission, NoSecondPromotionWhileAnEarlierOneMayLand) {
   EXPECT_EQ(admit(switchover).refusal, Refusal::kPromotionMayLand);
 }
 
+// pg2's pg_promote timed out: pg2 is in sight, in recovery, and its promote request is still
+// pending (it lands when pg2's startup process gets going). Promoting pg3 is refused, forced or
+// not; pg2 itself may be asked again; once the loop saw pg2 restarted (it forgets the request),
+// pg3 may be promoted.
+TEST(Admission, NoSecondPromotionWhileAPendingPromoteRequestMayLand) {
+  for (bool force : {false, true}) {
+    auto input = threeNodes(RequestKind::kFailover, 2, force);
+    input.promotion_may_land = 1;
+    const auto admitted = admit(input);
+    ASSERT_TRUE(admitted.refusal) << "force " << force;
+    EXPECT_EQ(*admitted.refusal, Refusal::kPromotionMayLand);
+    EXPECT_EQ(admitted.about, 1u);
+  }
+  auto same = threeNodes(RequestKind::kFailover, 1, false);
+  same.promotion_may_land = 1;
+  EXPECT_EQ(admit(same).target, 1u);
+  auto forgotten = threeNodes(RequestKind::kFailover, 2, false);
+  EXPECT_EQ(admit(forgotten).target, 2u);
+}
+
 // pg3 still on timeline 1 never followed the promotion to 2: promoted, it would start a
 // timeline 2 of its own. Refused even forced; without a target, pg2 is taken instead.
 TEST(Admission, NoPromotionOfAStandbyOnAnOlderTimeline) {

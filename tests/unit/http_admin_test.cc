@@ -509,7 +509,8 @@ TEST_F(HttpAdmin, NoFailoverWhileAnEarlierPromotionMayLand) {
     Response response = send(post("/failover", request), snapshot);
     EXPECT_EQ(response.status, 412) << request;
     EXPECT_NE(body(response)["reason"].get<std::string>().find(
-                  "the promotion of 'pg2' was issued and 'pg2' has not been seen since"),
+                  "the promotion of 'pg2' was issued and has been neither seen to land nor "
+                  "cancelled by a restart of 'pg2'"),
               std::string::npos)
         << response.body;
   }
