@@ -262,6 +262,7 @@ instances_check() {
 }
 check "etcd endpoints only: 2 instances, preferred anti-affinity, valid objects, check-config accepts" instances_check default
 check "etcd endpoints, pgfailover.replicas=3: 3 instances" instances_check 3
+check "etcd endpoints, pgfailover.replicas=1: one coordinated instance, no PDB" instances_check 1
 # pgfailover names itself in etcd by its host name, which in a pod is the pod name: check-config
 # run in a UTS namespace whose host name is a Deployment pod's name (the longest the chart can
 # make: a 43-character prefix, a 10-character template hash, a 5-character suffix) reports it.
@@ -545,7 +546,7 @@ data:
   NOTES.txt: {{ tpl (.Files.Get "files/notes-under-test.txt") . | toJson }}
 EOF
   local file
-  for file in "" monitoring.yaml failback.yaml; do
+  for file in "" monitoring.yaml failback.yaml several-instances.yaml; do
     local args=()
     [[ -n $file ]] && args=(-f "$TESTS/values/$file")
     "$HELM" template "$RELEASE" "$copy" -n "$NAMESPACE" "${args[@]}" >"$WORK/notes.render.yaml" || return 1

@@ -544,14 +544,19 @@ function cmdInstances(file, mode, valuesFile, replicas, anti) {
   const e = values.etcd;
   const want = Number(replicas);
   if (dep.spec.replicas !== want) fail(id(dep), `replicas ${dep.spec.replicas}, want ${want}`);
+  // One at a time: with several, one stops while the others watch (no surge pod that required
+  // anti-affinity could leave unschedulable); a lone one is replaced by a ready one first.
   const ru = dep.spec.strategy?.rollingUpdate;
-  if (dep.spec.strategy?.type !== "RollingUpdate" || ru?.maxUnavailable !== 0 || ru?.maxSurge !== 1)
-    fail(id(dep), `strategy ${JSON.stringify(dep.spec.strategy)}: want RollingUpdate, maxSurge 1, maxUnavailable 0`);
+  const [surge, unavailable] = want > 1 ? [0, 1] : [1, 0];
+  if (dep.spec.strategy?.type !== "RollingUpdate" || ru?.maxUnavailable !== unavailable || ru?.maxSurge !== surge)
+    fail(id(dep), `strategy ${JSON.stringify(dep.spec.strategy)}: want RollingUpdate, maxSurge ${surge}, maxUnavailable ${unavailable}`);
   if (dep.metadata.annotations?.["pgfailover/coordination"] !== "etcd") fail(id(dep), "not annotated pgfailover/coordination: etcd");
-  if (anti === "hard" && !required) fail(id(dep), "no required anti-affinity among the pgfailover pods (kubernetes.io/hostname)");
-  if (anti === "soft" && !preferred) fail(id(dep), "no preferred anti-affinity among the pgfailover pods (kubernetes.io/hostname)");
-  if (anti === "soft" && required) fail(id(dep), "required anti-affinity where preferred was asked");
-  if (!pdb) fail("PodDisruptionBudget", "none for the pgfailover pods");
+  if (want > 1 && anti === "hard" && !required) fail(id(dep), "no required anti-affinity among the pgfailover pods (kubernetes.io/hostname)");
+  if (want > 1 && anti === "soft" && !preferred) fail(id(dep), "no preferred anti-affinity among the pgfailover pods (kubernetes.io/hostname)");
+  if ((want === 1 || anti === "soft") && required) fail(id(dep), "required anti-affinity among the pgfailover pods where none or preferred was asked");
+  if (want === 1) {
+    if (pdb) fail(id(pdb), "a PodDisruptionBudget for a single pgfailover would block every drain");
+  } else if (!pdb) fail("PodDisruptionBudget", "none for the pgfailover pods");
   else {
     if (!matches(pdb.spec.selector.matchLabels, dep.spec.template.metadata.labels)) fail(id(pdb), "does not select the pgfailover pods");
     if (pdb.spec.maxUnavailable !== 1 || pdb.spec.minAvailable !== undefined) fail(id(pdb), `want maxUnavailable 1, got ${JSON.stringify(pdb.spec)}`);
@@ -561,7 +566,7 @@ function cmdInstances(file, mode, valuesFile, replicas, anti) {
   if (!svc || !matches(svc.spec.selector, dep.spec.template.metadata.labels) || Object.keys(svc.spec.selector).some((k) => !(k in dep.spec.selector.matchLabels)))
     fail(id(svc ?? dep), "the API Service does not select all pgfailover pods alike");
   const np = objects.find((o) => o.kind === "NetworkPolicy" && component(o, "pgfailover"));
-  if (np && !peersOf(np, 8008).has("pgfailover")) fail(id(np), "the pgfailover instances cannot reach each other's API (8008): an admin request redirected to the acting one would fail");
+  if (want > 1 && np && !peersOf(np, 8008).has("pgfailover")) fail(id(np), "the pgfailover instances cannot reach each other's API (8008): an admin request redirected to the acting one would fail");
 
   const ec = config.etcd;
   if (!ec) return finish(fail("pgfailover.json", "no etcd section") ?? "instances");
@@ -606,7 +611,7 @@ function cmdInstances(file, mode, valuesFile, replicas, anti) {
   for (const s of objects.filter((o) => o.kind === "Secret"))
     for (const [k, v] of Object.entries(s.data ?? {})) if (decode(v).length >= 8 && cmText.includes(JSON.stringify(decode(v)).slice(1, -1))) fail("ConfigMap", `holds ${id(s)} key ${k}`);
   for (const name of secretNames) if (objects.some((o) => o.kind === "Secret" && o.metadata.name === name)) fail(name, "the chart renders the user's own etcd Secret");
-  finish(`${want} pgfailover instances through etcd: RollingUpdate, ${anti} anti-affinity, PDB maxUnavailable 1, etcd section with TLS and password files from Secrets, no state file`);
+  finish(`${want} pgfailover instance(s) through etcd: RollingUpdate one at a time${want > 1 ? `, ${anti} anti-affinity, PDB maxUnavailable 1` : ""}, etcd section with its Secrets as files, no state file`);
 }
 
 // ----- commands -------------------------------------------------------------------------------
