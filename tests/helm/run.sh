@@ -20,8 +20,10 @@
 #     (several pgfailover pods without etcd) with the chart's;
 #   - one pgfailover without etcd, exactly as before; several with etcd.endpoints (replicas,
 #     rolling update, anti-affinity, PDB, the etcd section and its Secrets mounted as files, no
-#     secret in the environment, arguments or ConfigMap), and the etcd.name pgfailover takes in a
-#     pod: check-config in a UTS namespace named like a pod reports that name;
+#     secret in the environment, arguments or ConfigMap), whether an upgrade rolls or recreates
+#     after the live Deployment (the lookup helper, fed live objects in a copy of the chart), and
+#     the etcd.name pgfailover takes in a pod: check-config in a UTS namespace named like a pod
+#     reports that name;
 #   - the PrometheusRule's groups equal monitoring/alerts.yml, and the dashboard ConfigMap equals
 #     monitoring/grafana/dashboards/*.json byte for byte, also from a `helm package` archive;
 #   - the generated ssh keys: the public halves the templates derive equal `ssh-keygen -y`, and
@@ -263,6 +265,31 @@ instances_check() {
 check "etcd endpoints only: 2 instances, preferred anti-affinity, valid objects, check-config accepts" instances_check default
 check "etcd endpoints, pgfailover.replicas=3: 3 instances" instances_check 3
 check "etcd endpoints, pgfailover.replicas=1: one coordinated instance, no PDB" instances_check 1
+# Going from one instance to several in place: the live Deployment (lookup, which needs a
+# cluster) decides whether this upgrade rolls or recreates. The chart's own helper, called from a
+# template added to a copy of the chart, with live Deployments as lookup would return them.
+may_roll_check() {
+  local copy=$WORK/mayroll-chart
+  rm -rf "$copy" && cp -rL "$CHART" "$copy" || return 1
+  cat >"$copy/templates/zz-mayroll-under-test.yaml" <<'EOF'
+{{- $single := dict "metadata" (dict "name" "x" "labels" (dict "a" "b")) }}
+{{- $several := dict "metadata" (dict "name" "x" "annotations" (dict "pgfailover/coordination" "etcd")) }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: mayroll-under-test
+data:
+  first-install: {{ include "pgfailover.mayRoll" (dict "etcd" "true" "live" dict) | quote }}
+  from-single: {{ include "pgfailover.mayRoll" (dict "etcd" "true" "live" $single) | quote }}
+  from-several: {{ include "pgfailover.mayRoll" (dict "etcd" "true" "live" $several) | quote }}
+  to-single: {{ include "pgfailover.mayRoll" (dict "etcd" "" "live" $several) | quote }}
+EOF
+  "$HELM" template "$RELEASE" "$copy" -n "$NAMESPACE" -s templates/zz-mayroll-under-test.yaml >"$WORK/mayroll.yaml" || return 1
+  cat "$WORK/mayroll.yaml"
+  grep -qx '  first-install: "true"' "$WORK/mayroll.yaml" && grep -qx '  from-single: ""' "$WORK/mayroll.yaml" &&
+    grep -qx '  from-several: "true"' "$WORK/mayroll.yaml" && grep -qx '  to-single: ""' "$WORK/mayroll.yaml"
+}
+check "one instance to several: recreates once from a single instance, rolls on a first install and between coordinated ones" may_roll_check
 # pgfailover names itself in etcd by its host name, which in a pod is the pod name: check-config
 # run in a UTS namespace whose host name is a Deployment pod's name (the longest the chart can
 # make: a 43-character prefix, a 10-character template hash, a 5-character suffix) reports it.

@@ -145,6 +145,18 @@ them, so that `helm template` and `helm install` refuse them with a message. */}
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the pgfailover Deployment may roll (RollingUpdate) rather than recreate: with
+etcd, unless the live Deployment (lookup; empty on a first install and without a cluster) is not
+marked pgfailover/coordination: etcd, i.e. it still runs a single uncoordinated instance, which
+must stop before any coordinated one starts. Call with (dict "etcd" ... "live" ...). */}}
+{{- define "pgfailover.mayRoll" -}}
+{{- if .etcd -}}
+{{- if not .live -}}true
+{{- else if eq (index (.live.metadata.annotations | default dict) "pgfailover/coordination" | default "") "etcd" -}}true
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "pgfailover.image" -}}
 {{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
 {{- if .image.digest -}}
