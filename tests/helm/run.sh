@@ -265,6 +265,16 @@ instances_check() {
 check "etcd endpoints only: 2 instances, preferred anti-affinity, valid objects, check-config accepts" instances_check default
 check "etcd endpoints, pgfailover.replicas=3: 3 instances" instances_check 3
 check "etcd endpoints, pgfailover.replicas=1: one coordinated instance, no PDB" instances_check 1
+# TLS with etcd's CA only (no client certificate), no user.
+printf '%s\n' 'etcd:' '  endpoints: ["https://etcd.infra.svc:2379"]' '  tls: {existingSecret: etcd-ca, clientCertificate: false}' >"$WORK/etcd-ca-only.yaml"
+ca_only_check() {
+  local render=$WORK/render.etcd-ca-only.yaml
+  "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" -f "$WORK/etcd-ca-only.yaml" >"$render" || return 1
+  node "$TESTS/validate.mjs" instances "$render" several "$WORK/etcd-ca-only.yaml" 2 soft &&
+    node "$TESTS/validate.mjs" objects "$render" --external-secret etcd-ca=ca.crt &&
+    check_config "$render" "$WORK/effective.etcd-ca-only.json" etcd-ca-only
+}
+check "etcd TLS with the CA only (clientCertificate false): ca.crt mounted, no client certificate" ca_only_check
 # Going from one instance to several in place: the live Deployment (lookup, which needs a
 # cluster) decides whether this upgrade rolls or recreates. The chart's own helper, called from a
 # template added to a copy of the chart, with live Deployments as lookup would return them.
