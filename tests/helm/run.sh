@@ -16,7 +16,14 @@
 #     and the binary cannot drift; the chart's default values give pgfailover's own defaults; the
 #     values schema covers every key pgfailover reports;
 #   - bad values (negative or zero durations, unknown keys, wrong types, bad enums) make
-#     `helm template` fail with the schema's message;
+#     `helm template` fail with the schema's message, and combinations the schema cannot express
+#     (several pgfailover pods without etcd) with the chart's;
+#   - one pgfailover without etcd, exactly as before; several with etcd.endpoints (replicas,
+#     rolling update, anti-affinity, PDB, the etcd section and its Secrets mounted as files, no
+#     secret in the environment, arguments or ConfigMap), whether an upgrade rolls or recreates
+#     after the live Deployment (the lookup helper, fed live objects in a copy of the chart), and
+#     the etcd.name pgfailover takes in a pod: check-config in a UTS namespace named like a pod
+#     reports that name;
 #   - the PrometheusRule's groups equal monitoring/alerts.yml, and the dashboard ConfigMap equals
 #     monitoring/grafana/dashboards/*.json byte for byte, also from a `helm package` archive;
 #   - the generated ssh keys: the public halves the templates derive equal `ssh-keygen -y`, and
@@ -175,6 +182,7 @@ SCENARIOS=(
   "custom-resources|custom-resources.yaml|"
   "failback|failback.yaml|serviceaccount:database"
   "all-config-keys|all-config-keys.yaml|"
+  "several-instances|several-instances.yaml|secret:etcd-client-tls=ca.crt,tls.crt,tls.key secret:etcd-pgfailover=etcd-password"
 )
 
 # check-config on the configuration a render holds, files laid out as the container sees them.
@@ -223,13 +231,102 @@ if [[ -n $PGFAILOVER_BIN && -s $WORK/effective.default.json ]]; then
   if "$PGFAILOVER_BIN" check-config --config "$WORK/minimal.json" >"$WORK/effective.minimal.json" 2>"$WORK/minimal.log"; then
     check "values.yaml's config defaults are pgfailover's defaults" \
       node "$TESTS/validate.mjs" defaults "$WORK/effective.default.json" "$WORK/effective.minimal.json"
-    check "values.schema.json accepts every key pgfailover reports" \
-      node "$TESTS/validate.mjs" schema-keys "$CHART/values.schema.json" "$WORK/effective.minimal.json"
+    check "values.schema.json accepts every key pgfailover reports (etcd's: from etcd.* values or left to its default on purpose)" \
+      node "$TESTS/validate.mjs" schema-keys "$CHART/values.schema.json" "$WORK/effective.minimal.json" "$WORK/effective.several-instances.json"
   else
     failed_check "check-config on a minimal configuration" "$WORK/minimal.log"
   fi
 else
   skip "defaults and schema coverage" "no effective configuration from the default render"
+fi
+
+# ----- one pgfailover, or several through etcd -------------------------------------------------
+
+say "pgfailover instances"
+if [[ -s $WORK/render.default.yaml ]]; then
+  check "default: one pgfailover exactly as without etcd (1 replica, Recreate, state file volume, no etcd section, no PDB)" \
+    node "$TESTS/validate.mjs" instances "$WORK/render.default.yaml" single
+fi
+if [[ -s $WORK/render.several-instances.yaml ]]; then
+  check "several-instances: 2 instances by default, required anti-affinity, PDB, etcd section, TLS and password files from the Secrets, no secret in env/argv/ConfigMap" \
+    node "$TESTS/validate.mjs" instances "$WORK/render.several-instances.yaml" several "$TESTS/values/several-instances.yaml" 2 hard
+fi
+# The least: endpoints only (plain http, no TLS, no user), and an explicit replica count.
+printf '%s\n' 'etcd:' '  endpoints: ["http://etcd.infra.svc:2379"]' >"$WORK/etcd-minimal.yaml"
+instances_check() {
+  local replicas=$1 render=$WORK/render.etcd-minimal-$1.yaml args=()
+  [[ $replicas == default ]] || args=(--set "pgfailover.replicas=$replicas")
+  "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" -f "$WORK/etcd-minimal.yaml" "${args[@]}" >"$render" || return 1
+  [[ $replicas == default ]] && replicas=2
+  node "$TESTS/validate.mjs" instances "$render" several "$WORK/etcd-minimal.yaml" "$replicas" soft &&
+    node "$TESTS/validate.mjs" objects "$render" &&
+    check_config "$render" "$WORK/effective.etcd-minimal-$1.json" "etcd-minimal-$1"
+}
+check "etcd endpoints only: 2 instances, preferred anti-affinity, valid objects, check-config accepts" instances_check default
+check "etcd endpoints, pgfailover.replicas=3: 3 instances" instances_check 3
+check "etcd endpoints, pgfailover.replicas=1: one coordinated instance, no PDB" instances_check 1
+# TLS with etcd's CA only (no client certificate), no user.
+printf '%s\n' 'etcd:' '  endpoints: ["https://etcd.infra.svc:2379"]' '  tls: {existingSecret: etcd-ca, clientCertificate: false}' >"$WORK/etcd-ca-only.yaml"
+ca_only_check() {
+  local render=$WORK/render.etcd-ca-only.yaml
+  "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" -f "$WORK/etcd-ca-only.yaml" >"$render" || return 1
+  node "$TESTS/validate.mjs" instances "$render" several "$WORK/etcd-ca-only.yaml" 2 soft &&
+    node "$TESTS/validate.mjs" objects "$render" --external-secret etcd-ca=ca.crt &&
+    check_config "$render" "$WORK/effective.etcd-ca-only.json" etcd-ca-only
+}
+check "etcd TLS with the CA only (clientCertificate false): ca.crt mounted, no client certificate" ca_only_check
+# Going from one instance to several in place: the live Deployment (lookup, which needs a
+# cluster) decides whether this upgrade rolls or recreates. The chart's own helper, called from a
+# template added to a copy of the chart, with live Deployments as lookup would return them.
+may_roll_check() {
+  local copy=$WORK/mayroll-chart
+  rm -rf "$copy" && cp -rL "$CHART" "$copy" || return 1
+  cat >"$copy/templates/zz-mayroll-under-test.yaml" <<'EOF'
+{{- $single := dict "metadata" (dict "name" "x" "labels" (dict "a" "b")) }}
+{{- $several := dict "metadata" (dict "name" "x" "annotations" (dict "pgfailover/coordination" "etcd")) }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: mayroll-under-test
+data:
+  first-install: {{ include "pgfailover.mayRoll" (dict "etcd" "true" "live" dict) | quote }}
+  from-single: {{ include "pgfailover.mayRoll" (dict "etcd" "true" "live" $single) | quote }}
+  from-several: {{ include "pgfailover.mayRoll" (dict "etcd" "true" "live" $several) | quote }}
+  to-single: {{ include "pgfailover.mayRoll" (dict "etcd" "" "live" $several) | quote }}
+EOF
+  "$HELM" template "$RELEASE" "$copy" -n "$NAMESPACE" -s templates/zz-mayroll-under-test.yaml >"$WORK/mayroll.yaml" || return 1
+  cat "$WORK/mayroll.yaml"
+  grep -qx '  first-install: "true"' "$WORK/mayroll.yaml" && grep -qx '  from-single: ""' "$WORK/mayroll.yaml" &&
+    grep -qx '  from-several: "true"' "$WORK/mayroll.yaml" && grep -qx '  to-single: ""' "$WORK/mayroll.yaml"
+}
+check "one instance to several: recreates once from a single instance, rolls on a first install and between coordinated ones" may_roll_check
+# pgfailover names itself in etcd by its host name, which in a pod is the pod name: check-config
+# run in a UTS namespace whose host name is a Deployment pod's name (the longest the chart can
+# make: a 43-character prefix, a 10-character template hash, a 5-character suffix) reports it.
+name_check() {
+  local pod=$1 out=$WORK/effective.name.json unshare_args=(--uts)
+  [[ -n $PGFAILOVER_BIN && -s $WORK/root.several-instances.json ]] || {
+    echo "no materialized several-instances configuration"
+    return 1
+  }
+  ((EUID == 0)) || unshare_args=(--map-root-user --uts)
+  # shellcheck disable=SC2016 # the inner shell's $1..$3
+  unshare "${unshare_args[@]}" sh -c 'hostname "$1" && exec "$2" check-config --config "$3"' _ \
+    "$pod" "$PGFAILOVER_BIN" "$WORK/root.several-instances.json" >"$out" || return 1
+  # shellcheck disable=SC2016 # JavaScript's template literal
+  node -e '
+    const [file, pod] = process.argv.slice(1);
+    const name = JSON.parse(require("fs").readFileSync(file, "utf8")).etcd.name;
+    console.log(`etcd.name = ${name}`);
+    process.exit(name === pod ? 0 : 1);
+  ' "$out" "$pod"
+}
+if ! command -v unshare >/dev/null; then
+  skip "etcd.name is the pod name" "unshare (util-linux) is not installed"
+else
+  check "etcd.name is the pod's host name (pg-pgfailover-7c9d5b8f6d-x2k4q)" name_check pg-pgfailover-7c9d5b8f6d-x2k4q
+  check "etcd.name fits the longest pod name the chart makes (60 characters)" \
+    name_check "$(printf 'p%.0s' {1..43})-7c9d5b8f6d-x2k4q"
 fi
 
 # ----- bad values fail at render time -----------------------------------------------------------
@@ -256,6 +353,22 @@ BAD=(
   "--set ssh.existingSecret=mine|ssh.publicKey: String length must be greater than or equal to 1"
   "--set tls.validityDays=0|tls.validityDays: Must be greater than or equal to 1"
   "--set networkPolicy.haproxyStatsFrom=everyone|networkPolicy.haproxyStatsFrom: Invalid type"
+  "--set pgfailover.replicas=2|pgfailover.replicas is 2, but several pgfailover instances need etcd.endpoints"
+  "--set pgfailover.replicas=0|pgfailover.replicas: Must be greater than or equal to 1"
+  "--set etcd.endpoints=http://etcd:2379|etcd.endpoints: Invalid type. Expected: array, given: string"
+  "--set etcd.endpoints={etcd:2379}|etcd.endpoints.0: Does not match pattern"
+  "--set etcd.endpoints={http://a:2379,https://b:2379}|etcd.endpoints mixes http:// and https://"
+  "--set etcd.leaseTtlMs=-5000|etcd.leaseTtlMs: Must be greater than or equal to 2000"
+  "--set etcd.leaseTtlMs=2500|etcd.leaseTtlMs: Must be a multiple of 1000"
+  "--set etcd.requestTimeoutMs=0|etcd.requestTimeoutMs: Must be greater than or equal to 1"
+  "--set etcd.prefix=/pgfailover/|etcd.prefix: Does not match pattern"
+  "--set etcd.endpoints={https://a:2379} --set etcd.user=pgfailover|etcd.password.existingSecret: String length must be greater than or equal to 1"
+  "--set etcd.endpoints={https://a:2379} --set etcd.password.existingSecret=etcd-pw|etcd.user: String length must be greater than or equal to 1"
+  "--set etcd.endpoints={http://a:2379} --set etcd.tls.existingSecret=etcd-tls|etcd.endpoints.0: Does not match pattern '^https://'"
+  "--set etcd.tls.existingSecret=etcd-tls|etcd.tls.existingSecret or etcd.user is set but etcd.endpoints is empty"
+  "--set etcd.endpoints={http://a:2379} --set pgfailover.persistence.enabled=true|with etcd.endpoints the state lives in etcd"
+  "--set pgfailover.instanceAntiAffinity=always|pgfailover.instanceAntiAffinity must be one of the following"
+  "--set config.etcd.endpoints={http://a:2379}|config: Additional property etcd is not allowed"
 )
 for entry in "${BAD[@]}"; do
   args_text=${entry%%|*}
@@ -470,7 +583,7 @@ data:
   NOTES.txt: {{ tpl (.Files.Get "files/notes-under-test.txt") . | toJson }}
 EOF
   local file
-  for file in "" monitoring.yaml failback.yaml; do
+  for file in "" monitoring.yaml failback.yaml several-instances.yaml; do
     local args=()
     [[ -n $file ]] && args=(-f "$TESTS/values/$file")
     "$HELM" template "$RELEASE" "$copy" -n "$NAMESPACE" "${args[@]}" >"$WORK/notes.render.yaml" || return 1

@@ -20,9 +20,10 @@
 //       authorized_keys and the node names/hosts (nodes.txt) for the ssh checks
 //   node validate.mjs notes RENDER.yaml                 NOTES.txt (rendered into a ConfigMap by
 //       run.sh) gives the instructions and names no secret value
-//   node validate.mjs schema-keys SCHEMA.json EFFECTIVE.json
+//   node validate.mjs schema-keys SCHEMA.json EFFECTIVE.json [EFFECTIVE_WITH_ETCD.json]
 //       Every key pgfailover reports in its effective configuration (check-config) for the
-//       sections the chart passes through is a key the values schema accepts.
+//       sections the chart passes through is a key the values schema accepts; every key of its
+//       etcd section comes from an etcd.* value or is left to pgfailover's default on purpose.
 //   node validate.mjs defaults EFFECTIVE_CHART.json EFFECTIVE_MINIMAL.json
 //       The chart's default values give pgfailover's own defaults (except the listed choices).
 //   node validate.mjs netpol-default RENDER.yaml
@@ -33,6 +34,12 @@
 //       the superuser, signed by that CA); the nodes get the CA and must ask for the certificate.
 //   node validate.mjs node-env RENDER.yaml
 //       Prints the node container's environment (NAME=VALUE lines) for run.sh's pg_hba check.
+//   node validate.mjs instances RENDER.yaml single
+//   node validate.mjs instances RENDER.yaml several VALUES.yaml REPLICAS soft|hard
+//       One pgfailover exactly as without etcd; or several coordinated through etcd as the
+//       values file's etcd.* asks (replicas, rolling update, anti-affinity, PDB, the etcd
+//       section, its TLS and password files mounted from the user's Secrets, no secret in the
+//       environment, arguments or ConfigMap, no state file).
 //
 // NODE_PATH-style lookup: the npm packages are found in $HELM_TEST_NPM (a folder with
 // node_modules), installed by run.sh.
@@ -74,6 +81,7 @@ function loadRender(file) {
   return objects;
 }
 const id = (o) => `${o?.kind ?? "?"}/${o?.metadata?.name ?? "?"}`;
+const pgfailoverConfig = (objects) => JSON.parse(objects.find((o) => o.kind === "ConfigMap" && o.data?.["pgfailover.json"]).data["pgfailover.json"]);
 const find = (objects, kind, name) => objects.find((o) => o.kind === kind && o.metadata?.name === name);
 const decode = (b64) => Buffer.from(b64, "base64").toString("utf8");
 
@@ -363,9 +371,11 @@ function checkSecurity(objects) {
   }
   const dep = objects.find((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === "pgfailover");
   if (!dep) fail("pgfailover", "no pgfailover Deployment");
-  else {
-    if (dep.spec.replicas !== 1) fail(id(dep), "pgfailover must run exactly one replica");
-    if (dep.spec.strategy?.type !== "Recreate") fail(id(dep), "strategy must be Recreate: two pgfailovers must never run at once");
+  else if (!pgfailoverConfig(objects).etcd) {
+    if (dep.spec.replicas !== 1) fail(id(dep), "pgfailover without etcd must run exactly one replica");
+    if (dep.spec.strategy?.type !== "Recreate") fail(id(dep), "strategy must be Recreate: two uncoordinated pgfailovers must never run at once");
+  }
+  if (dep) {
     const c = dep.spec.template.spec.containers[0];
     if (c.livenessProbe?.httpGet?.path !== "/healthz") fail(id(dep), "liveness probe must be /healthz");
     if (c.readinessProbe?.httpGet?.path !== "/readyz") fail(id(dep), "readiness probe must be /readyz");
@@ -482,6 +492,126 @@ function checkNetworkPolicy(objects) {
   const pg = allowed(5432);
   for (const c of ["pgfailover", "haproxy", "postgres"]) if (!pg.has(c)) fail(id(pgPolicy), `PostgreSQL (5432) must be reachable from ${c}`);
   if (pg.has("*")) fail(id(pgPolicy), "PostgreSQL (5432) is open to everyone");
+}
+
+// ----- several pgfailover instances (etcd) ------------------------------------------------------
+
+// `single`: exactly the one-instance shape (one pod, Recreate, a state file on its own volume, no
+// etcd section, no PDB, no anti-affinity among instances). `several VALUES.yaml REPLICAS ANTI`:
+// the instances coordinated through etcd as VALUES.yaml's etcd.* asks.
+function cmdInstances(file, mode, valuesFile, replicas, anti) {
+  const objects = loadRender(file);
+  const component = (o, c) => o.metadata.labels?.["app.kubernetes.io/component"] === c;
+  const dep = objects.find((o) => o.kind === "Deployment" && component(o, "pgfailover"));
+  if (!dep) return finish(fail("pgfailover", "no Deployment") ?? "instances");
+  const spec = dep.spec.template.spec;
+  const c = spec.containers[0];
+  const config = pgfailoverConfig(objects);
+  const pdb = objects.find((o) => o.kind === "PodDisruptionBudget" && component(o, "pgfailover"));
+  const selfTerm = (t) => t.topologyKey === "kubernetes.io/hostname" && isDeepStrictEqual(t.labelSelector?.matchLabels, dep.spec.selector.matchLabels);
+  const aa = spec.affinity?.podAntiAffinity ?? {};
+  const required = (aa.requiredDuringSchedulingIgnoredDuringExecution ?? []).some(selfTerm);
+  const preferred = (aa.preferredDuringSchedulingIgnoredDuringExecution ?? []).some((w) => selfTerm(w.podAffinityTerm));
+  const volumes = new Map((spec.volumes ?? []).map((v) => [v.name, v]));
+  // The mount and projected item (Secret name, key) a configured file comes from.
+  const source = (filePath) => {
+    const m = (c.volumeMounts ?? []).find((x) => filePath.startsWith(x.mountPath + "/"));
+    if (!m) return null;
+    const rel = filePath.slice(m.mountPath.length + 1);
+    for (const src of volumes.get(m.name)?.projected?.sources ?? []) {
+      const ref = src.secret ?? src.configMap;
+      const item = (ref.items ?? []).find((it) => it.path === rel);
+      if (item) return { kind: src.secret ? "Secret" : "ConfigMap", name: ref.name, key: item.key };
+    }
+    return { volume: m.name };
+  };
+  if (spec.hostname || spec.subdomain || spec.setHostnameAsFQDN)
+    fail(id(dep), "the pod sets its host name: pgfailover's default etcd.name (the host name) would no longer be the pod name");
+
+  if (mode === "single") {
+    if (dep.spec.replicas !== 1) fail(id(dep), `replicas ${dep.spec.replicas}, want 1`);
+    if (dep.spec.strategy?.type !== "Recreate") fail(id(dep), `strategy ${dep.spec.strategy?.type}, want Recreate`);
+    if (dep.metadata.annotations?.["pgfailover/coordination"]) fail(id(dep), "marked as coordinated");
+    if (pdb) fail(id(pdb), "a single pgfailover must have no PodDisruptionBudget (it would block every drain)");
+    if ("etcd" in config) fail("pgfailover.json", `has an etcd section: ${JSON.stringify(config.etcd)}`);
+    if (!config.state_file) fail("pgfailover.json", "no state_file");
+    else if (source(config.state_file)?.volume !== "state") fail(id(dep), `state_file ${config.state_file} is not on the state volume`);
+    if (required || preferred) fail(id(dep), "anti-affinity among pgfailover pods with a single one");
+    return finish(`one pgfailover: 1 replica, Recreate, state file on its volume, no etcd section, no PDB`);
+  }
+
+  const values = YAML.parse(fs.readFileSync(valuesFile, "utf8"));
+  const e = values.etcd;
+  const want = Number(replicas);
+  if (dep.spec.replicas !== want) fail(id(dep), `replicas ${dep.spec.replicas}, want ${want}`);
+  // One at a time: with several, one stops while the others watch (no surge pod that required
+  // anti-affinity could leave unschedulable); a lone one is replaced by a ready one first.
+  const ru = dep.spec.strategy?.rollingUpdate;
+  const [surge, unavailable] = want > 1 ? [0, 1] : [1, 0];
+  if (dep.spec.strategy?.type !== "RollingUpdate" || ru?.maxUnavailable !== unavailable || ru?.maxSurge !== surge)
+    fail(id(dep), `strategy ${JSON.stringify(dep.spec.strategy)}: want RollingUpdate, maxSurge ${surge}, maxUnavailable ${unavailable}`);
+  if (dep.metadata.annotations?.["pgfailover/coordination"] !== "etcd") fail(id(dep), "not annotated pgfailover/coordination: etcd");
+  if (want > 1 && anti === "hard" && !required) fail(id(dep), "no required anti-affinity among the pgfailover pods (kubernetes.io/hostname)");
+  if (want > 1 && anti === "soft" && !preferred) fail(id(dep), "no preferred anti-affinity among the pgfailover pods (kubernetes.io/hostname)");
+  if ((want === 1 || anti === "soft") && required) fail(id(dep), "required anti-affinity among the pgfailover pods where none or preferred was asked");
+  if (want === 1) {
+    if (pdb) fail(id(pdb), "a PodDisruptionBudget for a single pgfailover would block every drain");
+  } else if (!pdb) fail("PodDisruptionBudget", "none for the pgfailover pods");
+  else {
+    if (!matches(pdb.spec.selector.matchLabels, dep.spec.template.metadata.labels)) fail(id(pdb), "does not select the pgfailover pods");
+    if (pdb.spec.maxUnavailable !== 1 || pdb.spec.minAvailable !== undefined) fail(id(pdb), `want maxUnavailable 1, got ${JSON.stringify(pdb.spec)}`);
+  }
+  // The API Service keeps selecting every instance: each answers the health and role checks.
+  const svc = objects.find((o) => o.kind === "Service" && component(o, "pgfailover"));
+  if (!svc || !matches(svc.spec.selector, dep.spec.template.metadata.labels) || Object.keys(svc.spec.selector).some((k) => !(k in dep.spec.selector.matchLabels)))
+    fail(id(svc ?? dep), "the API Service does not select all pgfailover pods alike");
+  const np = objects.find((o) => o.kind === "NetworkPolicy" && component(o, "pgfailover"));
+  if (want > 1 && np && !peersOf(np, 8008).has("pgfailover")) fail(id(np), "the pgfailover instances cannot reach each other's API (8008): an admin request redirected to the acting one would fail");
+
+  const ec = config.etcd;
+  if (!ec) return finish(fail("pgfailover.json", "no etcd section") ?? "instances");
+  if ("state_file" in config) fail("pgfailover.json", `state_file ${config.state_file} with etcd: the state lives in etcd`);
+  if (volumes.has("state") || objects.some((o) => o.kind === "PersistentVolumeClaim")) fail(id(dep), "a state volume with etcd");
+  if ("name" in ec) fail("pgfailover.json", `etcd.name ${ec.name} is the same for every pod; it must be left to each pod's host name`);
+  const expect = (k, got, wanted) => {
+    if (!isDeepStrictEqual(got, wanted)) fail("pgfailover.json", `etcd.${k} is ${JSON.stringify(got)}, want ${JSON.stringify(wanted)}`);
+  };
+  expect("endpoints", ec.endpoints, e.endpoints);
+  expect("prefix", ec.prefix, e.prefix || undefined);
+  expect("lease_ttl_ms", ec.lease_ttl_ms, e.leaseTtlMs ?? 5000);
+  expect("request_timeout_ms", ec.request_timeout_ms, e.requestTimeoutMs ?? 1000);
+  expect("user", ec.user, e.user || undefined);
+  const tlsSecret = e.tls?.existingSecret;
+  const client = tlsSecret && e.tls?.clientCertificate !== false;
+  const files = [
+    ["tls.ca_file", ec.tls?.ca_file, tlsSecret, "ca.crt"],
+    ["tls.cert_file", ec.tls?.cert_file, client && tlsSecret, "tls.crt"],
+    ["tls.key_file", ec.tls?.key_file, client && tlsSecret, "tls.key"],
+    ["password_file", ec.password_file, e.user && e.password?.existingSecret, e.password?.secretKey ?? "password"],
+  ];
+  for (const [k, file, secret, key] of files) {
+    if (!secret) {
+      if (file) fail("pgfailover.json", `etcd.${k} is ${file}, but the values ask for none`);
+      continue;
+    }
+    const src = file && source(file);
+    if (!src || src.kind !== "Secret" || src.name !== secret || src.key !== key)
+      fail(id(dep), `etcd.${k} (${file}) is not mounted from Secret ${secret} key ${key}: ${JSON.stringify(src)}`);
+  }
+  // No secret in the environment, the arguments or the ConfigMap.
+  const secretNames = new Set([tlsSecret, e.password?.existingSecret].filter(Boolean));
+  for (const x of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (x.envFrom?.length) fail(id(dep), `${x.name}: envFrom`);
+    for (const v of x.env ?? []) if (v.valueFrom?.secretKeyRef) fail(id(dep), `${x.name}: env ${v.name} from Secret ${v.valueFrom.secretKeyRef.name}`);
+    const argv = [...(x.command ?? []), ...(x.args ?? [])].join(" ");
+    if (/password|secret|token|BEGIN/i.test(argv)) fail(id(dep), `${x.name}: argv names a secret: ${argv}`);
+  }
+  const cmText = JSON.stringify(objects.filter((o) => o.kind === "ConfigMap").map((o) => o.data));
+  if ("password" in ec || /"password"\s*:/.test(cmText)) fail("ConfigMap", "holds a password");
+  for (const s of objects.filter((o) => o.kind === "Secret"))
+    for (const [k, v] of Object.entries(s.data ?? {})) if (decode(v).length >= 8 && cmText.includes(JSON.stringify(decode(v)).slice(1, -1))) fail("ConfigMap", `holds ${id(s)} key ${k}`);
+  for (const name of secretNames) if (objects.some((o) => o.kind === "Secret" && o.metadata.name === name)) fail(name, "the chart renders the user's own etcd Secret");
+  finish(`${want} pgfailover instance(s) through etcd: RollingUpdate one at a time${want > 1 ? `, ${anti} anti-affinity, PDB maxUnavailable 1` : ""}, etcd section with its Secrets as files, no state file`);
 }
 
 // ----- commands -------------------------------------------------------------------------------
@@ -652,9 +782,41 @@ function cmdNotes(file) {
   finish(`NOTES.txt (${notes.split("\n").length} lines) names no secret value`);
 }
 
-function cmdSchemaKeys(schemaFile, effectiveFile) {
+// The etcd section is the chart's, from the etcd.* values: every key pgfailover reports for it
+// is either set from one of them or left to pgfailover's default on purpose (and said why).
+const etcdKeys = {
+  name: { left: "each pod's host name, which is its pod name (the ConfigMap is the same for all pods)" },
+  api_url: { left: "the pod IP and HTTP port, where other pods reach this very instance" },
+  password: { left: "read from password_file" },
+  endpoints: { value: "endpoints" },
+  prefix: { value: "prefix" },
+  lease_ttl_ms: { value: "leaseTtlMs" },
+  request_timeout_ms: { value: "requestTimeoutMs" },
+  tls: { value: "tls", keys: { ca_file: "existingSecret", cert_file: "clientCertificate", key_file: "clientCertificate" } },
+  user: { value: "user" },
+  password_file: { value: "password" },
+};
+
+function cmdSchemaKeys(schemaFile, effectiveFile, effectiveEtcdFile) {
   const schema = JSON.parse(fs.readFileSync(schemaFile, "utf8"));
   const effective = JSON.parse(fs.readFileSync(effectiveFile, "utf8"));
+  if (effectiveEtcdFile) {
+    const etcd = JSON.parse(fs.readFileSync(effectiveEtcdFile, "utf8")).etcd;
+    const values = schema.properties.etcd?.properties;
+    if (!etcd) fail("schema", `${effectiveEtcdFile} has no etcd section`);
+    else if (!values) fail("schema", "values.schema.json has no etcd");
+    else
+      for (const [key, v] of Object.entries(etcd)) {
+        const known = etcdKeys[key];
+        if (!known) fail("schema", `pgfailover's etcd.${key} is neither set from an etcd.* value nor left to its default on purpose (etcdKeys in validate.mjs)`);
+        else if (known.value && !values[known.value]) fail("schema", `pgfailover's etcd.${key} comes from etcd.${known.value}, which values.schema.json lacks`);
+        else if (known.keys)
+          for (const sub of Object.keys(v ?? {})) {
+            if (!known.keys[sub]) fail("schema", `pgfailover's etcd.${key}.${sub} is not set from any etcd.${known.value}.* value`);
+            else if (!values[known.value].properties?.[known.keys[sub]]) fail("schema", `etcd.${known.value}.${known.keys[sub]} is missing from values.schema.json`);
+          }
+      }
+  }
   const config = schema.properties.config.properties;
   // Keys the chart sets itself, not through values.config.
   const chartOwned = new Set(["replication.user", "replication.passfile", "replication.sslmode", "replication.sslrootcert"]);
@@ -673,7 +835,7 @@ function cmdSchemaKeys(schemaFile, effectiveFile) {
     }
   }
   for (const section of Object.keys(effective)) {
-    if (!["cluster_name", "nodes", "http", "admin", "state_file"].includes(section) && !config[section])
+    if (!["cluster_name", "nodes", "http", "admin", "state_file", "etcd"].includes(section) && !config[section])
       fail("schema", `pgfailover's top-level "${section}" is neither set by the chart nor in config.* of the schema`);
   }
   finish("values.schema.json covers every key pgfailover reports");
@@ -706,11 +868,12 @@ try {
     case "dashboards": cmdDashboards(rest[0], rest[1]); break;
     case "ssh": cmdSsh(rest[0], rest[1]); break;
     case "notes": cmdNotes(rest[0]); break;
-    case "schema-keys": cmdSchemaKeys(rest[0], rest[1]); break;
+    case "schema-keys": cmdSchemaKeys(rest[0], rest[1], rest[2]); break;
     case "defaults": cmdDefaults(rest[0], rest[1]); break;
     case "netpol-default": cmdNetpolDefault(rest[0]); break;
     case "tls": cmdTls(rest[0]); break;
     case "node-env": cmdNodeEnv(rest[0]); break;
+    case "instances": cmdInstances(...rest); break;
     default:
       console.error(`validate.mjs: unknown command ${cmd}`);
       process.exit(2);

@@ -107,6 +107,56 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "http://%s:%d" (include "pgfailover.apiHost" .) (int .Values.pgfailover.service.port) -}}
 {{- end -}}
 
+{{/* "true" when pgfailover runs coordinated through etcd (etcd.endpoints set), else "". */}}
+{{- define "pgfailover.etcd" -}}
+{{- if .Values.etcd.endpoints -}}true{{- end -}}
+{{- end -}}
+
+{{/* How many pgfailover pods: pgfailover.replicas, else 2 with etcd and 1 without. */}}
+{{- define "pgfailover.replicas" -}}
+{{- if kindIs "invalid" .Values.pgfailover.replicas -}}
+{{- if include "pgfailover.etcd" . -}}2{{- else -}}1{{- end -}}
+{{- else -}}
+{{- int .Values.pgfailover.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Combinations the values schema cannot express; included by the templates that depend on
+them, so that `helm template` and `helm install` refuse them with a message. */}}
+{{- define "pgfailover.validate" -}}
+{{- $replicas := int (include "pgfailover.replicas" .) -}}
+{{- if and (gt $replicas 1) (not (include "pgfailover.etcd" .)) -}}
+{{- fail (printf "pgfailover.replicas is %d, but several pgfailover instances need etcd.endpoints: without etcd each one would act on its own (two deciders promoting and fencing the same nodes). Set etcd.endpoints to your etcd cluster, or pgfailover.replicas to 1." $replicas) -}}
+{{- end -}}
+{{- if and (not (include "pgfailover.etcd" .)) (or .Values.etcd.tls.existingSecret .Values.etcd.user) -}}
+{{- fail "etcd.tls.existingSecret or etcd.user is set but etcd.endpoints is empty: without endpoints pgfailover runs as a single instance and uses no etcd. Set etcd.endpoints too, or leave the etcd values empty." -}}
+{{- end -}}
+{{- if include "pgfailover.etcd" . -}}
+{{- if .Values.pgfailover.persistence.enabled -}}
+{{- fail "pgfailover.persistence.enabled keeps a single instance's state file; with etcd.endpoints the state lives in etcd and no state volume is used. Set pgfailover.persistence.enabled to false." -}}
+{{- end -}}
+{{- $schemes := dict -}}
+{{- range .Values.etcd.endpoints -}}
+{{- $_ := set $schemes (regexFind "^https?" .) true -}}
+{{- end -}}
+{{- if gt (len $schemes) 1 -}}
+{{- fail (printf "etcd.endpoints mixes http:// and https:// (%s): every member of one etcd cluster is reached the same way." (join ", " .Values.etcd.endpoints)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the pgfailover Deployment may roll (RollingUpdate) rather than recreate: with
+etcd, unless the live Deployment (lookup; empty on a first install and without a cluster) is not
+marked pgfailover/coordination: etcd, i.e. it still runs a single uncoordinated instance, which
+must stop before any coordinated one starts. Call with (dict "etcd" ... "live" ...). */}}
+{{- define "pgfailover.mayRoll" -}}
+{{- if .etcd -}}
+{{- if not .live -}}true
+{{- else if eq (index (.live.metadata.annotations | default dict) "pgfailover/coordination" | default "") "etcd" -}}true
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "pgfailover.image" -}}
 {{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
 {{- if .image.digest -}}
@@ -130,6 +180,10 @@ clientCert: /etc/pgfailover/tls/client.crt
 clientKey: /etc/pgfailover/tls/client.key
 stateDir: /var/lib/pgfailover
 stateFile: /var/lib/pgfailover/state.json
+etcdCa: /etc/pgfailover/etcd/ca.crt
+etcdCert: /etc/pgfailover/etcd/tls.crt
+etcdKey: /etc/pgfailover/etcd/tls.key
+etcdPasswordFile: /etc/pgfailover/secrets/etcd-password
 {{- end -}}
 
 {{/*
