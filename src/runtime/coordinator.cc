@@ -64,9 +64,14 @@ class EtcdCoordinator final : public Coordinator {
     Status registered = Status::ok();
     if (stepped.isOk() && leadership_.leaseId() != 0 && leadership_.leaseId() != registered_lease_)
       registered = registerMember();
-    // One read for who leads and who is registered.
-    auto read = client_.txn({}, {coord::Op::get(leadership_.leaderKey()),
-                                 coord::Op::get(members_prefix_, /*prefix=*/true)});
+    // One read for who leads and who is registered; not when the step got no answer, so that a
+    // hung etcd costs one call's deadlines per tick, not two.
+    coord::EtcdResult<coord::TxnResult> read;
+    if (stepped.isOk())
+      read = client_.txn({}, {coord::Op::get(leadership_.leaderKey()),
+                              coord::Op::get(members_prefix_, /*prefix=*/true)});
+    else
+      read.status = stepped;
     if (read.ok() && read.value.ranges.size() == 2) {
       view_.acting_instance.clear();
       view_.term = 0;
@@ -117,7 +122,14 @@ class EtcdCoordinator final : public Coordinator {
                              : coord::Op::erase(leadership_.documentKey(name)));
     // An empty write still checks, in etcd, that this instance leads.
     if (ops.empty()) ops.push_back(coord::Op::get(leadership_.leaderKey()));
-    return leadership_.guardedTxn(now, ops).status;
+    const bool was_leading = leadership_.leading();
+    Status status = leadership_.guardedTxn(now, ops).status;
+    if (was_leading && !leadership_.leading()) {
+      ++leadership_changes_;
+      log_.warn("leadership_lost",
+                "this instance ('" + name_ + "') no longer leads: " + status.message());
+    }
+    return status;
   }
 
   Status read(const std::string& name, std::optional<json>& document) override {

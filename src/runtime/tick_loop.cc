@@ -114,6 +114,24 @@ Status TickLoop::restoreState() {
     memory_.last_primary_system_identifier = persisted_.system_identifier;
   }
   memory_.failovers = persisted_.failovers;
+  if (persisted_.promotion_intent) {
+    for (std::size_t i = 0; i < config_.nodes.size(); ++i)
+      if (config_.nodes[i].name == *persisted_.promotion_intent) {
+        // Stopped between writing the intent and seeing the promotion land: it may still land,
+        // so it is waited for (confirmed, retried on that node, or given up), never doubled.
+        memory_.state = core::ClusterState::kPromoting;
+        memory_.promoting = i;
+        memory_.unconfirmed_promotion = i;
+        memory_.promote_issued_at = clock_->steady();
+        memory_.promote_attempts = 1;
+        intent_outstanding_ = true;
+        log_.warn("promotion_intent_found",
+                  "state file " + state_file_->path() + ": a promotion of '" +
+                      config_.nodes[i].name +
+                      "' was issued before the stop and not confirmed; waiting for it");
+      }
+    if (!intent_outstanding_) persisted_.promotion_intent.reset();
+  }
   history_json_ = std::make_shared<const std::string>(historyToJson(persisted_.history));
   log_.info("state_restored",
             "state file " + state_file_->path() + ": primary " +
@@ -446,6 +464,19 @@ void TickLoop::act(const core::Decision& decision, bool acting, Now now) {
       return;
     }
     if (promoting) intent_outstanding_ = true;
+  } else if (state_file_) {
+    // A single instance records its intent in the state file before pg_promote is called, so
+    // that a restart in between knows the promotion may land.
+    for (const auto& action : decision.actions)
+      if (action.as<core::Promote>()) {
+        persisted_.promotion_intent = config_.nodes[action.node].name;
+        intent_outstanding_ = true;
+        if (Status saved = state_file_->save(persisted_); !saved.isOk())
+          log_.error("state_save_failed",
+                     "promotion intent not written (" + saved.message() +
+                         "); promoting anyway: a restart before it is confirmed sees it by the "
+                         "node's timeline");
+      }
   }
   for (const auto& action : decision.actions) {
     const std::string node = config_.nodes[action.node].name;
@@ -518,6 +549,10 @@ void TickLoop::persist(const core::Decision& decision, WallTime now, bool acting
   persisted_.primary_timeline = next.last_primary_timeline;
   persisted_.system_identifier = next.last_primary_system_identifier;
   persisted_.failovers = next.failovers;
+  if (clear_intent && !coordinator_->shared()) {
+    persisted_.promotion_intent.reset();
+    intent_outstanding_ = false;
+  }
   for (const auto& e : decision.events) {
     HistoryEvent event{now,         core::toString(e.kind),   e.node,   e.from,
                        e.to,        core::toString(e.result), e.reason, e.duration,

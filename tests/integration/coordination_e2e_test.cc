@@ -181,9 +181,20 @@ TEST_F(CoordinationTest, ActingInstanceKilledOnceThePromotionIntentIsSharedPromo
 
 TEST_F(CoordinationTest, EtcdDownMeansNoFailoverAndNoDemotionAndOneActsWhenItReturns) {
   ASSERT_GE(startBoth(), 0);
+  // The primary's lease guard, as on its host (the lease: the shortest failover timeout less
+  // 500 ms, 2.5 s here).
+  DaemonProcess guard(DaemonOptions{PGFAILOVER_BINARY,
+                                    {"lease-guard", "--dir", cluster_.nodeDir(0), "--name",
+                                     cluster_.node(0).name, "--check-interval", "0.2"},
+                                    cluster_.dir() + "/guard-pg1.log",
+                                    {}});
+  ASSERT_TRUE(guard.start());
   etcd_.kill(0);
-  // Past the acting window and the heartbeat's age: nobody acts, the primary takes writes.
-  std::this_thread::sleep_for(std::chrono::milliseconds(kTtlMs + 2000));
+  // Past the acting window and past the heartbeat's lease (no instance writes it now): nobody
+  // acts, and the guard does not fence a primary whose replica streams from it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(kTtlMs + 3000));
+  EXPECT_TRUE(guard.running()) << guard.log();
+  EXPECT_EQ(count(guard.log(), "fenced node"), 0) << guard.log();
   bool ok = false;
   cluster_.sql(0, "CREATE TABLE during_outage(id int); INSERT INTO during_outage VALUES (1)", &ok);
   EXPECT_TRUE(ok) << "the primary keeps taking writes with etcd down";
@@ -191,6 +202,7 @@ TEST_F(CoordinationTest, EtcdDownMeansNoFailoverAndNoDemotionAndOneActsWhenItRet
   EXPECT_EQ(count(daemons_[0]->log() + daemons_[1]->log(), " acting_stopped: "), 1) << logs();
 
   // The primary is lost too: nobody may promote while no instance can act.
+  guard.stop();
   cluster_.kill9(0);
   std::this_thread::sleep_for(6s);  // twice the confirmed-down timeout
   EXPECT_EQ(cluster_.sql(1, "SELECT pg_is_in_recovery()"), "t") << logs();
