@@ -242,5 +242,29 @@ TEST_F(CoordinationTest, DeposedInstanceThatWakesUpActsNoMore) {
   EXPECT_EQ(cluster_.sql(1, "SELECT instance FROM pgfailover.heartbeat"), names_[other]);
 }
 
+// A clean stop of the acting instance releases the heartbeat lease and revokes its etcd lease:
+// the other acts at its next tick instead of after the TTL.
+TEST_F(CoordinationTest, CleanStopOfTheActingInstanceHandsOverAtOnce) {
+  const int acting = startBoth();
+  ASSERT_GE(acting, 0);
+  const int other = 1 - acting;
+  const auto stopped_at = Clock::now();
+  ASSERT_EQ(daemons_[acting]->stop(), 0);
+  ASSERT_TRUE(waitUntil([&] { return leader() == names_[other]; }, 10s)) << logs();
+  const auto handover = Clock::now() - stopped_at;
+  EXPECT_LT(handover, std::chrono::milliseconds(kTtlMs)) << "it waited for the lease to run out";
+  EXPECT_NE(daemons_[acting]->log().find("resigned: "), std::string::npos) << logs();
+  EXPECT_NE(daemons_[acting]->log().find("lease_released: "), std::string::npos) << logs();
+  EXPECT_FALSE(hasKey("members/" + names_[acting])) << "its member entry went with its lease";
+  ASSERT_TRUE(waitUntil(
+      [&] { return cluster_.sql(0, "SELECT instance FROM pgfailover.heartbeat") == names_[other]; },
+      10s))
+      << logs();
+  std::printf("[ figures ] handover after a clean stop of the acting instance: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(handover).count()));
+  EXPECT_EQ(promotions(), 0) << logs();
+}
+
 }  // namespace
 }  // namespace pgfailover::testing
