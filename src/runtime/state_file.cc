@@ -75,6 +75,7 @@ std::string toJson(const PersistedState& state) {
               {"system_identifier", std::to_string(state.system_identifier)},
               {"failovers", state.failovers},
               {"history", events}};
+  if (state.promotion_intent) out["promotion_intent"] = {{"node", *state.promotion_intent}};
   return out.dump(2);
 }
 
@@ -141,6 +142,12 @@ std::optional<PersistedState> parseState(const std::string& text, std::string& e
       throw CorruptField("system_identifier " + identifier + " does not fit 64 bits");
     }
     state.failovers = unsignedField(root, "failovers", ~std::uint64_t{0});
+    if (root.contains("promotion_intent") && !root["promotion_intent"].is_null()) {
+      const json& intent = root["promotion_intent"];
+      if (!intent.is_object() || stringField(intent, "node").empty())
+        throw CorruptField("promotion_intent is " + intent.dump() + ", not {\"node\": <name>}");
+      state.promotion_intent = stringField(intent, "node");
+    }
     const json history = root.contains("history") ? root["history"] : json::array();
     if (!history.is_array()) throw CorruptField("history is not a list");
     for (const auto& e : history) {

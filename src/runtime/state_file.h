@@ -35,6 +35,11 @@ struct PersistedState {
   std::uint32_t primary_timeline = 0;
   std::uint64_t system_identifier = 0;
   std::uint64_t failovers = 0;
+  // A single instance's promotion intent: the node pg_promote is about to be (or was) sent to,
+  // written before the call and cleared once the promotion is confirmed or abandoned. A restart
+  // finds it and waits for that promotion instead of starting another. (With etcd the intent is
+  // a document of its own.)
+  std::optional<std::string> promotion_intent;
   std::deque<HistoryEvent> history;  // oldest first, bounded by kMaxHistory
 
   static constexpr std::size_t kMaxHistory = 200;

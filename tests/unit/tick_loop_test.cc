@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -127,6 +128,48 @@ class FlakySink : public core::SnapshotSink {
   bool throws = false;
 };
 
+// Several instances (runtime/coordinator.h) without etcd: the test says whether this instance
+// acts and whether etcd accepts its guarded writes, and holds the shared documents.
+class FakeCoordinator : public Coordinator {
+ public:
+  bool shared() const override { return true; }
+  core::CoordinationView step(SteadyTime) override {
+    core::CoordinationView view;
+    view.enabled = true;
+    view.instance = "a";
+    view.acting = acting_now;
+    view.acting_instance = acting_now ? "a" : "b";
+    view.etcd_reachable = true;
+    return view;
+  }
+  bool acting(SteadyTime) const override { return acting_now; }
+  std::string instance() const override { return "a"; }
+  std::int64_t term() const override { return 7; }
+  Status guard(SteadyTime, const std::vector<DocumentWrite>& writes) override {
+    ++guards;
+    if (refuse) return {StatusCode::kFailedPrecondition, "etcd refused the write"};
+    for (const auto& [name, document] : writes) {
+      if (document)
+        documents[name] = *document;
+      else
+        documents.erase(name);
+    }
+    return Status::ok();
+  }
+  Status read(const std::string& name, std::optional<nlohmann::json>& document) override {
+    const auto it = documents.find(name);
+    document.reset();
+    if (it != documents.end()) document = it->second;
+    return Status::ok();
+  }
+  void resign() override {}
+
+  bool acting_now = false;
+  bool refuse = false;
+  int guards = 0;
+  std::map<std::string, nlohmann::json> documents;
+};
+
 class TickLoopTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -142,7 +185,7 @@ class TickLoopTest : public ::testing::Test {
 
   std::string statePath() const { return (dir_ / "state.json").string(); }
 
-  void start(const std::string& extra = "") {
+  void start(const std::string& extra = "", std::unique_ptr<Coordinator> coordinator = nullptr) {
     auto loaded = config::parseConfig(
         R"({"nodes": [{"name": "pg1", "host": "127.0.0.1"}, {"name": "pg2", "host": "127.0.0.2"}],
             "probe": {"interval_ms": 50, "connect_timeout_ms": 100, "query_timeout_ms": 100},
@@ -164,6 +207,7 @@ class TickLoopTest : public ::testing::Test {
     auto clock = std::make_unique<FakeClock>();
     clock_ = clock.get();
     seams.clock = std::move(clock);
+    seams.coordinator = std::move(coordinator);
     loop_ = std::make_unique<TickLoop>(config_, std::move(seams), sink_, metrics_, log_);
   }
 
@@ -352,6 +396,98 @@ TEST_F(TickLoopTest, SeamsThatDoNotMatchTheNodesAreRefused) {
   seams.probes.push_back(std::make_unique<FakeProbe>(primaryNode("pg1")));
   seams.executor = std::make_unique<FakeExecutor>(2);
   EXPECT_THROW(TickLoop(config_, std::move(seams), sink_, metrics_, log_), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace pgfailover::runtime
+
+namespace pgfailover::runtime {
+namespace {
+
+// A single instance writes the promotion's intent to its state file before pg_promote: a restart
+// before the promotion is seen waits for that promotion instead of starting the countdown and
+// a promotion again.
+TEST_F(TickLoopTest, APromotionIntentInTheStateFileIsWaitedForAfterARestart) {
+  start();
+  ASSERT_TRUE(loop_->restoreState().isOk());
+  ASSERT_TRUE(tick());
+  tickUntilPromotion();
+  Status status;
+  auto persisted = StateFile(statePath()).load(status);
+  ASSERT_TRUE(persisted) << status.message();
+  ASSERT_TRUE(persisted->promotion_intent.has_value());
+  EXPECT_EQ(*persisted->promotion_intent, "pg2");
+
+  // Restarted: the replica is still in recovery and the old primary still down.
+  start();
+  ASSERT_TRUE(loop_->restoreState().isOk());
+  EXPECT_NE(log_text_.str().find("promotion_intent_found"), std::string::npos);
+  pg1_->set(downNode("pg1"));
+  pg2_->set(replicaNode("pg2", false));
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(tick());
+  EXPECT_EQ(executor_->count(core::ActionKind::kPromote), 0u) << log_text_.str();
+  ASSERT_TRUE(loop_->memory().promoting.has_value());
+  EXPECT_EQ(*loop_->memory().promoting, 1u);
+
+  // It lands: confirmed and recorded, and (once seen again after that tick) the intent is gone.
+  pg2_->set(primaryNode("pg2", 2));
+  ASSERT_TRUE(tick());
+  ASSERT_TRUE(tick());
+  persisted = StateFile(statePath()).load(status);
+  ASSERT_TRUE(persisted) << status.message();
+  EXPECT_FALSE(persisted->promotion_intent.has_value());
+  EXPECT_EQ(*persisted->primary, "pg2");
+  EXPECT_EQ(persisted->failovers, 1u);
+}
+
+// An instance that does not act decides like the acting one but takes nothing; when it starts
+// acting it takes the shared memory over: a promotion intent there is waited for, never
+// doubled, and cleared once the promotion is seen.
+TEST_F(TickLoopTest, OnlyTheActingInstanceActsAndATakeoverWaitsForTheSharedIntent) {
+  auto owned = std::make_unique<FakeCoordinator>();
+  FakeCoordinator* coordinator = owned.get();
+  start("", std::move(owned));
+  ASSERT_TRUE(tick());
+  pg1_->set(downNode("pg1"));
+  pg2_->set(replicaNode("pg2", false));
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(tick());
+  EXPECT_TRUE(executor_->taken.empty()) << log_text_.str();
+  EXPECT_NE(log_text_.str().find("not_acting: decided promote on 'pg2'"), std::string::npos);
+  EXPECT_EQ(coordinator->guards, 0);
+  EXPECT_EQ(sink_.store.current()->coordination.acting_instance, "b");
+
+  // The acting instance wrote its intent and died; this one takes over.
+  coordinator->documents[kPromotionIntentDocument] = {{"node", "pg2"}, {"instance", "b"}};
+  coordinator->acting_now = true;
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(tick());
+  EXPECT_EQ(executor_->count(core::ActionKind::kPromote), 0u) << log_text_.str();
+  EXPECT_NE(log_text_.str().find("possibly under way"), std::string::npos);
+  ASSERT_TRUE(loop_->memory().promoting.has_value());
+  EXPECT_TRUE(sink_.store.current()->coordination.acting);
+
+  pg2_->set(primaryNode("pg2", 2));
+  ASSERT_TRUE(tick());
+  ASSERT_TRUE(tick());
+  EXPECT_EQ(coordinator->documents.count(kPromotionIntentDocument), 0u);
+  ASSERT_EQ(coordinator->documents.count(kSharedStateDocument), 1u);
+  EXPECT_EQ(coordinator->documents[kSharedStateDocument]["primary"], "pg2");
+}
+
+// A guarded write etcd refuses (this instance was deposed) cancels the tick's actions.
+TEST_F(TickLoopTest, ARefusedGuardCancelsTheActions) {
+  auto owned = std::make_unique<FakeCoordinator>();
+  FakeCoordinator* coordinator = owned.get();
+  coordinator->acting_now = true;
+  coordinator->refuse = true;
+  start("", std::move(owned));
+  ASSERT_TRUE(tick());
+  pg1_->set(downNode("pg1"));
+  pg2_->set(replicaNode("pg2", false));
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(tick());
+  EXPECT_GE(coordinator->guards, 1);
+  EXPECT_TRUE(executor_->taken.empty()) << log_text_.str();
+  EXPECT_NE(log_text_.str().find("etcd refused the write"), std::string::npos);
+  EXPECT_EQ(coordinator->documents.count(kPromotionIntentDocument), 0u);
 }
 
 }  // namespace
