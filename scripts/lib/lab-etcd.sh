@@ -102,7 +102,7 @@ etcd_up() {
   for m in "${ETCD_MEMBERS[@]}"; do etcd_start_member "$m"; done
   say "waiting up to ${LAB_TIMEOUT}s for the etcd cluster ($(etcd_endpoints))"
   wait_for "$LAB_TIMEOUT" "every etcd member healthy" etcd_healthy
-  say "etcd: 3 members healthy$(host_where "$(etcd_host 1)"), pids $(for m in "${ETCD_MEMBERS[@]}"; do printf '%s ' "$(etcd_pid "$m")"; done)"
+  say "etcd: 3 members healthy, pids $(for m in "${ETCD_MEMBERS[@]}"; do printf '%s ' "$(etcd_pid "$m")"; done)"
 }
 
 # SIGKILL of every member (the whole etcd cluster crashes); their data stays.
