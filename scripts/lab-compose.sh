@@ -222,40 +222,18 @@ status_json() {
   $DOCKER exec "$id" curl -sf --max-time 3 --cacert "$LAB_CA" https://127.0.0.1:8008/status 2>/dev/null || true
 }
 
-# pg1/pg2, or the node that has the role primary/replica now: pgfailover's /status first,
-# pg_is_in_recovery() inside the running node containers when pgfailover does not answer.
-resolve_node() {
-  local want=${1:-} json name node id recovery
-  case $want in
-    pg1 | pg2)
-      printf '%s\n' "$want"
-      return
-      ;;
-    primary | replica) ;;
-    '') die "which node? pg1, pg2, primary or replica" ;;
-    *) die "unknown node '$want': use pg1, pg2, primary or replica" ;;
-  esac
-  json=$(status_json)
-  if [[ -n $json ]]; then
-    name=$(jq -r --arg role "$want" '[.nodes[]? | select(.role == $role) | .name][0] // empty' <<<"$json" 2>/dev/null || true)
-    if [[ $name == pg1 || $name == pg2 ]]; then
-      printf '%s\n' "$name"
-      return
-    fi
-  fi
-  for node in pg1 pg2; do
-    id=$(container_of "$node")
-    running "$id" || continue
-    recovery=$($DOCKER exec "$id" runuser -u postgres -- psql -X -A -t -q -h /var/lib/pgfailover-node/run \
-      -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
-    if [[ ($want == primary && $recovery == f) || ($want == replica && $recovery == t) ]]; then
-      say "pgfailover did not say which node is the $want; pg_is_in_recovery() says $node"
-      printf '%s\n' "$node"
-      return
-    fi
-  done
-  die "no node is the $want now (neither pgfailover's /status nor pg_is_in_recovery() names one)"
+# NODE arguments (resolve_node): pgfailover's /status, else psql inside the running node
+# containers.
+lab_status_json() { status_json; }
+lab_node_recovery() {
+  local id
+  id=$(container_of "$1")
+  running "$id" || return 0
+  $DOCKER exec "$id" runuser -u postgres -- psql -X -A -t -q -h /var/lib/pgfailover-node/run \
+    -d postgres -c 'SELECT pg_is_in_recovery()'
 }
+# shellcheck source=scripts/lib/lab-roles.sh
+source "$REPO_ROOT/scripts/lib/lab-roles.sh"
 
 resolve_service() {
   case ${1:-} in

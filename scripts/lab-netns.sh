@@ -82,12 +82,9 @@ if ! lab_settings /tmp/pgfailover-netns-lab .pgfailover-netns-lab; then
   LAB_FENCING_HOOK=${LAB_FENCING_HOOK:-0}
   LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
   LAB_WAL_RECEIVER_TIMEOUT=${LAB_WAL_RECEIVER_TIMEOUT:-3}
-  LAB_INSTANCES=${LAB_INSTANCES:-1}
   lab_binary_settings
 fi
-LAB_INSTANCES=${LAB_INSTANCES:-1} # a lab.env written before several instances existed
-LAB_MAX_INSTANCES=2
-[[ $LAB_INSTANCES =~ ^[12]$ ]] || die "LAB_INSTANCES must be 1 or 2, got '$LAB_INSTANCES'"
+lab_check_instances 2
 
 # LAB_NET: a private /24; hosts get fixed last octets.
 if [[ ! $LAB_NET =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)\.0/24$ ]]; then

@@ -88,14 +88,10 @@ if ! lab_settings "$(default_lab_dir)" .pgfailover-lab; then
   LAB_PG1_PORT=${LAB_PG1_PORT:-6432}
   LAB_PG2_PORT=${LAB_PG2_PORT:-6433}
   LAB_HTTP_PORT=${LAB_HTTP_PORT:-8008}
-  LAB_ETCD_PORT=${LAB_ETCD_PORT:-12379}
-  LAB_INSTANCES=${LAB_INSTANCES:-1}
   lab_binary_settings
 fi
-LAB_INSTANCES=${LAB_INSTANCES:-1} # a lab.env written before several instances existed
-LAB_ETCD_PORT=${LAB_ETCD_PORT:-12379}
-LAB_MAX_INSTANCES=3
-[[ $LAB_INSTANCES =~ ^[1-3]$ ]] || die "LAB_INSTANCES must be 1, 2 or 3, got '$LAB_INSTANCES'"
+LAB_ETCD_PORT=${LAB_ETCD_PORT:-12379} # also for a lab.env written before several instances
+lab_check_instances 3
 for port_var in LAB_PG1_PORT LAB_PG2_PORT LAB_HTTP_PORT LAB_ETCD_PORT; do
   port=${!port_var}
   if [[ ! $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then

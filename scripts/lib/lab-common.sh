@@ -63,6 +63,15 @@ lab_binary_settings() {
   fi
 }
 
+# LAB_INSTANCES (default 1) checked against the front end's maximum, kept in LAB_MAX_INSTANCES.
+lab_check_instances() { # max
+  LAB_INSTANCES=${LAB_INSTANCES:-1}
+  LAB_MAX_INSTANCES=$1
+  if [[ ! $LAB_INSTANCES =~ ^[1-9]$ ]] || ((LAB_INSTANCES > LAB_MAX_INSTANCES)); then
+    die "LAB_INSTANCES must be a number from 1 to $LAB_MAX_INSTANCES, got '$LAB_INSTANCES'"
+  fi
+}
+
 lab_check_lease_guard() {
   LAB_LEASE_GUARD=${LAB_LEASE_GUARD:-1}
   [[ $LAB_LEASE_GUARD =~ ^[01]$ ]] || die "LAB_LEASE_GUARD must be 0 or 1, got '$LAB_LEASE_GUARD'"
@@ -155,37 +164,11 @@ daemon_pid() { # [instance]
 }
 daemon_running() { [[ -n $(daemon_pid "${1:-1}") ]]; }
 
-# pg1/pg2 from a NODE argument: primary/replica are asked from pgfailover's /status, or from
-# pg_is_in_recovery() on each node when pgfailover does not answer.
-resolve_node() {
-  local want=${1:-} json name node recovery
-  case $want in
-    pg1 | pg2)
-      printf '%s\n' "$want"
-      return
-      ;;
-    primary | replica) ;;
-    '') die "which node? pg1, pg2, primary or replica" ;;
-    *) die "unknown node '$want': use pg1, pg2, primary or replica" ;;
-  esac
-  if json=$(lab_curl /status -f 2>/dev/null) && command -v jq >/dev/null; then
-    name=$(jq -r --arg role "$want" '[.nodes[]? | select(.role == $role) | .name][0] // empty' \
-      <<<"$json" 2>/dev/null || true)
-    if [[ $name == pg1 || $name == pg2 ]]; then
-      printf '%s\n' "$name"
-      return
-    fi
-  fi
-  for node in "${NODES[@]}"; do
-    recovery=$(lab_psql "$node" -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
-    if [[ ($want == primary && $recovery == f) || ($want == replica && $recovery == t) ]]; then
-      say "pgfailover did not name the $want; pg_is_in_recovery() says $node"
-      printf '%s\n' "$node"
-      return
-    fi
-  done
-  die "no node is the $want now (neither pgfailover's /status nor pg_is_in_recovery() names one)"
-}
+# NODE arguments (resolve_node), through pgfailover's API and psql from the client host.
+lab_status_json() { lab_curl /status -f; }
+lab_node_recovery() { lab_psql "$1" -c 'SELECT pg_is_in_recovery()'; }
+# shellcheck source=scripts/lib/lab-roles.sh
+source "$REPO_ROOT/scripts/lib/lab-roles.sh"
 
 new_password() {
   local password
