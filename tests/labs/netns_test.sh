@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of the network-namespace lab (scripts/lab-netns.sh), as root:
-#   1. up, wait until healthy (pg1 primary, pg2 streaming). With two instances (the default,
-#      NETNS_TEST_INSTANCES=2: pgfailover next to each server, etcd on pg1, pg2 and pgf): exactly
+#   1. up, wait until healthy (pg1 primary, pg2 streaming). With two instances
+#      (NETNS_TEST_INSTANCES=2: pgfailover next to each server, etcd on pg1, pg2 and pgf): exactly
 #      one instance acts (the etcd leader key names it); kill -9 it: the other one acts; start it
 #      again: it does not take over
 #   2. the primary's host crashes (kill -9 of the postmaster and its link down): the replica is
@@ -23,8 +23,8 @@
 # Exits non-zero with a message naming the step that failed; `down` always runs (trap).
 #
 # Environment: PGFAILOVER_BIN (skip the build and use this binary), LAB_BUILD_DIR (build),
-# NETNS_TEST_NET (10.231.78.0/24), NETNS_TEST_PREFIX (pgft-), NETNS_TEST_INSTANCES (2, or 1: the
-# single instance in pgf), LAB_SKIP_DEPS=1.
+# NETNS_TEST_NET (10.231.78.0/24), NETNS_TEST_PREFIX (pgft-), NETNS_TEST_INSTANCES (1: the single
+# instance in pgf; 2: two instances and etcd), LAB_SKIP_DEPS=1.
 set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -41,7 +41,7 @@ chmod 0755 "$LAB_DIR"
 export LAB_DIR
 export LAB_TIMEOUT=${LAB_TIMEOUT:-120}
 NET_BASE=${LAB_NET%.0/24}
-INSTANCES=${NETNS_TEST_INSTANCES:-2}
+INSTANCES=${NETNS_TEST_INSTANCES:-1}
 [[ $INSTANCES =~ ^[12]$ ]] || {
   echo "netns_test: NETNS_TEST_INSTANCES must be 1 or 2" >&2
   exit 1
