@@ -218,7 +218,7 @@ void checkTlsFile(Reader& r, const std::string& key, const std::string& path, bo
 const std::set<std::string> kLogKeys = {"format", "level"};
 const std::set<std::string> kEtcdKeys = {"name",         "endpoints",          "prefix",
                                          "lease_ttl_ms", "request_timeout_ms", "tls",
-                                         "user",         "password_file"};
+                                         "user",         "password_file",      "api_url"};
 const std::set<std::string> kEtcdTlsKeys = {"ca_file", "cert_file", "key_file"};
 
 std::optional<std::string> readPasswordFile(const std::string& path, std::string& problem) {
@@ -428,6 +428,18 @@ void readEtcd(Reader& r, const json& root, Config& config) {
       r.error("etcd.endpoints",
               "mixes http:// and https://; every member of one etcd cluster "
               "is reached the same way");
+  }
+
+  r.readString(*section, "etcd", "api_url", etcd.api_url);
+  if (!etcd.api_url.empty()) {
+    static const std::regex kApiUrl(
+        R"((https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([0-9]{1,5}))");
+    std::smatch match;
+    if (!std::regex_match(etcd.api_url, match, kApiUrl) || std::stol(match[3].str()) < 1 ||
+        std::stol(match[3].str()) > 65535)
+      r.error("etcd.api_url",
+              "must be a URL http://host:port or https://host:port (no path), got '" +
+                  etcd.api_url + "'");
   }
 
   r.readString(*section, "etcd", "prefix", etcd.prefix);
@@ -944,6 +956,7 @@ std::string describeConfig(const Config& config) {
     out["etcd"] = {{"name", e.name},
                    {"endpoints", e.endpoints},
                    {"prefix", e.prefix},
+                   {"api_url", e.api_url.empty() ? "(from the host's address)" : e.api_url},
                    {"lease_ttl_ms", e.lease_ttl.count()},
                    {"request_timeout_ms", e.request_timeout.count()},
                    {"tls",

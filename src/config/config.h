@@ -156,6 +156,9 @@ struct EtcdConfig {
   std::string name;  // this instance, unique among the instances; default: the host name
   std::vector<std::string> endpoints;  // "http://10.0.0.1:2379", "https://etcd-1:2379"
   std::string prefix;                  // default: "/pgfailover/<cluster_name>"
+  // Where the other instances and clients reach this instance's API; empty: derived at start
+  // from http.listen_address (a wildcard: the host's first non-loopback IPv4 address).
+  std::string api_url;
   // The leader key's lease. Renewed every tick; the acting instance stops acting
   // max(1000 ms, TTL / 5) before it could run out. Whole seconds: etcd leases count seconds.
   Millis lease_ttl{5000};

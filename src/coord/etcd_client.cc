@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <utility>
 
 namespace pgfailover::coord {
@@ -204,6 +205,16 @@ Status EtcdClient::authenticate(Endpoint& endpoint, bool& transport_failed) {
 }
 
 EtcdResult<json> EtcdClient::call(const std::string& path, const json& body) {
+  const auto started = std::chrono::steady_clock::now();
+  EtcdResult<json> result = callEndpoints(path, body);
+  ++totals_.requests;
+  if (!result.ok()) ++totals_.errors;
+  totals_.seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+EtcdResult<json> EtcdClient::callEndpoints(const std::string& path, const json& body) {
   EtcdResult<json> result;
   if (endpoints_.empty()) {
     result.status = {StatusCode::kInvalidArgument, "etcd: no endpoints configured"};

@@ -55,6 +55,14 @@ struct EtcdResult {
   bool ok() const { return status.isOk(); }
 };
 
+// Calls made since the client was built (each call counts once, whichever endpoints it tried),
+// for metrics.
+struct EtcdCallTotals {
+  std::uint64_t requests = 0;
+  std::uint64_t errors = 0;  // no answer, or an error answer
+  double seconds = 0;        // summed duration
+};
+
 struct Lease {
   std::int64_t id = 0;
   std::int64_t ttl_seconds = 0;  // as etcd granted or renewed it; 0 = the lease is gone
@@ -87,12 +95,14 @@ class EtcdClient {
   // How many times the client authenticated (a token expires when unused for etcd's
   // --auth-token-ttl, and is then fetched again).
   int authentications() const { return authentications_; }
+  const EtcdCallTotals& totals() const { return totals_; }
 
  private:
   struct Endpoint;
   // POST `path` with `body` to the current endpoint, then the others; authenticates first when
   // a user is set and no token is held, and once more when etcd rejects the token.
   EtcdResult<nlohmann::json> call(const std::string& path, const nlohmann::json& body);
+  EtcdResult<nlohmann::json> callEndpoints(const std::string& path, const nlohmann::json& body);
   // One POST to one endpoint. `transport_failed` is set when it is worth trying another
   // endpoint (no connection, no answer in time, that member has no leader).
   EtcdResult<nlohmann::json> post(Endpoint& endpoint, const std::string& path,
@@ -105,6 +115,7 @@ class EtcdClient {
   std::size_t current_ = 0;
   Secret token_;
   int authentications_ = 0;
+  EtcdCallTotals totals_;
 };
 
 }  // namespace pgfailover::coord

@@ -80,6 +80,8 @@ class Leadership {
   const LeaderInfo& lastSeenLeader() const { return seen_; }
   // The instant until which acting() holds (meaningful while leading()).
   SteadyTime actingUntil() const;
+  // When the last successful lease grant or renewal was sent (meaningful while leaseId() != 0).
+  SteadyTime renewalSentAt() const { return renewal_sent_at_; }
   Millis margin() const { return margin_; }
 
   // A transaction that etcd applies only while this instance still holds the leader key (same

@@ -148,7 +148,7 @@ std::string heartbeatTableState(const std::string& table) {
      WHEN c.relowner <> me.oid AND NOT r.rolsuper THEN 'owner ' || r.rolname::text
      WHEN x.unexpected IS NOT NULL THEN 'columns unexpected: ' || x.unexpected
      WHEN x.core < 3 THEN 'columns missing: it needs id integer, ts timestamptz, node text'
-     WHEN x.lease < 4 THEN 'old'
+     WHEN x.lease < 6 THEN 'old'
      ELSE 'ok' END
    FROM (SELECT to_regclass(')sql" +
          table + R"sql(')::oid AS oid) AS t
@@ -161,10 +161,11 @@ std::string heartbeatTableState(const std::string& table) {
               FILTER (WHERE (a.attname::text, format_type(a.atttypid, a.atttypmod)) NOT IN (
                 VALUES ('id', 'integer'), ('ts', 'timestamp with time zone'), ('node', 'text'),
                        ('lease_ms', 'integer'), ('self_fenced_at', 'timestamp with time zone'),
-                       ('peers', 'text'), ('timeline', 'bigint'))) AS unexpected,
+                       ('peers', 'text'), ('timeline', 'bigint'), ('instance', 'text'),
+                       ('term', 'bigint'))) AS unexpected,
             count(*) FILTER (WHERE a.attname IN ('id', 'ts', 'node')) AS core,
             count(*) FILTER (WHERE a.attname IN ('lease_ms', 'self_fenced_at', 'peers',
-                                                 'timeline')) AS lease
+                                                 'timeline', 'instance', 'term')) AS lease
      FROM pg_attribute AS a
      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS x ON true))sql";
 }
@@ -218,19 +219,23 @@ NodeProber::NodeProber(config::NodeConfig node, config::ProbeConfig probe,
                         "; CREATE TABLE " + table +
                         " (id int PRIMARY KEY, ts timestamptz NOT NULL, node text NOT NULL,"
                         " lease_ms integer NOT NULL DEFAULT 0, self_fenced_at timestamptz,"
-                        " peers text NOT NULL DEFAULT '', timeline bigint NOT NULL DEFAULT 0)";
+                        " peers text NOT NULL DEFAULT '', timeline bigint NOT NULL DEFAULT 0,"
+                        " instance text NOT NULL DEFAULT '', term bigint NOT NULL DEFAULT 0)";
     heartbeat_upgrade_ = "ALTER TABLE " + table +
                          " ADD COLUMN IF NOT EXISTS lease_ms integer NOT NULL DEFAULT 0,"
                          " ADD COLUMN IF NOT EXISTS self_fenced_at timestamptz,"
                          " ADD COLUMN IF NOT EXISTS peers text NOT NULL DEFAULT '',"
-                         " ADD COLUMN IF NOT EXISTS timeline bigint NOT NULL DEFAULT 0";
+                         " ADD COLUMN IF NOT EXISTS timeline bigint NOT NULL DEFAULT 0,"
+                         " ADD COLUMN IF NOT EXISTS instance text NOT NULL DEFAULT '',"
+                         " ADD COLUMN IF NOT EXISTS term bigint NOT NULL DEFAULT 0";
     heartbeat_write_ =
         "INSERT INTO " + table +
-        " (id, ts, node, lease_ms, peers, timeline) VALUES (1, now(), $1, $2, $3,"
-        " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint)"
+        " (id, ts, node, lease_ms, peers, timeline, instance, term) VALUES (1, now(), $1, $2, $3,"
+        " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint, $4, $5)"
         " ON CONFLICT (id) DO"
         " UPDATE SET ts = excluded.ts, node = excluded.node, lease_ms = excluded.lease_ms,"
-        " peers = excluded.peers, timeline = excluded.timeline"
+        " peers = excluded.peers, timeline = excluded.timeline, instance = excluded.instance,"
+        " term = excluded.term"
         " RETURNING extract(epoch FROM ts)";
     heartbeat_read_ =
         "SELECT extract(epoch FROM ts), self_fenced_at IS NOT NULL FROM " + table + " WHERE id = 1";
@@ -442,9 +447,11 @@ void NodeProber::heartbeat(core::NodeObservation& observation, bool write,
           connection_.exec(table_state == "old" ? heartbeat_upgrade_ : heartbeat_create_, deadline);
       if (!setup.ok()) return failed(*setup.error);
     }
-    ExecOutcome written = connection_.exec(
-        heartbeat_write_, {node_.name, std::to_string(probe_.primary_lease.count()), peers_},
-        deadline);
+    ExecOutcome written =
+        connection_.exec(heartbeat_write_,
+                         {node_.name, std::to_string(probe_.primary_lease.count()), peers_,
+                          writer_instance_, std::to_string(writer_term_)},
+                         deadline);
     if (!written.ok()) return failed(*written.error);
     observation.heartbeat_written = true;
     observation.heartbeat_unix_seconds = parseDouble(written.result.value(0, 0));

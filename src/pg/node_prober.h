@@ -14,8 +14,10 @@
 // the same node.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "common/status.h"
 #include "common/time.h"
@@ -43,6 +45,12 @@ class NodeProber {
   // node turns out to be a writable primary (the caller passes false for a node it does not
   // want written to, e.g. one it is about to fence).
   core::NodeObservation probe(bool write_heartbeat);
+  // Who writes the heartbeat row (the acting pgfailover instance's etcd.name and term; "" and 0
+  // for a single instance). Set between probes, never while one runs.
+  void setHeartbeatWriter(std::string instance, std::int64_t term) {
+    writer_instance_ = std::move(instance);
+    writer_term_ = term;
+  }
 
   // pg_promote(wait => true, wait_seconds => ceil(wait)), bounded by `wait` + query_timeout.
   // Ok only when pg_promote returned true and the node then reports it is out of recovery.
@@ -109,6 +117,8 @@ class NodeProber {
   std::string heartbeat_read_;
   std::string lease_release_;
   std::string peers_;  // the other nodes' names, comma-separated, for the heartbeat row
+  std::string writer_instance_;
+  std::int64_t writer_term_ = 0;
   std::string self_fence_clear_;
   CancelSlot cancel_slot_;
   Connection connection_;

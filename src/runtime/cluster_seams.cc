@@ -27,6 +27,9 @@ class PgNodeProbe final : public NodeProbe {
     return runner.run("ping -n -q -c 1 -W 1 " + ssh::shellQuote(host_), Millis{1500}).succeeded();
   }
   Status releaseLease() override { return prober_.releaseLease(); }
+  void setHeartbeatWriter(const std::string& instance, std::int64_t term) override {
+    prober_.setHeartbeatWriter(instance, term);
+  }
 
   pg::NodeProber& prober() { return prober_; }
 
@@ -81,6 +84,7 @@ TickSeams clusterSeams(const config::Config& config, Logger& log,
   seams.executor = std::make_unique<OwningClusterExecutor>(config, log, std::move(probers),
                                                            std::move(promotion_finished));
   seams.clock = std::make_unique<SystemClock>();
+  seams.coordinator = makeCoordinator(config, log);
   return seams;
 }
 

@@ -1,8 +1,14 @@
 #include "runtime/tick_loop.h"
 
+#include <chrono>
 #include <exception>
 #include <future>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace pgfailover::runtime {
 
@@ -67,7 +73,9 @@ TickLoop::TickLoop(const config::Config& config, TickSeams seams, core::Snapshot
       probe_wait_(config.probe.connect_timeout + config.probe.query_timeout + kProbeGrace),
       probes_(std::move(seams.probes)),
       executor_(std::move(seams.executor)),
-      clock_(seams.clock ? std::move(seams.clock) : std::make_unique<SystemClock>()) {
+      clock_(seams.clock ? std::move(seams.clock) : std::make_unique<SystemClock>()),
+      coordinator_(seams.coordinator ? std::move(seams.coordinator)
+                                     : std::make_unique<SingleInstanceCoordinator>()) {
   if (probes_.size() != config.nodes.size() || !executor_)
     throw std::invalid_argument("the tick loop needs one probe per configured node (" +
                                 std::to_string(config.nodes.size()) + ", got " +
@@ -77,6 +85,8 @@ TickLoop::TickLoop(const config::Config& config, TickSeams seams, core::Snapshot
   last_seen_.resize(probes_.size());
   pings_.resize(probes_.size());
   last_ping_.resize(probes_.size());
+  heartbeat_value_.resize(probes_.size());
+  heartbeat_changed_at_.resize(probes_.size());
   if (!config.state_file.empty()) state_file_ = std::make_unique<StateFile>(config.state_file);
   history_json_ = std::make_shared<const std::string>("[]");
 }
@@ -130,7 +140,116 @@ void TickLoop::requestStop() {
   wake_.notify_all();
 }
 
-core::ClusterView TickLoop::observe() {
+bool TickLoop::coordinate(SteadyTime now) {
+  coordination_ = coordinator_->step(now);
+  if (!coordinator_->shared()) return true;
+  bool acting = coordinator_->acting(now);
+  if (acting && !was_acting_ && !takeOver(now)) acting = false;
+  if (was_acting_ && !acting)
+    log_.warn("acting_stopped", "this instance stops acting: " +
+                                    std::string(coordination_.etcd_reachable
+                                                    ? "another instance holds the leader key"
+                                                    : "its etcd lease was not renewed in time"));
+  was_acting_ = acting;
+  coordination_.acting = acting;
+  return acting;
+}
+
+bool TickLoop::takeOver(SteadyTime now) {
+  // What this instance decided while another one acted was never acted on: the action memory
+  // (a promotion issued, a switchover in flight, a slot requested) comes from the shared memory
+  // instead, exactly as a restart takes it from the state file. What it observed itself (how
+  // long the primary has been failing, when its heartbeat was last seen, per-node timers) is
+  // kept, so a takeover does not restart a failover countdown from zero.
+  std::optional<nlohmann::json> state_document;
+  std::optional<nlohmann::json> intent;
+  Status read = coordinator_->read(kSharedStateDocument, state_document);
+  if (read.isOk()) read = coordinator_->read(kPromotionIntentDocument, intent);
+  if (!read.isOk()) {
+    log_.warn("takeover_delayed",
+              "holds the leader key but cannot read the shared state yet: " + read.message());
+    return false;
+  }
+  std::optional<PersistedState> state;
+  if (state_document) {
+    std::string error;
+    state = parseState(state_document->dump(), error);
+    if (!state) {
+      log_.error("takeover_refused", "the shared state in etcd is not valid (" + error +
+                                         "); this instance does not act until it is repaired");
+      return false;
+    }
+  }
+  core::Memory seeded = memory_;
+  seeded.promoting.reset();
+  seeded.promote_request_id = 0;
+  seeded.unconfirmed_promotion.reset();
+  seeded.promote_issued_at = {};
+  seeded.promote_attempts = 0;
+  seeded.switchover.reset();
+  for (auto& at : seeded.slot_use_requested_at) at.reset();
+  if (state) {
+    std::optional<std::size_t> primary;
+    if (state->primary)
+      for (std::size_t i = 0; i < config_.nodes.size(); ++i)
+        if (config_.nodes[i].name == *state->primary) primary = i;
+    if (primary) {
+      seeded.primary = primary;
+      seeded.last_primary_timeline = state->primary_timeline;
+      seeded.last_primary_system_identifier = state->system_identifier;
+    }
+    seeded.failovers = state->failovers;
+    persisted_ = *state;
+    history_json_ = std::make_shared<const std::string>(historyToJson(persisted_.history));
+  }
+  intent_outstanding_ = false;
+  // The first instance ever to act shares its state at once, whether or not it changes.
+  share_state_ = !state;
+  std::string found;
+  if (intent && intent->is_object() && (*intent)["node"].is_string()) {
+    const std::string node = (*intent)["node"].get<std::string>();
+    for (std::size_t i = 0; i < config_.nodes.size(); ++i)
+      if (config_.nodes[i].name == node) {
+        // The promotion may have landed or may still land: waited for like one this instance
+        // issued itself (confirmed, retried on the same node, or given up), never a second one
+        // elsewhere.
+        seeded.promoting = i;
+        seeded.unconfirmed_promotion = i;
+        seeded.promote_issued_at = now;
+        seeded.promote_attempts = 1;
+        intent_outstanding_ = true;
+        found = ", a promotion of '" + node + "' possibly under way (intent of instance '" +
+                intent->value("instance", std::string("?")) + "', term " +
+                std::to_string(intent->value("term", std::int64_t{0})) + ")";
+      }
+  }
+  memory_ = std::move(seeded);
+  log_.warn("acting", "this instance ('" + coordinator_->instance() + "') acts now, term " +
+                          std::to_string(coordinator_->term()) + "; shared state: " +
+                          (state && state->primary ? "primary '" + *state->primary + "'"
+                                                   : std::string("none yet")) +
+                          found);
+  return true;
+}
+
+void TickLoop::vouchForHeartbeat(core::ClusterView& view, SteadyTime now) {
+  const Millis window = config_.etcd.lease_ttl + 2 * config_.probe.interval;
+  const bool nobody_acts = coordination_.acting_instance.empty() || !coordination_.etcd_reachable;
+  for (std::size_t i = 0; i < view.nodes.size() && i < heartbeat_value_.size(); ++i) {
+    auto& node = view.nodes[i];
+    if (node.heartbeat_unix_seconds && heartbeat_value_[i] != node.heartbeat_unix_seconds) {
+      heartbeat_value_[i] = node.heartbeat_unix_seconds;
+      heartbeat_changed_at_[i] = now;
+    }
+    if (!node.writable() || node.failure != core::ProbeFailure::kNone || node.heartbeat_written)
+      continue;
+    const bool advancing =
+        heartbeat_changed_at_[i] && elapsed(*heartbeat_changed_at_[i], now) <= window;
+    if (advancing || nobody_acts) node.heartbeat_written = true;
+  }
+}
+
+core::ClusterView TickLoop::observe(bool acting) {
   // Probe every node at once: a hung node costs one deadline, not one per node. A probe still
   // running from an earlier tick (which ended early, see below) is not started again nor waited
   // for: its node's last observation stands in until it ends.
@@ -143,11 +262,14 @@ core::ClusterView TickLoop::observe() {
     // to any other node that happens to be writable: an old primary coming back must not take
     // a single write, not even pgfailover's own. With no primary known yet (first start), every
     // writable node gets it, so that the primary can be adopted.
-    bool write_heartbeat = !memory_.primary || *memory_.primary == i || memory_.promoting == i;
+    bool write_heartbeat =
+        acting && (!memory_.primary || *memory_.primary == i || memory_.promoting == i);
     if (last_snapshot_ && i < last_snapshot_->nodes.size() &&
         last_snapshot_->nodes[i].role == core::NodeRole::kNeedsFencing)
       write_heartbeat = false;
     auto* probe = probes_[i].get();
+    if (coordinator_->shared() && write_heartbeat)
+      probe->setHeartbeatWriter(coordinator_->instance(), coordinator_->term());
     inflight_since_[i] = std::chrono::steady_clock::now();
     inflight_[i] = std::async(std::launch::async,
                               [probe, write_heartbeat] { return probe->probe(write_heartbeat); });
@@ -255,21 +377,66 @@ void TickLoop::tick(SteadyTime scheduled) {
   promotion_finished_ = false;
   const auto started = clock_->steady();
   const Now now{scheduled, clock_->wall() - (started - scheduled)};
-  core::ClusterView view = observe();
+  const bool acting = coordinate(started);
+  core::ClusterView view = observe(acting);
+  if (!acting) vouchForHeartbeat(view, started);
   core::Decision decision = core::decide(memory_, view, now, policy_);
 
   logChanges(decision, view);
   // From here on actions may have run: the decision's memory is kept whatever fails below, so
   // that the next tick does not take them again.
   acted_ = true;
-  act(decision);
+  act(decision, acting, now);
   if (decision.request_refused) log_.warn("request_refused", *decision.request_refused);
   memory_ = decision.next;
-  persist(decision, now.wall);
+  persist(decision, now.wall, acting);
   publish(decision, view, now, started);
 }
 
-void TickLoop::act(const core::Decision& decision) {
+void TickLoop::act(const core::Decision& decision, bool acting, Now now) {
+  if (decision.actions.empty()) return;
+  std::string kinds;
+  for (const auto& action : decision.actions)
+    kinds += (kinds.empty() ? "" : ", ") + std::string(core::toString(action.kind())) + " on '" +
+             config_.nodes[action.node].name + "'";
+  if (!acting) {
+    log_.info("not_acting", "decided " + kinds + "; not taken: " +
+                                (coordination_.acting_instance.empty()
+                                     ? std::string("no instance acts (etcd unreachable or no "
+                                                   "leader yet)")
+                                     : "instance '" + coordination_.acting_instance + "' acts"));
+    return;
+  }
+  if (coordinator_->shared()) {
+    // One guarded write before the batch: etcd applies it only while this instance still
+    // leads, and a promotion's intent is in it, so a successor knows the promotion may land.
+    std::vector<DocumentWrite> writes;
+    bool promoting = false;
+    for (const auto& action : decision.actions) {
+      const auto* promote = action.as<core::Promote>();
+      if (!promote) continue;
+      promoting = true;
+      nlohmann::json intent = {
+          {"node", config_.nodes[action.node].name},
+          {"replaces", promote->replaces && *promote->replaces < config_.nodes.size()
+                           ? nlohmann::json(config_.nodes[*promote->replaces].name)
+                           : nlohmann::json(nullptr)},
+          {"timeline", memory_.last_primary_timeline},
+          {"term", coordinator_->term()},
+          {"instance", coordinator_->instance()},
+          {"at_unix_seconds", std::chrono::duration<double>(now.wall.time_since_epoch()).count()}};
+      writes.emplace_back(kPromotionIntentDocument, std::move(intent));
+    }
+    if (Status guarded = coordinator_->guard(clock_->steady(), writes); !guarded.isOk()) {
+      log_.error("not_acting", "decided " + kinds + "; not taken: " + guarded.message());
+      // Whatever this tick decided is not what happened: the next acting tick takes the shared
+      // memory over again.
+      was_acting_ = false;
+      coordination_.acting = false;
+      return;
+    }
+    if (promoting) intent_outstanding_ = true;
+  }
   for (const auto& action : decision.actions) {
     const std::string node = config_.nodes[action.node].name;
     const bool routine = action.kind() == core::ActionKind::kCreateSlot;
@@ -317,6 +484,7 @@ void TickLoop::publish(const core::Decision& decision, const core::ClusterView& 
   }
   snapshot->warnings = warnings_;
   snapshot->history_json = history_json_;
+  snapshot->coordination = coordination_;
   metrics_.recordDecision(decision);
   metrics_.observeTick(*snapshot);
   metrics_.recordTickDuration(elapsed(started, clock_->steady()));
@@ -324,15 +492,18 @@ void TickLoop::publish(const core::Decision& decision, const core::ClusterView& 
   snapshots_.publish(std::move(snapshot));
 }
 
-void TickLoop::persist(const core::Decision& decision, WallTime now) {
+void TickLoop::persist(const core::Decision& decision, WallTime now, bool acting) {
   const auto& next = decision.next;
+  // The promotion whose intent is shared was confirmed or abandoned: the intent goes in the
+  // same guarded write as the state that records it.
+  const bool clear_intent = intent_outstanding_ && !next.promoting && !next.unconfirmed_promotion;
   std::optional<std::string> primary;
   if (next.primary) primary = config_.nodes[*next.primary].name;
   const bool changed = primary != persisted_.primary ||
                        next.last_primary_timeline != persisted_.primary_timeline ||
                        next.last_primary_system_identifier != persisted_.system_identifier ||
                        next.failovers != persisted_.failovers || !decision.events.empty();
-  if (!changed) return;
+  if (!changed && !clear_intent && !share_state_) return;
   persisted_.primary = primary;
   persisted_.primary_timeline = next.last_primary_timeline;
   persisted_.system_identifier = next.last_primary_system_identifier;
@@ -347,6 +518,17 @@ void TickLoop::persist(const core::Decision& decision, WallTime now) {
   }
   if (!decision.events.empty())
     history_json_ = std::make_shared<const std::string>(historyToJson(persisted_.history));
+  if (coordinator_->shared() && acting && was_acting_) {
+    std::vector<DocumentWrite> writes;
+    writes.emplace_back(kSharedStateDocument, nlohmann::json::parse(toJson(persisted_)));
+    if (clear_intent) writes.emplace_back(kPromotionIntentDocument, std::nullopt);
+    if (Status status = coordinator_->guard(clock_->steady(), writes); status.isOk()) {
+      if (clear_intent) intent_outstanding_ = false;
+      share_state_ = false;
+    } else {
+      log_.error("state_save_failed", "shared state not written to etcd: " + status.message());
+    }
+  }
   if (state_file_) {
     // Written before the tick's snapshot is published; a failure is loud but not fatal: the
     // cluster itself still tells the truth at the next start (newest timeline wins).
@@ -403,7 +585,10 @@ void TickLoop::run() {
     }
   }
   // A clean stop (an upgrade, maintenance) is not a reason for the primary to fence itself.
-  if (config_.probe.primary_lease > Millis{0} && memory_.primary) {
+  // Only the acting instance writes the heartbeat, so only it releases the lease.
+  const bool acting =
+      !coordinator_->shared() || (was_acting_ && coordinator_->acting(clock_->steady()));
+  if (acting && config_.probe.primary_lease > Millis{0} && memory_.primary) {
     const auto& name = config_.nodes[*memory_.primary].name;
     if (Status released = probes_[*memory_.primary]->releaseLease(); released.isOk())
       log_.info("lease_released", "lease of primary " + name + " released: its guard stands down");
@@ -412,6 +597,7 @@ void TickLoop::run() {
                                           released.message() +
                                           "; its guard fences it if its replica is gone too");
   }
+  coordinator_->resign();
 }
 
 }  // namespace pgfailover::runtime

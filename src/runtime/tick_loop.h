@@ -83,13 +83,20 @@ class TickLoop {
 
  private:
   void tick(SteadyTime scheduled);
-  core::ClusterView observe();
+  // Steps the election; true when this instance may act this tick. On becoming acting it takes
+  // the shared memory over first (takeOver); when that cannot be read it does not act yet.
+  bool coordinate(SteadyTime now);
+  bool takeOver(SteadyTime now);
+  core::ClusterView observe(bool acting);
+  // A non-acting instance writes no heartbeat: it takes the primary as committing when the
+  // acting instance's heartbeat keeps advancing there, or when no instance acts at all.
+  void vouchForHeartbeat(core::ClusterView& view, SteadyTime now);
   bool settleProbe(std::size_t node);
-  void act(const core::Decision& decision);
+  void act(const core::Decision& decision, bool acting, Now now);
   void publish(const core::Decision& decision, const core::ClusterView& view, Now now,
                SteadyTime started);
   void logChanges(const core::Decision& decision, const core::ClusterView& view);
-  void persist(const core::Decision& decision, WallTime now);
+  void persist(const core::Decision& decision, WallTime now, bool acting);
 
   const config::Config& config_;
   std::vector<std::string> warnings_;  // config::tlsWarnings, published in every snapshot
@@ -113,6 +120,16 @@ class TickLoop {
   // Declared after probes_: the executor (and its workers) may use the probes' connections.
   std::unique_ptr<ActionExecutor> executor_;
   std::unique_ptr<Clock> clock_;
+  std::unique_ptr<Coordinator> coordinator_;
+  core::CoordinationView coordination_;  // as of this tick
+  bool was_acting_ = false;              // acted (or could have) on the previous tick
+  // A promotion intent is in the shared memory and must be cleared once the promotion is
+  // confirmed or abandoned.
+  bool intent_outstanding_ = false;
+  bool share_state_ = false;  // the shared state is written at the next persist
+  // Per node: the last heartbeat value seen and when it last changed (vouchForHeartbeat).
+  std::vector<std::optional<double>> heartbeat_value_;
+  std::vector<std::optional<SteadyTime>> heartbeat_changed_at_;
   std::unique_ptr<StateFile> state_file_;
   PersistedState persisted_;
   std::shared_ptr<const std::string> history_json_;

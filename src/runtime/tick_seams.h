@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "config/config.h"
 #include "core/observation.h"
 #include "runtime/action_executor.h"
+#include "runtime/coordinator.h"
 
 namespace pgfailover::runtime {
 
@@ -34,6 +36,9 @@ class NodeProbe {
   virtual bool pingHost() = 0;
   // At a clean stop, on the primary: its lease, so that its guard stands down.
   virtual Status releaseLease() = 0;
+  // Who writes the heartbeat row (the acting instance's name and term, with etcd). Called on
+  // the loop's thread between probes of this node, never while one runs.
+  virtual void setHeartbeatWriter(const std::string& /*instance*/, std::int64_t /*term*/) {}
 };
 
 // The loop's clock: one reading per tick goes into the decision (which never reads a clock).
@@ -54,11 +59,14 @@ struct TickSeams {
   std::vector<std::unique_ptr<NodeProbe>> probes;  // one per configured node, in its order
   std::unique_ptr<ActionExecutor> executor;
   std::unique_ptr<Clock> clock;
+  // Which instance acts; none: a single instance, always acting.
+  std::unique_ptr<Coordinator> coordinator;
 };
 
 // The production wiring: a pg::NodeProber per node (shared by its probe and its SQL actions,
 // which the loop never runs at the same time), the node-operation and promotion workers.
-// `promotion_finished` is called from the promotion worker when an attempt ends.
+// `promotion_finished` is called from the promotion worker when an attempt ends. The coordinator
+// is the etcd election when the etcd section is set.
 TickSeams clusterSeams(const config::Config& config, Logger& log,
                        std::function<void()> promotion_finished);
 
