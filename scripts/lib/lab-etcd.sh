@@ -182,7 +182,8 @@ api_url() {
 }
 
 # Each instance's configuration: the front end's (CONFIG) with its own API address, state file
-# and the etcd section. Only with several instances; one instance keeps CONFIG as it is.
+# and the etcd section (api_url: where the others send admin requests meant for the acting
+# one). Only with several instances; one instance keeps CONFIG as it is.
 write_instance_configs() {
   multi_instance || return 0
   local base i
@@ -192,7 +193,8 @@ write_instance_configs() {
       --arg endpoints "$(etcd_endpoints)" --arg prefix "$ETCD_PREFIX" --argjson i "$i" '
       .http.listen_address = $addr | .http.port = $port
       | (if $i == 1 then . else .state_file |= (sub("\\.json$"; "") + "-\($i).json") end)
-      | .etcd = {name: $name, endpoints: ($endpoints | split(",")), prefix: $prefix}' \
+      | .etcd = {name: $name, endpoints: ($endpoints | split(",")), prefix: $prefix,
+                 api_url: "http://\($addr):\($port)"}' \
       <<<"$base" | write_file "$(inst_config "$i")" 0600
   done
 }
