@@ -103,7 +103,7 @@ container_of() {
 dsn=$(bash "$LAB" dsn)
 port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<<"$dsn")
 passfile=$(sed -n 's/.*passfile=\([^ ]*\).*/\1/p' <<<"$dsn")
-http_port=$($DOCKER port "$(container_of pgfailover)" 8008/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n1)
+http_port=$($DOCKER port "$(container_of pgfailover-1)" 8008/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n1)
 [[ -n $port && -n $passfile && -n $http_port ]] || die "cannot read the lab's ports from '$dsn'"
 # pgfailover's API is HTTPS only; its certificate (for 127.0.0.1 too) is from the lab's CA.
 ca_file=$WORK/lab-ca.crt
@@ -114,9 +114,9 @@ psql -X -q -d "$dsn" -c 'CREATE TABLE IF NOT EXISTS public.bench_compose(id bigs
 
 git_commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git -C "$REPO_ROOT" status --porcelain -- src CMakeLists.txt 2>/dev/null | wc -l)
-image_id=$($DOCKER inspect -f '{{.Image}}' "$(container_of pgfailover)" 2>/dev/null | cut -c8-19)
+image_id=$($DOCKER inspect -f '{{.Image}}' "$(container_of pgfailover-1)" 2>/dev/null | cut -c8-19)
 pgfailover_version=$(metrics | sed -n 's/^pgfailover_build_info{.*version="\([^"]*\)".*/\1/p' | head -n1)
-unresponsive_ms=$($DOCKER exec "$(container_of pgfailover)" sh -c 'cat /lab/pgfailover/pgfailover.json' 2>/dev/null |
+unresponsive_ms=$($DOCKER exec "$(container_of pgfailover-1)" sh -c 'cat /lab/pgfailover/pgfailover.json' 2>/dev/null |
   jq -r '.failover.unresponsive_timeout_ms // empty' 2>/dev/null || true)
 
 say "writer: an INSERT every 50 ms through 127.0.0.1:$port (HAProxy)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The compose lab by hand (docs/lab-compose.md): docker-compose.yml's pg1, pg2, pgfailover,
-# HAProxy and Prometheus, brought up, driven and removed by one command each, also where no
+# The compose lab by hand (docs/lab-compose.md): docker-compose.yml's pg1, pg2, two pgfailover
+# instances coordinated through etcd-1..3, HAProxy and Prometheus, brought up, driven and removed by one command each, also where no
 # image can be pulled. `scripts/lab.sh --compose COMMAND` runs this script.
 #
 # Two engines:
@@ -33,7 +33,8 @@ usage() {
 Usage: scripts/lab-compose.sh COMMAND   (or: scripts/lab.sh --compose COMMAND)
 
   up [--no-build] [--grafana]
-                 bring the lab up and wait until pg2 streams from pg1, pgfailover calls the
+                 bring the lab up (pg1, pg2, two pgfailover instances of which one acts,
+                 etcd-1..3, HAProxy, Prometheus) and wait until pg2 streams from pg1, pgfailover calls the
                  cluster healthy and HAProxy's 5432 answers. Private engine: installs
                  docker.io, docker-compose, debootstrap; starts the private dockerd; builds
                  the base image and the images (--no-build: use the images built before).
@@ -43,9 +44,12 @@ Usage: scripts/lab-compose.sh COMMAND   (or: scripts/lab.sh --compose COMMAND)
   switchover [NODE]  a planned switchover (to NODE, default the replica)
   kill NODE      docker kill of the node's container (SIGKILL: the host dies, its address
                  goes silent)
+  kill pgfailover  docker kill of the acting instance's container (the etcd leader key's)
+  kill etcd      docker kill of the three etcd members' containers (their volumes stay)
   start NODE     start the node's container again; waits until its PostgreSQL answers
+  start pgfailover | etcd  start the instances' (or etcd members') containers that do not run
   stop NODE      docker stop of the node's container (PostgreSQL stops cleanly)
-  logs [SERVICE] [ARGS]  last lines of a service's output (default pgfailover; SERVICE is a
+  logs [SERVICE] [ARGS]  last lines of a service's output (default the acting pgfailover; SERVICE is a
                  compose service or primary/replica; ARGS go to `logs`, e.g. -f)
   psql [ARGS]    psql through HAProxy's read-write port (the primary)
   dsn [--ro]     the libpq connection string psql uses (--ro: HAProxy's read-only port)
@@ -63,7 +67,7 @@ the network is PROJECT_lab), LAB_COMPOSE_TIMEOUT (300 s), LAB_COMPOSE_WORK
 (/var/tmp/pgfailover-compose: cache of the private engine), LAB_COMPOSE_CMD (the compose
 command of the system engine, e.g. "docker-compose"), and docker-compose.yml's own variables:
 PGF_PG_PORT (5432), PGF_PG_RO_PORT (5433), PGF_HAPROXY_STATS_PORT (8404), PGF_HTTP_PORT
-(8008), PGF_PROMETHEUS_PORT (9090), PGF_GRAFANA_PORT (3000), LAB_NET_PREFIX (10.232.77),
+(8008: pgfailover-1), PGF_HTTP_PORT_2 (8009: pgfailover-2), PGF_PROMETHEUS_PORT (9090), PGF_GRAFANA_PORT (3000), LAB_NET_PREFIX (10.232.77),
 BASE_IMAGE (system engine), PGF_BUILD_JOBS (compile jobs). See docs/lab-compose.md.
 EOF
 }
@@ -73,7 +77,11 @@ PROJECT=${LAB_COMPOSE_PROJECT:-pgfailover}
 export COMPOSE_PROJECT_NAME=$PROJECT
 TIMEOUT=${LAB_COMPOSE_TIMEOUT:-300}
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "LAB_COMPOSE_TIMEOUT must be a whole number of seconds"
-SERVICES=(init pg1 pg2 pgfailover haproxy prometheus grafana)
+SERVICES=(init pg1 pg2 pgfailover-1 pgfailover-2 etcd-1 etcd-2 etcd-3 haproxy prometheus grafana)
+# The pgfailover instances (each one's etcd.name is its service's host name) and etcd members.
+INSTANCES=(pgfailover-1 pgfailover-2)
+ETCD_SERVICES=(etcd-1 etcd-2 etcd-3)
+ETCD_PREFIX=/pgfailover/compose-lab
 
 # ----- engine ---------------------------------------------------------------------------------
 
@@ -153,55 +161,79 @@ published_port() { # service container-port variable default
   [[ -n $port ]] || port=${!3:-$4}
   printf '%s\n' "$port"
 }
-http_port() { published_port pgfailover 8008 PGF_HTTP_PORT 8008; }
+http_port() { published_port pgfailover-1 8008 PGF_HTTP_PORT 8008; }
+http_port_2() { published_port pgfailover-2 8008 PGF_HTTP_PORT_2 8009; }
 pg_port() { published_port haproxy 5432 PGF_PG_PORT 5432; }
 pg_ro_port() { published_port haproxy 5433 PGF_PG_RO_PORT 5433; }
 
+# The leader key's value (the acting instance's service), from the first etcd member that answers
+# (a member without a quorum does not); empty when nobody holds it or etcd does not answer.
+etcd_leader() {
+  local service id value
+  for service in "${ETCD_SERVICES[@]}"; do
+    id=$(container_of "$service")
+    running "$id" || continue
+    if value=$($DOCKER exec "$id" etcdctl --command-timeout=2s get --print-value-only "$ETCD_PREFIX/leader" 2>/dev/null); then
+      printf '%s\n' "$value" | head -n1
+      return 0
+    fi
+  done
+  return 0
+}
+
+# The acting instance's service ('' when none holds the leader key).
+acting_service() {
+  local leader s
+  leader=$(etcd_leader)
+  for s in "${INSTANCES[@]}"; do
+    if [[ $s == "$leader" ]]; then
+      printf '%s\n' "$s"
+      return 0
+    fi
+  done
+}
+
+# The instance to ask: the acting one when its container runs, else the first that runs (every
+# instance publishes the same view); '' when none runs.
+api_service() {
+  local s
+  s=$(acting_service)
+  if [[ -n $s ]] && running "$(container_of "$s")"; then
+    printf '%s\n' "$s"
+    return 0
+  fi
+  for s in "${INSTANCES[@]}"; do
+    if running "$(container_of "$s")"; then
+      printf '%s\n' "$s"
+      return 0
+    fi
+  done
+}
+
 # pgfailover's API is HTTPS only, its certificate from the lab's CA (/lab/ca/ca.crt in the lab
-# volume). Asked from inside its container (curl, loopback: in the certificate), so the host needs
-# no copy of the CA; `ca` prints it for curl on the published port.
+# volume). Asked from inside an instance's container (curl, loopback: in the certificate), so the
+# host needs no copy of the CA; `ca` prints it for curl on the published port.
 LAB_CA=/lab/ca/ca.crt
 status_json() {
-  local id
-  id=$(container_of pgfailover)
-  running "$id" || return 0
+  local id service
+  service=$(api_service)
+  [[ -n $service ]] || return 0
+  id=$(container_of "$service")
   $DOCKER exec "$id" curl -sf --max-time 3 --cacert "$LAB_CA" https://127.0.0.1:8008/status 2>/dev/null || true
 }
 
-# pg1/pg2, or the node that has the role primary/replica now: pgfailover's /status first,
-# pg_is_in_recovery() inside the running node containers when pgfailover does not answer.
-resolve_node() {
-  local want=${1:-} json name node id recovery
-  case $want in
-    pg1 | pg2)
-      printf '%s\n' "$want"
-      return
-      ;;
-    primary | replica) ;;
-    '') die "which node? pg1, pg2, primary or replica" ;;
-    *) die "unknown node '$want': use pg1, pg2, primary or replica" ;;
-  esac
-  json=$(status_json)
-  if [[ -n $json ]]; then
-    name=$(jq -r --arg role "$want" '[.nodes[]? | select(.role == $role) | .name][0] // empty' <<<"$json" 2>/dev/null || true)
-    if [[ $name == pg1 || $name == pg2 ]]; then
-      printf '%s\n' "$name"
-      return
-    fi
-  fi
-  for node in pg1 pg2; do
-    id=$(container_of "$node")
-    running "$id" || continue
-    recovery=$($DOCKER exec "$id" runuser -u postgres -- psql -X -A -t -q -h /var/lib/pgfailover-node/run \
-      -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
-    if [[ ($want == primary && $recovery == f) || ($want == replica && $recovery == t) ]]; then
-      say "pgfailover did not say which node is the $want; pg_is_in_recovery() says $node"
-      printf '%s\n' "$node"
-      return
-    fi
-  done
-  die "no node is the $want now (neither pgfailover's /status nor pg_is_in_recovery() names one)"
+# NODE arguments (resolve_node): pgfailover's /status, else psql inside the running node
+# containers.
+lab_status_json() { status_json; }
+lab_node_recovery() {
+  local id
+  id=$(container_of "$1")
+  running "$id" || return 0
+  $DOCKER exec "$id" runuser -u postgres -- psql -X -A -t -q -h /var/lib/pgfailover-node/run \
+    -d postgres -c 'SELECT pg_is_in_recovery()'
 }
+# shellcheck source=scripts/lib/lab-roles.sh
+source "$REPO_ROOT/scripts/lib/lab-roles.sh"
 
 resolve_service() {
   case ${1:-} in
@@ -245,11 +277,12 @@ dsn() { # port
   printf 'host=127.0.0.1 port=%s dbname=postgres user=pgfailover passfile=%s connect_timeout=3\n' "$1" "$PGPASS"
 }
 
-# The pgfailover CLI inside its container (the host needs no build of it).
+# The pgfailover CLI inside the acting instance's container (the host needs no build of it).
 pgfailover_cli() {
-  local id
-  id=$(container_of pgfailover)
-  running "$id" || die "the pgfailover container does not run"
+  local id service
+  service=$(api_service)
+  [[ -n $service ]] || die "no pgfailover container runs"
+  id=$(container_of "$service")
   $DOCKER exec -e PGFAILOVER_CA_FILE="$LAB_CA" "$id" /usr/local/bin/pgfailover "$@"
 }
 
@@ -260,7 +293,7 @@ port_in_use() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
 check_ports() {
   local var default port entry
   local -a checks=(PGF_PG_PORT:5432 PGF_PG_RO_PORT:5433 PGF_HAPROXY_STATS_PORT:8404 PGF_HTTP_PORT:8008
-    PGF_PROMETHEUS_PORT:9090)
+    PGF_HTTP_PORT_2:8009 PGF_PROMETHEUS_PORT:9090)
   [[ ${WITH_GRAFANA:-0} == 1 ]] && checks+=(PGF_GRAFANA_PORT:3000)
   for entry in "${checks[@]}"; do
     var=${entry%%:*} default=${entry#*:}
@@ -339,7 +372,7 @@ cmd_up() {
   command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
   command -v curl >/dev/null || die "curl is needed (apt-get install curl)"
 
-  if [[ -z $(container_of pgfailover) ]]; then
+  if [[ -z $(container_of pgfailover-1) ]]; then
     check_ports
     check_other_labs
   fi
@@ -367,7 +400,8 @@ cmd_up() {
   cat >&2 <<EOF
   read-write (the primary)  psql "$(dsn "$(pg_port)")"
   read-only (a replica)     port $(pg_ro_port) on 127.0.0.1
-  pgfailover's API (HTTPS)  https://127.0.0.1:$(http_port)/status  (CA: scripts/lab.sh --compose ca)
+  pgfailover's API (HTTPS)  https://127.0.0.1:$(http_port)/status (pgfailover-1), :$(http_port_2) (pgfailover-2)
+                            (CA: scripts/lab.sh --compose ca); acting: $(acting_service)
   HAProxy statistics        http://127.0.0.1:$(published_port haproxy 8404 PGF_HAPROXY_STATS_PORT 8404)/
   Prometheus                http://127.0.0.1:$(published_port prometheus 9090 PGF_PROMETHEUS_PORT 9090)/
 try: scripts/lab.sh --compose status; scripts/lab.sh --compose psql; scripts/lab.sh --compose kill primary
@@ -388,15 +422,77 @@ cmd_status() {
   [[ -z ${1:-} ]] || die "status takes only --json"
   compose ps
   echo
-  if running "$(container_of pgfailover)"; then
+  if [[ -n $(api_service) ]]; then
     pgfailover_cli status --url https://127.0.0.1:8008
   else
-    say "the pgfailover container does not run"
+    say "no pgfailover container runs"
   fi
+  local leader
+  leader=$(etcd_leader)
+  printf '\netcd leader key %s/leader: %s\n' "$ETCD_PREFIX" "${leader:-nobody (or etcd does not answer)}"
+}
+
+# The acting instance's container, killed (SIGKILL) like a crashed host.
+kill_acting() {
+  local service id
+  service=$(acting_service)
+  [[ -n $service ]] || die "no instance holds the leader key ($ETCD_PREFIX/leader): nothing acts"
+  id=$(container_of "$service")
+  running "$id" || die "$service holds the leader key but its container does not run"
+  $DOCKER kill "$id" >/dev/null
+  say "killed $service, the acting instance (docker kill, SIGKILL)"
+}
+
+# Every etcd member's container killed at once: the whole etcd cluster down (data kept).
+kill_etcd() {
+  local service id killed=()
+  for service in "${ETCD_SERVICES[@]}"; do
+    id=$(container_of "$service")
+    running "$id" || continue
+    $DOCKER kill "$id" >/dev/null
+    killed+=("$service")
+  done
+  say "killed ${killed[*]:-no etcd member (none ran)} (docker kill, SIGKILL)"
+}
+
+# Starts the containers of SERVICES that do not run and waits until each is healthy.
+start_services() { # service...
+  local service id deadline health
+  local -a stopped=()
+  for service in "$@"; do
+    id=$(container_of "$service")
+    [[ -n $id ]] || die "$service has no container: 'scripts/lab.sh --compose up' first"
+    running "$id" || stopped+=("$service")
+  done
+  if ((${#stopped[@]} == 0)); then
+    say "$* already run"
+    return 0
+  fi
+  compose start "${stopped[@]}" >&2
+  for service in "${stopped[@]}"; do
+    id=$(container_of "$service")
+    deadline=$((SECONDS + TIMEOUT))
+    until [[ $(health_of "$id") == healthy ]]; do
+      running "$id" || die "$service's container exited: scripts/lab.sh --compose logs $service"
+      ((SECONDS < deadline)) || die "$service is not healthy after ${TIMEOUT}s"
+      sleep 1
+    done
+    say "$service runs (healthy)"
+  done
 }
 
 cmd_kill() {
   require_engine
+  case ${1:-} in
+    pgfailover)
+      kill_acting
+      return
+      ;;
+    etcd)
+      kill_etcd
+      return
+      ;;
+  esac
   local node id started
   node=$(resolve_node "${1:-}")
   id=$(container_of "$node")
@@ -408,6 +504,16 @@ cmd_kill() {
 
 cmd_start() {
   require_engine
+  case ${1:-} in
+    pgfailover)
+      start_services "${INSTANCES[@]}"
+      return
+      ;;
+    etcd)
+      start_services "${ETCD_SERVICES[@]}"
+      return
+      ;;
+  esac
   local node id deadline health
   node=$(resolve_node "${1:-}")
   id=$(container_of "$node")
@@ -440,7 +546,12 @@ cmd_stop() {
 cmd_logs() {
   require_engine
   local service
-  service=$(resolve_service "${1:-pgfailover}")
+  if [[ -z ${1:-} || ${1:-} == pgfailover ]]; then
+    service=$(api_service)
+    service=${service:-pgfailover-1}
+  else
+    service=$(resolve_service "$1")
+  fi
   (($# == 0)) || shift
   if (($# == 0)); then
     compose logs --no-color --tail "${LAB_LOG_LINES:-50}" "$service"
@@ -533,9 +644,9 @@ case $command in
   env) cmd_env ;;
   ca)
     require_engine
-    id=$(container_of pgfailover)
-    running "$id" || die "the pgfailover container does not run"
-    $DOCKER exec "$id" cat "$LAB_CA"
+    service=$(api_service)
+    [[ -n $service ]] || die "no pgfailover container runs"
+    $DOCKER exec "$(container_of "$service")" cat "$LAB_CA"
     ;;
   compose)
     require_engine

@@ -23,8 +23,10 @@ usage() {
   cat <<'EOF'
 Usage: scripts/lab-netns.sh COMMAND
 
-  up                   namespaces, bridge, pg1 (primary) + pg2 (replica) with sshd, pgfailover
-                       in pgf; returns once a replica streams and /readyz answers 200
+  up [--instances 2]   namespaces, bridge, pg1 (primary) + pg2 (replica) with sshd, pgfailover
+                       in pgf; returns once a replica streams and /readyz answers 200. With
+                       --instances 2: pgfailover pgf1 in pg1 and pgf2 in pg2 (nothing in pgf),
+                       one acting, coordinated through etcd members on pg1, pg2 and pgf
   status [--json]      pgfailover's view (asked from inside pgf), links and partitions
   history              failovers, fences, rejoins, switchovers (pgfailover history, inside pgf)
   dsn                  libpq connection string reaching the writable node (use it in `client`)
@@ -38,7 +40,10 @@ Usage: scripts/lab-netns.sh COMMAND
                        pgfailover first and start as a standby when it is not the primary
   shutdown NODE        pg_ctl stop -m fast
   pgfailover start|stop|kill
-                       start pgfailover again, stop it (SIGTERM), or kill -9 it (a crash)
+                       start pgfailover again, stop it (SIGTERM), or kill -9 it (a crash); with
+                       two instances, stop and kill hit the acting one (the etcd leader key's)
+  kill etcd | start etcd
+                       kill -9 every etcd member (two instances) / start them again on their data
   switchover [NODE]    planned switchover to NODE (default: the replica), through the admin API
   poweroff NODE        SIGKILL of the postmaster and all its processes at once: the host's power
                        cut through an out-of-band channel (works while its link is down)
@@ -47,7 +52,8 @@ Usage: scripts/lab-netns.sh COMMAND
                        drop IPv4 between HOST and everyone (or only the other HOST), both
                        directions, or with --one-way only what HOST sends; invisible to the hosts
   heal                 remove every partition (and bring every link up)
-  logs [NAME]          last lines of pgfailover's log, or of pg1/pg2/primary/replica, sshd-pg1, guard-pg1...
+  logs [NAME]          last lines of the acting pgfailover's log, or of pg1/pg2/primary/replica,
+                       sshd-pg1, guard-pg1, pgf1, pgf2, etcd1..etcd3
   down                 stop everything by PID, remove namespaces, route, lab folder
 
 NODE is pg1, pg2, primary or replica (the current holder of that role, from pgfailover's
@@ -56,7 +62,8 @@ Environment: LAB_NET (10.231.77.0/24, a private /24), LAB_PREFIX (pgflab-), LAB_
 (/tmp/pgfailover-netns-lab), LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_SKIP_DEPS=1,
 LAB_SKIP_BUILD=1, PGFAILOVER_BIN, LAB_ICMP=0 (no probe.icmp), LAB_SYNC (off, on, strict:
 pgfailover's synchronous.mode), LAB_FENCING_HOOK=1 (failover.fencing_hook powers the old
-primary off before every failover promotion, as IPMI or a cloud API would), LAB_LEASE_GUARD=0 (no
+primary off before every failover promotion, as IPMI or a cloud API would), LAB_INSTANCES (1: what
+up --instances sets), LAB_LEASE_GUARD=0 (no
 lease guard on the nodes: pgfailover lease-guard), LAB_WAL_RECEIVER_TIMEOUT (3: the nodes'
 wal_receiver_timeout in seconds). See docs/lab-netns.md.
 EOF
@@ -77,6 +84,7 @@ if ! lab_settings /tmp/pgfailover-netns-lab .pgfailover-netns-lab; then
   LAB_WAL_RECEIVER_TIMEOUT=${LAB_WAL_RECEIVER_TIMEOUT:-3}
   lab_binary_settings
 fi
+lab_check_instances 2
 
 # LAB_NET: a private /24; hosts get fixed last octets.
 if [[ ! $LAB_NET =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)\.0/24$ ]]; then
@@ -118,7 +126,7 @@ LOG_FILE=$PGF_DIR/pgfailover.log
 SSH_KEY=$PGF_DIR/ssh/id_ed25519
 KNOWN_HOSTS=$PGF_DIR/ssh/known_hosts
 NFT_TABLE=pgflab
-LAB_ENV_VARS=(LAB_NET LAB_PREFIX LAB_BUILD_DIR PGFAILOVER_BIN LAB_SKIP_BUILD LAB_SYNC LAB_FENCING_HOOK LAB_LEASE_GUARD LAB_WAL_RECEIVER_TIMEOUT)
+LAB_ENV_VARS=(LAB_NET LAB_PREFIX LAB_BUILD_DIR PGFAILOVER_BIN LAB_SKIP_BUILD LAB_SYNC LAB_FENCING_HOOK LAB_LEASE_GUARD LAB_WAL_RECEIVER_TIMEOUT LAB_INSTANCES)
 # The replica's WAL receiver vouches for the primary (its replies renew the primary's lease)
 # until wal_receiver_timeout after the primary fell silent: a lost host cannot be failed over
 # before that + the lease + 0.5 s (docs/probing.md, "A lost host").
@@ -138,6 +146,26 @@ node_host() { host_ip "$1"; }
 node_port() { printf '%s\n' "$PG_PORT"; }
 BR_NS=$(ns_name br)
 URL=http://$(host_ip pgf):$HTTP_PORT
+
+# Two instances (up --instances 2), as on three hosts each running etcd and a failover manager:
+# pgf1 next to pg1 and pgf2 next to pg2, in their namespaces; the etcd members on pg1, pg2 and
+# the third host, pgf (which then runs no pgfailover).
+inst_host() {
+  if multi_instance; then printf 'pg%s\n' "$1"; else printf 'pgf\n'; fi
+}
+inst_addr() { host_ip "$(inst_host "$1")"; }
+inst_port() { printf '%s\n' "$HTTP_PORT"; }
+etcd_host() {
+  case $1 in
+    1) printf 'pg1\n' ;;
+    2) printf 'pg2\n' ;;
+    3) printf 'pgf\n' ;;
+  esac
+}
+etcd_addr() { host_ip "$(etcd_host "$1")"; }
+etcd_client_port() { printf '2379\n'; }
+etcd_peer_port() { printf '2380\n'; }
+ETCD_PREFIX=/pgfailover/netns-lab
 
 # TLS: the lab's CA in $LAB_DIR/ca (its key stays there, 0600); each node's certificate names
 # its namespace address, which pgfailover and the replicas verify (verify-full).
@@ -282,14 +310,17 @@ lab_hook_packages() {
 }
 
 # sshd for one node, in its namespace, on its address only, with a host key of the lab and
-# pgfailover's key (usable from pgf's address only) as the one authorized key.
+# pgfailover's key (usable from the pgfailover instances' addresses only) as the one authorized
+# key.
 start_sshd() {
   local node=$1 dir=$LAB_DIR/ssh/$1 pid
   install -d -m 0755 "$dir"
   [[ -f $dir/ssh_host_ed25519_key ]] ||
     ssh-keygen -q -t ed25519 -N '' -C "$node@netns-lab" -f "$dir/ssh_host_ed25519_key" >/dev/null
+  local from='' i
+  for i in $(instances); do from+=${from:+,}$(inst_addr "$i"); done
   printf 'from="%s",no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty %s\n' \
-    "$(host_ip pgf)" "$(<"$SSH_KEY.pub")" | write_file "$dir/authorized_keys" 0644
+    "$from" "$(<"$SSH_KEY.pub")" | write_file "$dir/authorized_keys" 0644
   write_file "$dir/sshd_config" 0644 <<EOF
 # Written by scripts/lab-netns.sh for $node; only pgfailover's key, only as postgres.
 ListenAddress $(host_ip "$node"):$SSH_PORT
@@ -407,6 +438,13 @@ lab_hook_before_nodes() {
 }
 
 lab_hook_ready() {
+  if multi_instance; then
+    local leader
+    leader=$(etcd_leader)
+    say "ready: pgfailover pgf1 $(inst_url 1) in $(ns_name pg1) (pid $(daemon_pid 1)), pgf2 $(inst_url 2) in $(ns_name pg2) (pid $(daemon_pid 2)); etcd on pg1, pg2 and pgf; acting: ${leader:-nobody holds $ETCD_PREFIX/leader yet}"
+    say "try: scripts/lab-netns.sh status; scripts/lab-netns.sh pgfailover kill (the acting one); scripts/lab-netns.sh kill primary"
+    return
+  fi
   say "ready: pgfailover $URL in $(ns_name pgf) (pid $(daemon_pid)); pg1 $(host_ip pg1):$PG_PORT, pg2 $(host_ip pg2):$PG_PORT"
   say "try: scripts/lab-netns.sh status; scripts/lab-netns.sh kill primary; scripts/lab-netns.sh partition pgfailover from primary"
 }
@@ -476,22 +514,15 @@ cmd_signal_tree() { # STOP|CONT node
 }
 
 # pgfailover's own lifecycle, for faults of the sidecar itself: `kill` is a crash (SIGKILL, no
-# chance to write anything more), `stop` a clean SIGTERM, `start` runs it again with the same
-# configuration and state file.
+# chance to write anything more), `stop` a clean SIGTERM, both of the acting instance (with two,
+# the holder of the etcd leader key); `start` runs every instance that does not run again, with
+# the same configuration and state file.
 cmd_pgfailover() {
   require_lab
-  local pid deadline
   case ${1:-} in
-    start) start_pgfailover ;;
-    stop | kill)
-      pid=$(daemon_pid)
-      [[ -n $pid ]] || die "pgfailover is not running"
-      if [[ $1 == kill ]]; then kill -KILL "$pid"; else kill -TERM "$pid"; fi
-      deadline=$((SECONDS + 15))
-      while [[ -n $(daemon_pid) ]] && ((SECONDS < deadline)); do sleep 0.1; done
-      [[ -z $(daemon_pid) ]] || die "pgfailover (pid $pid) still runs 15 s after SIG$([[ $1 == kill ]] && echo KILL || echo TERM)"
-      say "pgfailover (pid $pid) $([[ $1 == kill ]] && echo killed with SIGKILL || echo stopped)"
-      ;;
+    start) start_instances ;;
+    stop) stop_acting_instance TERM ;;
+    kill) stop_acting_instance KILL ;;
     *) die "pgfailover takes start, stop or kill" ;;
   esac
 }

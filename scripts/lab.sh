@@ -24,26 +24,37 @@ Usage: scripts/lab.sh [--netns | --compose] COMMAND
                  also without a registry (scripts/lab-compose.sh: up, status, kill NODE,
                  start NODE, stop NODE, logs, psql, down...; docs/lab-compose.md)
 
-  up             install packages, build pgfailover, start pg1 (primary), pg2 (replica) and
-                 pgfailover; returns once replication streams and /readyz answers 200
-  status [--json]  pgfailover's view (pgfailover status; --json: raw GET /status)
+  up [--instances N]
+                 install packages, build pgfailover, start pg1 (primary), pg2 (replica) and
+                 pgfailover; returns once replication streams and /readyz answers 200. With
+                 N = 2 or 3: N instances pgf1..pgfN (APIs on 8008, 8009, 8010) coordinated
+                 through a 3-member etcd cluster the lab starts (docs/coordination.md)
+  status [--json]  pgfailover's view (pgfailover status; --json: raw GET /status), asked from
+                 the acting instance; then the instances and etcd members
   history        failovers, fences, rejoins, switchovers (pgfailover history)
   switchover [NODE]  a planned switchover (to NODE, default the replica), with the lab's token
   dsn            a libpq connection string that always reaches the writable node
   url            pgfailover's base URL
   psql [ARGS]    psql on that DSN
   kill NODE      kill -9 the node's postmaster (a crash)
+  kill pgfailover  kill -9 the acting pgfailover instance (the holder of the etcd leader key;
+                 with one instance, the only one)
+  kill etcd      kill -9 every etcd member (their data stays)
   start NODE [--guard]  start the node's PostgreSQL again, as its data directory is; with
                  --guard, ask pgfailover first and start as a standby when it is not the primary
+  start pgfailover  start every instance that does not run
+  start etcd     start the etcd members again (same data: the cluster keeps its state)
   stop NODE      stop the node's PostgreSQL cleanly (pg_ctl stop -m fast)
   rejoin NODE    re-clone a node that is not the primary from the primary (pg_basebackup)
-  logs [NAME]    last lines of pgfailover's log, or of NAME's (pg1, pg2, primary, replica,
-                 guard-pg1, guard-pg2)
-  down           stop pgfailover and both servers, remove the lab folder
+  logs [NAME]    last lines of the acting pgfailover's log, or of NAME's (pg1, pg2, primary,
+                 replica, guard-pg1, guard-pg2, pgf1..pgf3, etcd1..etcd3)
+  down           stop pgfailover, etcd and both servers, remove the lab folder
 
 NODE is pg1, pg2, primary or replica (whichever node has that role now).
 Environment: LAB_DIR (.lab, or /tmp/pgfailover-lab when "postgres" cannot enter the repo),
-LAB_PG1_PORT (6432), LAB_PG2_PORT (6433) or LAB_PG_PORTS=P1,P2, LAB_HTTP_PORT (8008),
+LAB_PG1_PORT (6432), LAB_PG2_PORT (6433) or LAB_PG_PORTS=P1,P2, LAB_HTTP_PORT (8008; instance
+I on LAB_HTTP_PORT + I - 1), LAB_INSTANCES (1: what up --instances sets), LAB_ETCD_PORT (12379:
+the members' client ports 12379-12381, peer ports 12389-12391),
 LAB_TIMEOUT (90 s), LAB_BUILD_DIR (build), LAB_BUILD_TYPE (RelWithDebInfo), LAB_SKIP_DEPS=1,
 LAB_SKIP_BUILD=1, PGFAILOVER_BIN (a binary to use: nothing is built), LAB_LEASE_GUARD=0 (no lease guard
 next to the nodes: pgfailover lease-guard). See docs/lab.md.
@@ -79,7 +90,9 @@ if ! lab_settings "$(default_lab_dir)" .pgfailover-lab; then
   LAB_HTTP_PORT=${LAB_HTTP_PORT:-8008}
   lab_binary_settings
 fi
-for port_var in LAB_PG1_PORT LAB_PG2_PORT LAB_HTTP_PORT; do
+LAB_ETCD_PORT=${LAB_ETCD_PORT:-12379} # also for a lab.env written before several instances
+lab_check_instances 3
+for port_var in LAB_PG1_PORT LAB_PG2_PORT LAB_HTTP_PORT LAB_ETCD_PORT; do
   port=${!port_var}
   if [[ ! $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
     die "$port_var must be a TCP port, got '$port'"
@@ -87,7 +100,8 @@ for port_var in LAB_PG1_PORT LAB_PG2_PORT LAB_HTTP_PORT; do
 done
 [[ $LAB_PG1_PORT != "$LAB_PG2_PORT" ]] || die "pg1 and pg2 need different ports (both $LAB_PG1_PORT)"
 lab_check_lease_guard
-LAB_ENV_VARS=(LAB_PG1_PORT LAB_PG2_PORT LAB_HTTP_PORT LAB_BUILD_DIR PGFAILOVER_BIN)
+((LAB_HTTP_PORT + 2 <= 65535 && LAB_ETCD_PORT + 12 <= 65535)) || die "LAB_HTTP_PORT and LAB_ETCD_PORT leave no room for the instances' and etcd's ports"
+LAB_ENV_VARS=(LAB_PG1_PORT LAB_PG2_PORT LAB_HTTP_PORT LAB_BUILD_DIR PGFAILOVER_BIN LAB_INSTANCES LAB_ETCD_PORT)
 
 URL=http://127.0.0.1:$LAB_HTTP_PORT
 CONFIG=$LAB_DIR/pgfailover.json
@@ -120,6 +134,16 @@ node_setup_args() {
     --ca-dir "$LAB_CA_DIR" --port "$(node_port "$1")")
 }
 
+# Several instances (up --instances N): all on this machine, instance I's API on LAB_HTTP_PORT +
+# I - 1; the three etcd members' client ports from LAB_ETCD_PORT, their peer ports 10 above.
+inst_addr() { printf '127.0.0.1\n'; }
+inst_port() { printf '%s\n' "$((LAB_HTTP_PORT + $1 - 1))"; }
+etcd_host() { printf 'pgf\n'; }
+etcd_addr() { printf '127.0.0.1\n'; }
+etcd_client_port() { printf '%s\n' "$((LAB_ETCD_PORT + $1 - 1))"; }
+etcd_peer_port() { printf '%s\n' "$((LAB_ETCD_PORT + 10 + $1 - 1))"; }
+ETCD_PREFIX=/pgfailover/lab
+
 port_in_use() {
   if command -v ss >/dev/null; then
     [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
@@ -139,9 +163,21 @@ lab_hook_before_nodes() {
       die "port $port for $node is taken by another program: free it or choose other ports (LAB_PG1_PORT, LAB_PG2_PORT; after 'down')"
     fi
   done
-  if [[ -z $(daemon_pid) ]] && port_in_use "$LAB_HTTP_PORT"; then
-    die "port $LAB_HTTP_PORT for pgfailover's HTTP API is taken: free it or set LAB_HTTP_PORT (after 'down')"
-  fi
+  local i m
+  for i in $(instances); do
+    port=$(inst_port "$i")
+    if [[ -z $(daemon_pid "$i") ]] && port_in_use "$port"; then
+      die "port $port for pgfailover's HTTP API is taken: free it or set LAB_HTTP_PORT (after 'down')"
+    fi
+  done
+  multi_instance || return 0
+  for m in "${ETCD_MEMBERS[@]}"; do
+    for port in "$(etcd_client_port "$m")" "$(etcd_peer_port "$m")"; do
+      if [[ -z $(etcd_pid "$m") ]] && port_in_use "$port"; then
+        die "port $port for etcd member etcd$m is taken: free it or set LAB_ETCD_PORT (after 'down')"
+      fi
+    done
+  done
 }
 
 # Both nodes live on this host, so pgfailover fences and rejoins them with the local executor
@@ -177,6 +213,16 @@ write_config() {
 }
 
 lab_hook_ready() {
+  if multi_instance; then
+    local i list=''
+    for i in $(instances); do list+="${list:+, }$(inst_name "$i") $(inst_url "$i") (pid $(daemon_pid "$i"))"; done
+    say "ready: pgfailover $list; etcd $(etcd_endpoints); pg1 on $LAB_PG1_PORT, pg2 on $LAB_PG2_PORT"
+    local leader
+    leader=$(etcd_leader)
+    say "acting: ${leader:-nobody holds $ETCD_PREFIX/leader yet}"
+    say "try: scripts/lab.sh status; scripts/lab.sh kill pgfailover (the acting one); scripts/lab.sh kill etcd"
+    return
+  fi
   say "ready: pgfailover $URL (pid $(daemon_pid)), pg1 on $LAB_PG1_PORT, pg2 on $LAB_PG2_PORT"
   say "try: scripts/lab.sh status; psql \"\$(scripts/lab.sh dsn)\"; scripts/lab.sh kill primary"
 }

@@ -13,12 +13,15 @@
 #                      pgfailover's HTTPS: HAProxy, Prometheus, the nodes' guard, the CLI, tests
 #   /lab/pgfailover/   (uid PGFAILOVER_UID, 0700)  read by the pgfailover container
 #     pgfailover.json pgfailover.password id_ed25519 known_hosts admin.token ca.crt
-#     tls/server.crt tls/server.key (0600)  the API's HTTPS certificate, for DNS:pgfailover (the
-#                      service's name in the compose network), IP:PREFIX.10, localhost, 127.0.0.1
+#     tls/server.crt tls/server.key (0600)  the API's HTTPS certificate of both instances, for
+#                      DNS:pgfailover-1, pgfailover-2 (the services' names in the compose network),
+#                      pgfailover, IP:PREFIX.10 and .13, localhost, 127.0.0.1
 #   /lab/grafana/      (uid GRAFANA_UID, 0700)  admin.password
 #   /lab/client/       (root, 0700)  pgpass for `docker-compose exec` clients and tests
 #
-# Environment: LAB_NET_PREFIX (10.232.77: pgfailover .10, pg1 .11, pg2 .12), PGFAILOVER_UID
+# pgfailover.json is both instances' (pgfailover-1, pgfailover-2): etcd.name defaults to the host
+# name, which is the service's; the etcd members are PREFIX.41 to .43.
+# Environment: LAB_NET_PREFIX (10.232.77: pgfailover-1 .10, pgfailover-2 .13, pg1 .11, pg2 .12), PGFAILOVER_UID
 # (10001), GRAFANA_UID (472), LAB_CLUSTER_NAME (compose-lab).
 set -euo pipefail
 
@@ -84,7 +87,7 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 openssl x509 -req -in "$LAB_DIR/pgfailover/tls/server.csr" -days 825 \
   -CA "$LAB_DIR/nodes/ca/ca.crt" -CAkey "$LAB_DIR/nodes/ca/ca.key" \
   -set_serial "0x$(openssl rand -hex 16)" -out "$LAB_DIR/pgfailover/tls/server.crt" \
-  -extfile <(printf '%s\n' "subjectAltName=DNS:pgfailover,IP:$PREFIX.10,DNS:localhost,IP:127.0.0.1" \
+  -extfile <(printf '%s\n' "subjectAltName=DNS:pgfailover,DNS:pgfailover-1,DNS:pgfailover-2,IP:$PREFIX.10,IP:$PREFIX.13,DNS:localhost,IP:127.0.0.1" \
     'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth') 2>/dev/null
 rm -f "$LAB_DIR/pgfailover/tls/server.csr"
 chmod 0600 "$LAB_DIR/pgfailover/tls/server.key"
@@ -94,8 +97,8 @@ openssl verify -CAfile "$LAB_DIR/ca/ca.crt" "$LAB_DIR/pgfailover/tls/server.crt"
 # pgfailover's ssh key, and one host key per node so that known_hosts is known in advance
 # (no trust on first use, no ssh-keyscan at run time).
 ssh-keygen -q -t ed25519 -N '' -C pgfailover@compose-lab -f "$LAB_DIR/pgfailover/id_ed25519"
-printf 'from="%s.10",no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty %s\n' \
-  "$PREFIX" "$(cat "$LAB_DIR/pgfailover/id_ed25519.pub")" >"$LAB_DIR/nodes/authorized_keys"
+printf 'from="%s.10,%s.13",no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty %s\n' \
+  "$PREFIX" "$PREFIX" "$(cat "$LAB_DIR/pgfailover/id_ed25519.pub")" >"$LAB_DIR/nodes/authorized_keys"
 : >"$LAB_DIR/pgfailover/known_hosts"
 declare -A ip=([pg1]=$PREFIX.11 [pg2]=$PREFIX.12)
 for node in pg1 pg2; do
@@ -106,7 +109,7 @@ for node in pg1 pg2; do
 done
 
 jq -n --arg p1 "${ip[pg1]}" --arg p2 "${ip[pg2]}" --arg bin "/usr/lib/postgresql/$PG_MAJOR/bin" \
-  --arg home "$NODE_HOME" --arg name "${LAB_CLUSTER_NAME:-compose-lab}" '
+  --arg home "$NODE_HOME" --arg name "${LAB_CLUSTER_NAME:-compose-lab}" --arg prefix "$PREFIX" '
   def node($name; $ip): {
     name: $name, host: $ip, port: 5432, dbname: "postgres", user: "pgfailover",
     password_file: "/lab/pgfailover/pgfailover.password",
@@ -126,7 +129,8 @@ jq -n --arg p1 "${ip[pg1]}" --arg p2 "${ip[pg2]}" --arg bin "/usr/lib/postgresql
     admin: {token_file: "/lab/pgfailover/admin.token"},
     http: {listen_address: "0.0.0.0", port: 8008,
            tls: {certificate: "/lab/pgfailover/tls/server.crt", key: "/lab/pgfailover/tls/server.key"}},
-    state_file: "/var/lib/pgfailover/state.json"
+    state_file: "/var/lib/pgfailover/state.json",
+    etcd: {endpoints: [range(41; 44) | "http://\($prefix).\(.):2379"]}
   }' >"$LAB_DIR/pgfailover/pgfailover.json"
 
 chown -R "$PGF_UID:$PGF_UID" "$LAB_DIR/pgfailover"
@@ -134,4 +138,4 @@ chown -R "$GRAFANA_UID:$GRAFANA_UID" "$LAB_DIR/grafana"
 chmod 0755 "$LAB_DIR"
 date -u +%FT%TZ >"$LAB_DIR/ready"
 chmod 0644 "$LAB_DIR/ready"
-say "secrets, keys, pgfailover.json and its HTTPS certificate written to $LAB_DIR (pgfailover https://${PREFIX}.10:8008, pg1 ${ip[pg1]}, pg2 ${ip[pg2]}, PostgreSQL $PG_MAJOR)"
+say "secrets, keys, pgfailover.json and its HTTPS certificate written to $LAB_DIR (pgfailover https://${PREFIX}.10:8008 and https://${PREFIX}.13:8008, pg1 ${ip[pg1]}, pg2 ${ip[pg2]}, PostgreSQL $PG_MAJOR)"

@@ -36,7 +36,7 @@ CE_DOCKER_POOL=10.232.0.0/16
 CE_DOCKER_BIP=10.233.0.1/24
 # Debian's client matches Debian's daemon (another docker CLI may be first on PATH).
 CE_DOCKER=/usr/bin/docker
-CE_IMAGES=(pgfailover/pgfailover pgfailover/postgres-node pgfailover/haproxy pgfailover/prometheus)
+CE_IMAGES=(pgfailover/pgfailover pgfailover/postgres-node pgfailover/haproxy pgfailover/prometheus pgfailover/etcd)
 
 # Points docker, docker-compose and the compose files at the private dockerd and the base image.
 ce_use_private_engine() {

@@ -20,6 +20,9 @@
 #   write_config                     pgfailover's configuration into CONFIG
 #   lab_hook_before_nodes            what `up` does between the build and the nodes
 #   lab_hook_ready                   the last words of `up`
+# and LAB_MAX_INSTANCES: how many pgfailover instances `up --instances N` may start (1: the
+# front end has no etcd; more: it defines what scripts/lib/lab-etcd.sh asks for). LAB_INSTANCES
+# (in LAB_ENV_VARS) is how many this lab has.
 # and may redefine the lab_hook_* defaults below. lab_command runs a command the front end does
 # not handle itself.
 
@@ -57,6 +60,15 @@ lab_binary_settings() {
   else
     LAB_SKIP_BUILD=${LAB_SKIP_BUILD:-0}
     PGFAILOVER_BIN=$LAB_BUILD_DIR/pgfailover
+  fi
+}
+
+# LAB_INSTANCES (default 1) checked against the front end's maximum, kept in LAB_MAX_INSTANCES.
+lab_check_instances() { # max
+  LAB_INSTANCES=${LAB_INSTANCES:-1}
+  LAB_MAX_INSTANCES=$1
+  if [[ ! $LAB_INSTANCES =~ ^[1-9]$ ]] || ((LAB_INSTANCES > LAB_MAX_INSTANCES)); then
+    die "LAB_INSTANCES must be a number from 1 to $LAB_MAX_INSTANCES, got '$LAB_INSTANCES'"
   fi
 }
 
@@ -106,7 +118,7 @@ require_lab() {
 lab_curl() { # path [curl args...]
   local path=$1
   shift
-  on_host client curl -s --max-time 3 "$@" "$URL$path"
+  on_host client curl -s --max-time 3 "$@" "$(api_url)$path"
 }
 http_code() { lab_curl "$1" -o /dev/null -w '%{http_code}' 2>/dev/null || true; }
 
@@ -140,48 +152,23 @@ postmaster_pid() {
 
 # pgfailover's PID from its pid file when that process runs the lab's binary (after a rebuild
 # the running one shows as "(deleted)"); a reused PID runs another program.
-daemon_pid() {
-  local pid='' exe
-  [[ -f $PID_FILE ]] && read -r pid <"$PID_FILE"
+daemon_pid() { # [instance]
+  local pid='' exe file
+  file=$(inst_pid_file "${1:-1}")
+  [[ -f $file ]] && read -r pid <"$file"
   [[ $pid =~ ^[0-9]+$ ]] || return 0
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
   [[ $exe == "$PGFAILOVER_BIN" || $exe == "$PGFAILOVER_BIN (deleted)" ]] || return 0
   [[ $(proc_state "$pid") != Z ]] || return 0
   printf '%s\n' "$pid"
 }
-daemon_running() { [[ -n $(daemon_pid) ]]; }
+daemon_running() { [[ -n $(daemon_pid "${1:-1}") ]]; }
 
-# pg1/pg2 from a NODE argument: primary/replica are asked from pgfailover's /status, or from
-# pg_is_in_recovery() on each node when pgfailover does not answer.
-resolve_node() {
-  local want=${1:-} json name node recovery
-  case $want in
-    pg1 | pg2)
-      printf '%s\n' "$want"
-      return
-      ;;
-    primary | replica) ;;
-    '') die "which node? pg1, pg2, primary or replica" ;;
-    *) die "unknown node '$want': use pg1, pg2, primary or replica" ;;
-  esac
-  if json=$(lab_curl /status -f 2>/dev/null) && command -v jq >/dev/null; then
-    name=$(jq -r --arg role "$want" '[.nodes[]? | select(.role == $role) | .name][0] // empty' \
-      <<<"$json" 2>/dev/null || true)
-    if [[ $name == pg1 || $name == pg2 ]]; then
-      printf '%s\n' "$name"
-      return
-    fi
-  fi
-  for node in "${NODES[@]}"; do
-    recovery=$(lab_psql "$node" -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
-    if [[ ($want == primary && $recovery == f) || ($want == replica && $recovery == t) ]]; then
-      say "pgfailover did not name the $want; pg_is_in_recovery() says $node"
-      printf '%s\n' "$node"
-      return
-    fi
-  done
-  die "no node is the $want now (neither pgfailover's /status nor pg_is_in_recovery() names one)"
-}
+# NODE arguments (resolve_node), through pgfailover's API and psql from the client host.
+lab_status_json() { lab_curl /status -f; }
+lab_node_recovery() { lab_psql "$1" -c 'SELECT pg_is_in_recovery()'; }
+# shellcheck source=scripts/lib/lab-roles.sh
+source "$REPO_ROOT/scripts/lib/lab-roles.sh"
 
 new_password() {
   local password
@@ -219,6 +206,11 @@ node_script() { # script node [args...]
 # The nodes' lease guards (scripts/lib/lab-guard.sh), each on its node's host.
 # shellcheck source=scripts/lib/lab-guard.sh
 source "$REPO_ROOT/scripts/lib/lab-guard.sh"
+# Several pgfailover instances and their etcd cluster (LAB_INSTANCES > 1).
+# shellcheck source=scripts/lib/lab-etcd.sh
+source "$REPO_ROOT/scripts/lib/lab-etcd.sh"
+# Where a single instance runs; a front end with several instances redefines it.
+inst_host() { printf 'pgf\n'; }
 start_node_guard() {
   [[ $LAB_LEASE_GUARD == 1 ]] || return 0
   host_exec_words "$1"
@@ -291,42 +283,49 @@ wait_streaming() {
   die "no replica streams after ${LAB_TIMEOUT}s; see $LAB_DIR/pg1/postgresql.log and $LAB_DIR/pg2/postgresql.log"
 }
 
-# pgfailover on its host, after check-config; $! is its own PID (`ip netns exec` execs it).
-start_pgfailover() {
-  local pid check_output
-  pid=$(daemon_pid)
+# pgfailover instance I (default 1) on its host, after check-config; $! is its own PID (`ip
+# netns exec` execs it).
+start_pgfailover() { # [instance]
+  local i=${1:-1} pid check_output config log host who=pgfailover
+  config=$(inst_config "$i")
+  log=$(inst_log_file "$i")
+  host=$(inst_host "$i")
+  multi_instance && who="pgfailover $(inst_name "$i")"
+  pid=$(daemon_pid "$i")
   if [[ -n $pid ]]; then
-    say "pgfailover already running (pid $pid)"
+    say "$who already running (pid $pid)"
     return 0
   fi
-  if ! check_output=$(on_host pgf "$PGFAILOVER_BIN" check-config --config "$CONFIG" 2>&1); then
+  if ! check_output=$(on_host "$host" "$PGFAILOVER_BIN" check-config --config "$config" 2>&1); then
     printf '%s\n' "$check_output" >&2
-    die "pgfailover check-config rejected $CONFIG"
+    die "pgfailover check-config rejected $config"
   fi
-  say "starting pgfailover$(host_where pgf) (log: $LOG_FILE)"
-  host_exec_words pgf
-  nohup "${HOST_EXEC[@]}" "$PGFAILOVER_BIN" run --config "$CONFIG" >>"$LOG_FILE" 2>&1 </dev/null &
+  say "starting $who$(host_where "$host") (log: $log)"
+  host_exec_words "$host"
+  nohup "${HOST_EXEC[@]}" "$PGFAILOVER_BIN" run --config "$config" >>"$log" 2>&1 </dev/null &
   pid=$!
-  printf '%s\n' "$pid" >"$PID_FILE"
-  wait_for 10 "pgfailover to start" daemon_running
+  printf '%s\n' "$pid" >"$(inst_pid_file "$i")"
+  wait_for 10 "$who to start" daemon_running "$i"
 }
 
-wait_ready() {
-  local deadline=$((SECONDS + LAB_TIMEOUT)) code='' pid from=''
+wait_ready() { # [instance]
+  local i=${1:-1} deadline=$((SECONDS + LAB_TIMEOUT)) code='' pid from='' url log
+  url=$(inst_url "$i")
+  log=$(inst_log_file "$i")
   [[ $LAB_TRANSPORT != netns ]] || from=" (from $(ns_name client))"
-  say "waiting up to ${LAB_TIMEOUT}s for $URL/readyz$from"
-  pid=$(daemon_pid)
+  say "waiting up to ${LAB_TIMEOUT}s for $url/readyz$from"
+  pid=$(daemon_pid "$i")
   while ((SECONDS < deadline)); do
-    code=$(http_code /readyz)
+    code=$(on_host client curl -s --max-time 3 -o /dev/null -w '%{http_code}' "$url/readyz" 2>/dev/null || true)
     [[ $code == 200 ]] && return 0
-    if ! daemon_running; then
-      tail -n 30 "$LOG_FILE" >&2 || true
-      die "pgfailover (pid $pid) exited during start; log: $LOG_FILE"
+    if ! daemon_running "$i"; then
+      tail -n 30 "$log" >&2 || true
+      die "pgfailover (pid $pid) exited during start; log: $log"
     fi
     sleep 0.5
   done
-  printf -- '--- last lines of %s ---\n' "$LOG_FILE" >&2
-  tail -n 30 "$LOG_FILE" >&2 || true
+  printf -- '--- last lines of %s ---\n' "$log" >&2
+  tail -n 30 "$log" >&2 || true
   die "pgfailover's /readyz did not answer 200 within ${LAB_TIMEOUT}s (last answer: ${code:-none}); everything still runs (pgfailover pid $pid): inspect, then '$LAB_SCRIPT down'"
 }
 
@@ -347,6 +346,7 @@ lab_hook_no_folder() { # cmd_down without a lab folder; 1: nothing more to do
 # ----- commands -------------------------------------------------------------------------------
 
 cmd_up() {
+  lab_up_args "$@"
   if [[ ${LAB_SKIP_DEPS:-0} != 1 ]]; then
     bash "$REPO_ROOT/scripts/install-deps.sh"
     lab_hook_packages
@@ -373,38 +373,75 @@ cmd_up() {
   [[ -x $PGFAILOVER_BIN ]] || die "$PGFAILOVER_BIN is missing: build it (cmake --build build) or set PGFAILOVER_BIN"
 
   lab_hook_before_nodes
+  if multi_instance; then etcd_up; fi
   start_nodes
   wait_streaming
-  local node
+  local node i
   for node in "${NODES[@]}"; do
     start_node_guard "$node"
   done
   write_config
-  start_pgfailover
-  wait_ready
+  write_instance_configs
+  # One after the other: the first one ready is the first to campaign, so instance 1 acts.
+  for i in $(instances); do
+    start_pgfailover "$i"
+    wait_ready "$i"
+  done
   lab_hook_ready
+}
+
+# `up [--instances N]`: N pgfailover instances (1 to LAB_MAX_INSTANCES), coordinated through a
+# three-member etcd cluster the lab starts when N > 1. A lab keeps the number it was made with.
+lab_up_args() {
+  local n=''
+  while (($# > 0)); do
+    case $1 in
+      --instances)
+        (($# >= 2)) || die "--instances takes a number"
+        n=$2
+        shift 2
+        ;;
+      --instances=*)
+        n=${1#--instances=}
+        shift
+        ;;
+      *) die "up takes only --instances N" ;;
+    esac
+  done
+  [[ -n $n ]] || return 0
+  if [[ ! $n =~ ^[1-9]$ ]] || ((n > LAB_MAX_INSTANCES)); then
+    die "--instances must be a number from 1 to $LAB_MAX_INSTANCES, got '$n'"
+  fi
+  if [[ -f $LAB_ENV ]] && ((n != ${LAB_INSTANCES:-1})); then
+    die "the lab in $LAB_DIR has ${LAB_INSTANCES:-1} instance(s): '$LAB_SCRIPT down' first to change it"
+  fi
+  LAB_INSTANCES=$n
 }
 
 cmd_status() {
   require_lab
   if [[ ${1:-} == --json ]]; then
-    lab_curl /status -f --max-time 5 || die "pgfailover does not answer at $URL"
+    lab_curl /status -f --max-time 5 || die "pgfailover does not answer at $(api_url)"
     echo
     return
   fi
   [[ -z ${1:-} ]] || die "status takes only --json"
-  on_host pgf "$PGFAILOVER_BIN" status --url "$URL" || {
+  local url
+  url=$(api_url)
+  on_host pgf "$PGFAILOVER_BIN" status --url "$url" || {
     local rc=$?
-    say "pgfailover does not answer at $URL"
+    say "pgfailover does not answer at $url"
+    etcd_status_lines
     lab_hook_status
     return "$rc"
   }
+  etcd_status_lines
   lab_hook_status
 }
 
 cmd_history() {
   require_lab
-  on_host pgf "$PGFAILOVER_BIN" history --url "$URL" "$@"
+  on_host pgf "$PGFAILOVER_BIN" history --url "$(api_url)" "$@"
 }
 
 # A planned switchover through the admin API (pgfailover's own CLI on its host; the token comes
@@ -413,7 +450,7 @@ cmd_switchover() {
   require_lab
   local -a to=()
   if [[ -n ${1:-} ]]; then to=(--to "$(resolve_node "$1")"); fi
-  on_host pgf "$PGFAILOVER_BIN" switchover --url "$URL" --token-file "$ADMIN_TOKEN_FILE" "${to[@]}" \
+  on_host pgf "$PGFAILOVER_BIN" switchover --url "$(api_url)" --token-file "$ADMIN_TOKEN_FILE" "${to[@]}" \
     "${LAB_SWITCHOVER_ARGS[@]}"
 }
 
@@ -425,6 +462,17 @@ cmd_dsn() {
 
 cmd_kill() {
   require_lab
+  case ${1:-} in
+    pgfailover | pgf)
+      stop_acting_instance KILL
+      return
+      ;;
+    etcd)
+      multi_instance || die "this lab has one pgfailover instance and no etcd (up --instances 2)"
+      etcd_kill_all
+      return
+      ;;
+  esac
   local node pid
   node=$(resolve_node "${1:-}")
   pid=$(postmaster_pid "$node")
@@ -439,6 +487,17 @@ cmd_kill() {
 # starts it as a standby of the primary when it is not the primary (docker/postgres/node-guard.sh).
 cmd_start() {
   require_lab
+  case ${1:-} in
+    pgfailover | pgf)
+      start_instances
+      return
+      ;;
+    etcd)
+      multi_instance || die "this lab has one pgfailover instance and no etcd (up --instances 2)"
+      etcd_up
+      return
+      ;;
+  esac
   local node guard=0
   node=$(resolve_node "${1:-}")
   [[ ${2:-} == --guard ]] && guard=1
@@ -448,7 +507,7 @@ cmd_start() {
     local -a passfile=()
     [[ -z ${REPL_PASSFILE:-} ]] || passfile=(--passfile "$REPL_PASSFILE")
     on_host "$node" bash "$REPO_ROOT/docker/postgres/node-guard.sh" --dir "$(node_dir "$node")" \
-      --name "$node" --pgfailover-url "$URL" --repl-user "$REPL_USER" "${passfile[@]}" \
+      --name "$node" --pgfailover-url "$(api_url)" --repl-user "$REPL_USER" "${passfile[@]}" \
       --peer "pg1=$(node_host pg1):$(node_port pg1)" --peer "pg2=$(node_host pg2):$(node_port pg2)"
   fi
   node_script start.sh "$node"
@@ -465,9 +524,17 @@ cmd_shutdown() {
 
 cmd_logs() {
   require_lab
-  local what=${1:-pgfailover} file
+  local what=${1:-pgfailover} file i
   case $what in
-    pgfailover | pgf) file=$LOG_FILE ;;
+    pgfailover | pgf)
+      i=$(acting_instance)
+      file=$(inst_log_file "${i:-1}")
+      ;;
+    pgf[1-9])
+      ((${what#pgf} <= ${LAB_INSTANCES:-1})) || die "no instance $what in this lab"
+      file=$(inst_log_file "${what#pgf}")
+      ;;
+    etcd[1-3]) file=$(etcd_dir "${what#etcd}").log ;;
     guard-pg1 | guard-pg2) file=$LAB_DIR/${what#guard-}/lease-guard.log ;;
     *) file=$(lab_hook_log_file "$what") || file=$LAB_DIR/$(resolve_node "$what")/postgresql.log ;;
   esac
@@ -485,17 +552,20 @@ cmd_down() {
     existed=0
     lab_hook_no_folder || return 0
   fi
-  pid=$(daemon_pid)
-  if [[ -n $pid ]]; then
+  local i
+  for i in $(instances); do
+    pid=$(daemon_pid "$i")
+    [[ -n $pid ]] || continue
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + 10))
-    while [[ -n $(daemon_pid) ]] && ((SECONDS < deadline)); do sleep 0.2; done
-    if [[ -n $(daemon_pid) ]]; then
+    while [[ -n $(daemon_pid "$i") ]] && ((SECONDS < deadline)); do sleep 0.2; done
+    if [[ -n $(daemon_pid "$i") ]]; then
       say "pgfailover (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
-    say "stopped pgfailover (pid $pid)"
-  fi
+    say "stopped pgfailover$(multi_instance && printf ' %s' "$(inst_name "$i")") (pid $pid)"
+  done
+  if multi_instance; then etcd_stop_all; fi
   for node in "${NODES[@]}"; do
     stop_guard "$node"
     if [[ -d $LAB_DIR/$node/data && (-n $(postmaster_pid "$node") || -f $LAB_DIR/$node/data/postmaster.pid) ]]; then
@@ -530,7 +600,7 @@ lab_command() { # command args...
     dsn) cmd_dsn ;;
     url)
       require_lab
-      printf '%s\n' "$URL"
+      api_url
       ;;
     psql)
       require_lab

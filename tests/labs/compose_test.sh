@@ -13,7 +13,11 @@
 #      gets the 400 that says to use https; the key is 0600 and pgfailover's); HAProxy's 5432
 #      reaches the primary (a write), 5433 the replica, its checks pass over verified TLS
 #      (`show stat`: L7OK); Prometheus scrapes pgfailover over https and the target is up
-#   6. docker kill of the primary's container: the replica is promoted; /status and /metrics
+#   5b. two pgfailover instances (pgfailover-1, pgfailover-2) and etcd-1..3: exactly one acts
+#      (the etcd leader key names it, each instance's /status agrees); docker kill of the acting
+#      one: the other acts within the lease; the killed one started again stands by
+#   6. docker kill of the primary's container: the replica is promoted, once (pg2 has one
+#      timeline history file; no instance counts more than one failover); /status and /metrics
 #      agree; HAProxy sends writes to the new primary (pg_is_in_recovery() = f, an INSERT works,
 #      the earlier row is there); Prometheus has scraped the new roles and raised
 #      PgfailoverFailoverHappened
@@ -48,12 +52,14 @@ if [[ ${COMPOSE_TEST_FRESH:-0} == 1 ]]; then
 fi
 # shellcheck source=scripts/lib/compose-env.sh
 source "$REPO_ROOT/scripts/lib/compose-env.sh"
+# shellcheck source=tests/labs/lab-checks.sh
+source "$REPO_ROOT/tests/labs/lab-checks.sh"
 ce_use_private_engine
 export LAB_NET_PREFIX=${LAB_NET_PREFIX:-10.232.77}
 export COMPOSE_PROJECT_NAME=pgfailover-ci
 # Ports on 127.0.0.1 that a developer's own lab (8008, 5432, 6432...) does not use.
-export PGF_HTTP_PORT=18008 PGF_PG_PORT=15432 PGF_PG_RO_PORT=15433 PGF_HAPROXY_STATS_PORT=18404 \
-  PGF_PROMETHEUS_PORT=19090
+export PGF_HTTP_PORT=18008 PGF_HTTP_PORT_2=18009 PGF_PG_PORT=15432 PGF_PG_RO_PORT=15433 \
+  PGF_HAPROXY_STATS_PORT=18404 PGF_PROMETHEUS_PORT=19090
 DOCKER=$CE_DOCKER
 compose() { ce_compose "$@"; }
 
@@ -101,7 +107,7 @@ finish() {
     if [[ -s ${CA_FILE:-} ]]; then
       curl -s --max-time 3 --cacert "$CA_FILE" "https://127.0.0.1:$PGF_HTTP_PORT/status" 2>/dev/null | jq . >&2 2>/dev/null || true
     fi
-    for service in init pg1 pg2 pgfailover haproxy prometheus; do
+    for service in etcd-1 init pg1 pg2 pgfailover-1 pgfailover-2 haproxy prometheus; do
       printf '\n---- %s (last 40 lines) ----\n' "$service" >&2
       compose logs --no-color --tail 40 "$service" >&2 2>/dev/null || true
     done
@@ -166,6 +172,12 @@ api() { # path [curl args...]
   shift
   curl -s --max-time 3 --cacert "$CA_FILE" "$@" "https://127.0.0.1:$PGF_HTTP_PORT$path"
 }
+api_of() { # service path [curl args...]: pgfailover-1's or pgfailover-2's API, on its published port
+  local port=$PGF_HTTP_PORT path=$2
+  [[ $1 == pgfailover-2 ]] && port=$PGF_HTTP_PORT_2
+  shift 2
+  curl -s --max-time 3 --cacert "$CA_FILE" "$@" "https://127.0.0.1:$port$path"
+}
 status_json() { api /status 2>/dev/null || true; }
 field() { jq -r "$1" <<<"$(status_json)" 2>/dev/null || true; }
 role_of() { field "[.nodes[]? | select(.name == \"$1\") | .role][0] // empty"; }
@@ -216,26 +228,71 @@ curl -s --max-time 3 -o /dev/null "https://127.0.0.1:$PGF_HTTP_PORT/healthz" || 
 ((no_ca_rc == 60)) || fail "https without the lab's CA: curl exit $no_ca_rc, expected 60 (certificate not verified)"
 # Every name it is reached by is in the certificate: the service name (HAProxy's check-sni,
 # Prometheus), the address (the nodes' guard), loopback (docker exec, the published port).
-for url in https://pgfailover:8008 "https://$LAB_NET_PREFIX.10:8008"; do
+for url in https://pgfailover-1:8008 https://pgfailover-2:8008 "https://$LAB_NET_PREFIX.10:8008" "https://$LAB_NET_PREFIX.13:8008"; do
   compose exec -T pg2 curl -sf --max-time 3 --cacert /lab/ca/ca.crt -o /dev/null "$url/healthz" ||
     fail "pg2 cannot reach $url/healthz with the certificate verified"
 done
-compose exec -T pgfailover curl -sf --max-time 3 --cacert /lab/ca/ca.crt -o /dev/null https://localhost:8008/healthz ||
+compose exec -T pgfailover-1 curl -sf --max-time 3 --cacert /lab/ca/ca.crt -o /dev/null https://localhost:8008/healthz ||
   fail "https://localhost:8008 does not verify inside the pgfailover container"
 # The CLI through docker exec, as scripts/lab-compose.sh runs it (PGFAILOVER_CA_FILE from the
 # service's environment).
-cli_status=$(compose exec -T pgfailover pgfailover status --url https://127.0.0.1:8008) ||
+cli_status=$(compose exec -T pgfailover-1 pgfailover status --url https://127.0.0.1:8008) ||
   fail "pgfailover status --url https://127.0.0.1:8008 in the container failed: $cli_status"
 [[ $cli_status == *pg1* && $cli_status == *pg2* ]] || fail "pgfailover status printed: $cli_status"
 # The key: 0600, owned by pgfailover's user (uid 10001), in its 0700 folder.
-key_mode=$(compose exec -T pgfailover stat -c '%a %u' /lab/pgfailover/tls/server.key)
+key_mode=$(compose exec -T pgfailover-1 stat -c '%a %u' /lab/pgfailover/tls/server.key)
 [[ $key_mode == "600 10001" ]] || fail "pgfailover's TLS key is '$key_mode' (mode, uid), expected '600 10001'"
 compose exec -T pg2 runuser -u postgres -- test -r /lab/pgfailover/tls/server.key 2>/dev/null &&
   fail "another container's user can read pgfailover's TLS key"
-pgfailover_healthy() { [[ $($DOCKER inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$(compose ps -q pgfailover)") == healthy ]]; }
-wait_until 40 "the pgfailover container's healthcheck (https, verified) says healthy" pgfailover_healthy
-log "ok: https verifies as pgfailover, $LAB_NET_PREFIX.10, localhost, 127.0.0.1; no CA: curl 60; key $key_mode"
+container_healthy() { [[ $($DOCKER inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$(compose ps -q "$1")") == healthy ]]; }
+wait_until 40 "the pgfailover-1 container's healthcheck (https, verified) says healthy" container_healthy pgfailover-1
+wait_until 40 "the pgfailover-2 container's healthcheck (https, verified) says healthy" container_healthy pgfailover-2
+log "ok: https verifies as pgfailover-1, pgfailover-2, $LAB_NET_PREFIX.10, .13, localhost, 127.0.0.1; no CA: curl 60; key $key_mode"
 phase_done https
+
+# ----- 5b. two instances, one acting --------------------------------------------------------------
+phase "two pgfailover instances through etcd: one acts; the acting one killed, the other acts"
+# The leader key, read in an etcd member's container (etcdctl, v3 API); '' when nobody holds it.
+leader() {
+  local service value
+  for service in etcd-1 etcd-2 etcd-3; do
+    if value=$(compose exec -T "$service" etcdctl --command-timeout=2s get --print-value-only /pgfailover/compose-lab/leader 2>/dev/null); then
+      printf '%s\n' "$value" | head -n1
+      return 0
+    fi
+  done
+}
+leader_is_an_instance() { [[ $(leader) =~ ^pgfailover-[12]$ ]]; }
+wait_until 30 "the etcd leader key names an instance" leader_is_an_instance
+acting=$(leader)
+other=pgfailover-1
+[[ $acting == pgfailover-1 ]] && other=pgfailover-2
+# Each instance's own view of who acts, where its /status shows it (a coordination section).
+for service in pgfailover-1 pgfailover-2; do
+  coordination=$(api_of "$service" /status | jq -c '.coordination // empty' 2>/dev/null || true)
+  [[ -n $coordination ]] || continue
+  want=false
+  [[ $service == "$acting" ]] && want=true
+  [[ $(jq -r .instance <<<"$coordination") == "$service" && $(jq -r .acting <<<"$coordination") == "$want" ]] ||
+    fail "$service's /status says $coordination while $acting holds the leader key"
+done
+log "ok: $acting acts, $other stands by"
+$DOCKER kill "$(compose ps -q "$acting")" >/dev/null
+killed_at=$SECONDS
+other_acts() { [[ $(leader) == "$other" ]]; }
+wait_until 30 "$other holds the leader key" other_acts
+handover_seconds=$((SECONDS - killed_at))
+other_says_acting() { [[ $(api_of "$other" /status | jq -r '.coordination.acting // true' 2>/dev/null) == true ]]; }
+wait_until 10 "$other's /status (where it has a coordination section) says it acts" other_says_acting
+# The killed one comes back (HAProxy checks through pgfailover-1's API, the nodes' guard asks
+# it): it stands by, $other keeps acting.
+compose start "$acting" >&2
+answers_healthz() { [[ $(api_of "$1" /healthz -o /dev/null -w '%{http_code}' 2>/dev/null) == 200 ]]; }
+wait_until 60 "$acting answers /healthz again" answers_healthz "$acting"
+[[ $(leader) == "$other" ]] || fail "the leader key moved from $other to '$(leader)' when $acting came back"
+[[ $(api_of "$acting" /status | jq -r '.coordination.acting // false') == false ]] || fail "$acting acts again after its restart while $other holds the key"
+log "ok: $other took over ${handover_seconds}s after $acting was killed; $acting back, standing by"
+phase_done instances
 
 # ----- 5. through HAProxy -------------------------------------------------------------------------
 phase "HAProxy: writes on 127.0.0.1:$PGF_PG_PORT, reads on :$PGF_PG_RO_PORT"
@@ -270,7 +327,15 @@ phase_done haproxy
 
 # ----- 6. failover --------------------------------------------------------------------------------
 phase "docker kill pg1 (the primary)"
-failovers_before=$(api /metrics | awk '/^pgfailover_failovers_total\{result="succeeded"\}/ {print $2}')
+# Successful failovers as each instance counts them (counted_once: tests/labs/lab-checks.sh).
+failover_counts() {
+  local service n
+  for service in pgfailover-1 pgfailover-2; do
+    n=$(api_of "$service" /metrics | awk '/^pgfailover_failovers_total\{result="succeeded"\}/ {print int($2)}')
+    printf '%s ' "${n:-0}"
+  done
+}
+failovers_before=$(failover_counts)
 $DOCKER kill "$(compose ps -q pg1)" >/dev/null
 promoted() { [[ $(field .primary) == pg2 && $(role_of pg2) == primary ]]; }
 wait_until 90 "pg2 promoted" promoted
@@ -282,10 +347,13 @@ agree() {
   state=$(field .state)
   [[ $(metric 'pgfailover_node_role{node="pg2",role="primary"}') == 1 &&
     $(metric 'pgfailover_node_role{node="pg1",role="primary"}') == 0 &&
-    $(metric "pgfailover_cluster_state{state=\"$state\"}") == 1 &&
-    $(metric 'pgfailover_failovers_total{result="succeeded"}') -gt ${failovers_before:-0} ]]
+    $(metric "pgfailover_cluster_state{state=\"$state\"}") == 1 ]] &&
+    counted_once "$failovers_before" "$(failover_counts)"
 }
-wait_until 10 "/status and /metrics agree (pg2 primary, state, failovers_total up by one)" agree
+wait_until 10 "/status and /metrics agree (pg2 primary, state, each instance's failovers_total up by one at most)" agree
+# One promotion, one new timeline: a second pg_promote would have left 00000003.history.
+histories=$(in_node pg2 "SELECT string_agg(name, ' ' ORDER BY name) FROM pg_ls_waldir() WHERE name LIKE '%.history'")
+[[ $histories == 00000002.history ]] || fail "pg2's timeline history files are '$histories': not one promotion"
 wait_until 30 "HAProxy's 5432 reaches pg2, not in recovery" routes_to "$PGF_PG_PORT" "$LAB_NET_PREFIX.12" f
 via_haproxy "$PGF_PG_PORT" "INSERT INTO public.compose_test VALUES (2)" || fail "cannot write to the new primary through HAProxy"
 [[ $(via_haproxy "$PGF_PG_PORT" "SELECT string_agg(v::text, ',' ORDER BY v) FROM public.compose_test") == 1,2 ]] ||
@@ -296,12 +364,12 @@ prom_query() {
     jq -r '.data.result | length' 2>/dev/null || echo 0
 }
 prom_has() { [[ $(prom_query "$1") -ge 1 ]]; }
-# Prometheus scrapes pgfailover over https (tls_config.ca_file: the lab's CA) and the target is up.
+# Prometheus scrapes both instances over https (tls_config.ca_file: the lab's CA), both up.
 prom_target_up() {
   [[ $(curl -s --max-time 3 "http://127.0.0.1:$PGF_PROMETHEUS_PORT/api/v1/targets" |
-    jq -r '[.data.activeTargets[] | select(.labels.job == "pgfailover") | "\(.scrapeUrl) \(.health)"] | join(",")' 2>/dev/null) == "https://pgfailover:8008/metrics up" ]]
+    jq -r '[.data.activeTargets[] | select(.labels.job == "pgfailover") | "\(.scrapeUrl) \(.health)"] | sort | join(",")' 2>/dev/null) == "https://pgfailover-1:8008/metrics up,https://pgfailover-2:8008/metrics up" ]]
 }
-wait_until 30 "Prometheus's pgfailover target: https://pgfailover:8008/metrics, up" prom_target_up
+wait_until 30 "Prometheus's pgfailover targets: https://pgfailover-1:8008/metrics and -2, up" prom_target_up
 wait_until 60 "Prometheus scraped pg2 as primary" prom_has 'pgfailover_node_role{node="pg2",role="primary"} == 1'
 wait_until 60 "Prometheus raised PgfailoverFailoverHappened" prom_has 'ALERTS{alertname="PgfailoverFailoverHappened"}'
 rules=$(curl -s --max-time 3 "http://127.0.0.1:$PGF_PROMETHEUS_PORT/api/v1/rules" | jq '[.data.groups[].rules[]] | length')
@@ -337,7 +405,7 @@ pg1_on_its_slot() {
   [[ $(in_node pg1 "SELECT slot_name FROM pg_stat_wal_receiver WHERE status = 'streaming'" 2>/dev/null || true) == pgfailover_pg1 ]]
 }
 wait_until 30 "pg1 streams from its slot pgfailover_pg1" pg1_on_its_slot
-if compose logs --no-color pgfailover 2>/dev/null | grep -F 'streams without its slot' >&2; then
+if compose logs --no-color pgfailover-1 pgfailover-2 2>/dev/null | grep -F 'streams without its slot' >&2; then
   fail "pgfailover saw a replica streaming without its slot"
 fi
 phase_done rejoin
@@ -419,4 +487,4 @@ done
 log "ok: all ${#dashboard_targets[@]} queries of $(jq '[.panels[] | select(.targets)] | length' "$DASHBOARD") panels return data"
 phase_done dashboard
 
-log "failover took ${failover_seconds}s from docker kill to pg2 promoted"
+log "handover took ${handover_seconds}s from docker kill of $acting to $other holding the leader key; failover took ${failover_seconds}s from docker kill to pg2 promoted"

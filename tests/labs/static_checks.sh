@@ -61,7 +61,8 @@ check "docker-compose config (profile grafana, BASE_IMAGE=debian:bookworm)" \
   env BASE_IMAGE=debian:bookworm docker-compose --profile grafana -f docker-compose.yml config -q
 check "Dockerfiles lint (tests/labs/dockerfile_lint.py)" "$PY" tests/labs/dockerfile_lint.py \
   Dockerfile:. docker/postgres/Dockerfile:.:root-ok \
-  docker/haproxy/Dockerfile:docker/haproxy docker/prometheus/Dockerfile:docker/prometheus
+  docker/haproxy/Dockerfile:docker/haproxy docker/prometheus/Dockerfile:docker/prometheus \
+  docker/etcd/Dockerfile:docker/etcd
 check "haproxy -c docker/haproxy/haproxy.cfg" \
   env PGFAILOVER_ADDR=127.0.0.1 PG1_ADDR=127.0.0.1 PG2_ADDR=127.0.0.1 \
   PGFAILOVER_CA_FILE=/etc/ssl/certs/ca-certificates.crt haproxy -c -f docker/haproxy/haproxy.cfg
