@@ -106,7 +106,12 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
     const bool restarted = node.reachable && node.postmaster_start_us != 0 &&
                            memory.promotion_may_land_start_us != 0 &&
                            node.postmaster_start_us != memory.promotion_may_land_start_us;
-    if (landed || postmaster_down || restarted) d.next.promotion_may_land.reset();
+    if (landed || postmaster_down || restarted)
+      d.next.promotion_may_land.reset();
+    else if (memory.promotion_may_land_start_us == 0 && node.reachable)
+      // Taken over from a state file or another instance: the first start time seen is the
+      // one to compare later ones with.
+      d.next.promotion_may_land_start_us = node.postmaster_start_us;
   }
   d.next.failing_since = f.failing_since;
   if (f.failing_since) {

@@ -122,6 +122,8 @@ Status TickLoop::restoreState() {
         memory_.state = core::ClusterState::kPromoting;
         memory_.promoting = i;
         memory_.unconfirmed_promotion = i;
+        memory_.promotion_may_land = i;  // its postmaster's start time is learnt when seen
+        memory_.promotion_may_land_start_us = 0;
         memory_.promote_issued_at = clock_->steady();
         memory_.promote_attempts = 1;
         intent_outstanding_ = true;
@@ -202,6 +204,8 @@ bool TickLoop::takeOver(SteadyTime now) {
   seeded.promoting.reset();
   seeded.promote_request_id = 0;
   seeded.unconfirmed_promotion.reset();
+  seeded.promotion_may_land.reset();
+  seeded.promotion_may_land_start_us = 0;
   seeded.promote_issued_at = {};
   seeded.promote_attempts = 0;
   seeded.switchover.reset();
@@ -243,6 +247,7 @@ bool TickLoop::takeOver(SteadyTime now) {
         seeded.state = core::ClusterState::kPromoting;
         seeded.promoting = i;
         seeded.unconfirmed_promotion = i;
+        seeded.promotion_may_land = i;
         seeded.promote_issued_at = now;
         seeded.promote_attempts = 1;
         intent_outstanding_ = true;
@@ -526,7 +531,9 @@ void TickLoop::publish(const core::Decision& decision, const core::ClusterView& 
   snapshot->warnings = warnings_;
   snapshot->history_json = history_json_;
   snapshot->coordination = coordination_;
-  metrics_.recordDecision(decision);
+  // Events and their counters belong to the instance that acted: the others decide the same
+  // transitions without taking them, and a failover summed over the instances counts once.
+  if (coordination_.acting) metrics_.recordDecision(decision);
   metrics_.observeTick(*snapshot);
   metrics_.recordTickDuration(elapsed(started, clock_->steady()));
   last_snapshot_ = snapshot;

@@ -16,6 +16,7 @@
 #include "coord/etcd_client.h"
 #include "support/daemon.h"
 #include "support/etcd.h"
+#include "support/http_client.h"
 #include "support/pg_cluster.h"
 
 namespace pgfailover::testing {
@@ -156,6 +157,18 @@ TEST_F(CoordinationTest, LostPrimaryIsPromotedExactlyOnce) {
   auto state = client_->get(std::string(kPrefix) + "/state");
   ASSERT_TRUE(state.ok() && !state.value.empty());
   EXPECT_EQ(json::parse(state.value.front().value).value("primary", ""), cluster_.node(1).name);
+  // Counted by the instance that acted only: summed over the instances, one failover.
+  int counted = 0;
+  for (int i = 0; i < 2; ++i) {
+    const std::string metrics = httpGet(ports_[i], "/metrics").body;
+    if (metrics.find("pgfailover_failovers_total{result=\"succeeded\"} 1") != std::string::npos)
+      ++counted;
+    else
+      EXPECT_NE(metrics.find("pgfailover_failovers_total{result=\"succeeded\"} 0"),
+                std::string::npos)
+          << metrics;
+  }
+  EXPECT_EQ(counted, 1) << logs();
 }
 
 TEST_F(CoordinationTest, ActingInstanceKilledOnceThePromotionIntentIsSharedPromotesOnce) {
