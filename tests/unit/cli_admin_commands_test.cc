@@ -15,6 +15,7 @@
 #include "cli/admin_commands.h"
 #include "cli/commands.h"
 #include "http/http_server.h"
+#include "support/raw_socket.h"
 
 namespace pgfailover::cli {
 namespace {
@@ -70,39 +71,6 @@ std::shared_ptr<const core::Snapshot> snapshot(core::ClusterState state, const J
   s->history_json = std::make_shared<const std::string>(history.dump(2));
   return s;
 }
-
-// A loopback port that listens and never answers: a connection to it waits in its backlog,
-// where connected() finds it.
-class SilentListener {
- public:
-  SilentListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&address), length), 0);
-    EXPECT_EQ(::listen(fd_, 8), 0);
-    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length), 0);
-    port_ = ntohs(address.sin_port);
-  }
-  ~SilentListener() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  SilentListener(const SilentListener&) = delete;
-  SilentListener& operator=(const SilentListener&) = delete;
-
-  int port() const { return port_; }
-  bool connected() const {
-    const int connection = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (connection < 0) return false;
-    ::close(connection);
-    return true;
-  }
-
- private:
-  int fd_;
-  int port_ = 0;
-};
 
 class AdminCommandServer : public ::testing::Test {
  protected:
@@ -399,7 +367,8 @@ TEST_F(AdminCommandServer, ADryRunIsRedirectedToo) {
 // to http (an address from etcd) must not undo that, and an http one is not taken to https
 // either: the token goes only where the scheme of --url says.
 TEST_F(AdminCommandServer, TheTokenIsNeverSentOverAnotherScheme) {
-  SilentListener listener;
+  testing::SilentListener listener;
+  ASSERT_TRUE(listener.ok());
   const std::string port = std::to_string(listener.port());
   auto other = bystander("https://127.0.0.1:" + port);
   std::vector<std::string> arguments = {"--url", other->url, "--wait", "0"};
