@@ -317,6 +317,53 @@ int follow(Kind kind, const ApiClient& client, const std::vector<Json>& baseline
   return kExitFailure;
 }
 
+bool isRedirect(int status) {
+  return status == 307 || status == 308;
+}
+
+// The client for the acting instance that a 307 from another instance names, or nullopt after
+// saying why it is not followed. The admin token goes along only over the scheme the operator
+// chose: an https URL was chosen so that the token never crosses the network in the clear, and
+// a redirect (whose target comes from etcd) must not undo that; an http URL redirected to https
+// is not followed either, so where the token may go is always what --url says.
+std::optional<ApiClient> actingClient(const ApiClient& client, const std::string& path,
+                                      const ApiResponse& answer, const std::string& prefix,
+                                      std::ostream& out, std::ostream& err) {
+  const Json reply = Json::parse(answer.body, nullptr, /*allow_exceptions=*/false);
+  const std::string& location = answer.location;
+  const std::string from = client.urlOf(path);
+  if (location.empty()) {
+    err << prefix << from << " answered HTTP " << answer.status << " without a Location\n";
+    return std::nullopt;
+  }
+  const std::string scheme = location.substr(0, location.find("://"));
+  if (scheme.size() == location.size() || scheme != client.scheme()) {
+    err << prefix << from << " does not act and redirected to " << location << ", which is not "
+        << client.scheme()
+        << "://: the admin token is only sent over the scheme of --url; rerun with --url "
+           "pointing at the acting instance\n";
+    return std::nullopt;
+  }
+  // The acting instance's API is the Location without the path this command sent.
+  if (location.size() <= path.size() ||
+      location.compare(location.size() - path.size(), path.size(), path) != 0) {
+    err << prefix << from << " redirected to " << location << ", not to a " << path
+        << " endpoint\n";
+    return std::nullopt;
+  }
+  ApiClient acting(location.substr(0, location.size() - path.size()));
+  if (!acting.valid()) {
+    err << prefix << from << " redirected to " << location << ", which is not a valid URL\n";
+    return std::nullopt;
+  }
+  const std::string instance = text(reply, "instance");
+  const std::string name = text(reply, "acting");
+  out << (instance.empty() ? from : "instance '" + instance + "'") << " does not act; sent to "
+      << (name.empty() ? std::string("the acting instance") : "the acting instance '" + name + "'")
+      << " at " << location << "\n";
+  return acting;
+}
+
 int runAdminCommand(Kind kind, const std::vector<std::string>& args, std::ostream& out,
                     std::ostream& err, const AdminCommandOptions& options) {
   const std::string command = commandName(kind);
@@ -329,7 +376,7 @@ int runAdminCommand(Kind kind, const std::vector<std::string>& args, std::ostrea
   }
   const auto token = loadToken(parsed, options, prefix, err);
   if (!token) return kExitUsage;
-  const ApiClient client(parsed.url);
+  ApiClient client(parsed.url);
   if (!client.valid()) {
     err << prefix << "'" << parsed.url << "' is not a valid URL\n";
     return kExitUsage;
@@ -353,10 +400,37 @@ int runAdminCommand(Kind kind, const std::vector<std::string>& args, std::ostrea
   if (parsed.force) body["force"] = true;
   if (parsed.dry_run) body["dry_run"] = true;
   const std::string path = "/" + command;
-  const ApiResponse answer = client.post(path, body.dump(), *token);
+  ApiResponse answer = client.post(path, body.dump(), *token);
   if (!answer.answered()) {
     err << prefix << "cannot reach " << client.urlOf(path) << ": " << answer.error << "\n";
     return kExitFailure;
+  }
+  if (isRedirect(answer.status)) {
+    // Another instance acts (docs/coordination.md): send the request there, once.
+    auto acting = actingClient(client, path, answer, prefix, out, err);
+    if (!acting) return kExitFailure;
+    client = std::move(*acting);
+    if (waiting) {
+      // The outcome is recorded by the instance that carries the request out.
+      std::string error;
+      auto history = fetchHistory(client, kHistoryPath, error);
+      if (!history) {
+        err << prefix << error << "\n";
+        return kExitFailure;
+      }
+      baseline = std::move(*history);
+    }
+    answer = client.post(path, body.dump(), *token);
+    if (!answer.answered()) {
+      err << prefix << "cannot reach " << client.urlOf(path) << ": " << answer.error << "\n";
+      return kExitFailure;
+    }
+    if (isRedirect(answer.status)) {
+      err << prefix << client.urlOf(path) << " does not act either and redirected to "
+          << (answer.location.empty() ? std::string("nowhere") : answer.location)
+          << ": the acting instance is changing; retry in a few seconds\n";
+      return kExitFailure;
+    }
   }
   const Json reply = Json::parse(answer.body, nullptr, /*allow_exceptions=*/false);
   const std::string from = text(reply, "from");

@@ -2,6 +2,8 @@
 // the admin API. switchover and failover POST to a running pgfailover with the bearer token,
 // print its answer, and by default follow GET /history until the outcome of their request is
 // recorded (succeeded, failed or refused) or the wait ends; history prints the event log.
+// Sent to an instance that does not act (several instances, docs/coordination.md), they follow
+// its 307 once to the acting instance, over the same scheme only, and wait on that one.
 //
 // The token comes from --token-file FILE or the environment variable PGFAILOVER_TOKEN, never from
 // the command line (it would show in `ps` and in shell history), and is never printed.

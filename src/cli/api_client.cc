@@ -33,6 +33,9 @@ httplib::Client makeClient(const std::string& base, const std::string& ca_file,
       client_cert.empty() ? httplib::Client(base) : httplib::Client(base, client_cert, client_key);
   if (!ca_file.empty()) client.set_ca_cert_path(ca_file.c_str());
   client.enable_server_certificate_verification(true);
+  // httplib would re-send the Authorization header to wherever a redirect points; the admin
+  // commands decide that themselves (admin_commands.cc).
+  client.set_follow_location(false);
   client.set_connection_timeout(2, 0);
   client.set_read_timeout(5, 0);
   client.set_write_timeout(5, 0);
@@ -47,6 +50,7 @@ ApiResponse toResponse(const httplib::Result& result) {
   }
   response.status = result->status;
   response.body = result->body;
+  response.location = result->get_header_value("Location");
   return response;
 }
 
@@ -65,14 +69,14 @@ ApiClient::ApiClient(std::string url)
 }
 
 ApiResponse ApiClient::get(const std::string& path) const {
-  if (!valid_) return {0, {}, "invalid URL"};
+  if (!valid_) return {0, {}, "invalid URL", {}};
   httplib::Client client = makeClient(base_, ca_file_, client_cert_, client_key_);
   return toResponse(client.Get(prefix_ + path));
 }
 
 ApiResponse ApiClient::post(const std::string& path, const std::string& json,
                             const Secret& token) const {
-  if (!valid_) return {0, {}, "invalid URL"};
+  if (!valid_) return {0, {}, "invalid URL", {}};
   httplib::Client client = makeClient(base_, ca_file_, client_cert_, client_key_);
   const httplib::Headers headers = {{"Authorization", "Bearer " + token.revealForUse()}};
   return toResponse(client.Post(prefix_ + path, headers, json, "application/json"));

@@ -7,8 +7,9 @@
 // a client certificate (the admin routes require one when the server sets http.tls.client_ca).
 // Environment variables rather than flags, so every command takes them alike.
 //
-// Deliberately not here: interpreting answers (each command does), retries, and printing
-// anything; the bearer token is sent in one header and never appears in an error or a URL.
+// Deliberately not here: interpreting answers (each command does), retries, following redirects
+// (the admin commands follow one, on their own terms), and printing anything; the bearer token
+// is sent in one header and never appears in an error or a URL.
 #pragma once
 
 #include <string>
@@ -19,9 +20,10 @@
 namespace pgfailover::cli {
 
 struct ApiResponse {
-  int status = 0;     // the HTTP status; 0 when the server did not answer
-  std::string body;   // the answer's body
-  std::string error;  // why there is no answer ("Could not establish connection")
+  int status = 0;        // the HTTP status; 0 when the server did not answer
+  std::string body;      // the answer's body
+  std::string error;     // why there is no answer ("Could not establish connection")
+  std::string location;  // the Location header of a redirect, else empty
   bool answered() const { return status != 0; }
 };
 
@@ -33,6 +35,8 @@ class ApiClient {
 
   // False for a URL the client cannot use (an unsupported scheme).
   bool valid() const { return valid_; }
+  // "http" or "https".
+  std::string scheme() const { return base_.substr(0, base_.find("://")); }
   // The full URL of `path`, for messages.
   std::string urlOf(std::string_view path) const { return base_ + prefix_ + std::string(path); }
 

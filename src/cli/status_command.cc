@@ -54,6 +54,38 @@ std::string nodeState(const Json& node) {
   return boolean(node, "read_only") == true ? "running, read-only" : "running";
 }
 
+// With etcd (docs/coordination.md): every instance by name, which one is asked and which acts,
+// e.g. "Instances: pgf-a (this one), pgf-b (acting, term 41), pgf-c". Empty without etcd.
+std::string instancesLine(const Json& status) {
+  const Json& view = member(status, "coordination");
+  if (boolean(view, "enabled") != true) return {};
+  const std::string here = text(status, "instance");
+  const std::string acting = text(view, "acting");
+  std::vector<std::string> names;
+  if (const Json& listed = member(view, "instances"); listed.is_array())
+    for (const auto& name : listed)
+      if (name.is_string()) names.push_back(name.get<std::string>());
+  for (const std::string& name : {here, acting})
+    if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(name);
+  std::string line = "Instances:";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::vector<std::string> notes;
+    if (names[i] == here) notes.push_back("this one");
+    if (names[i] == acting) {
+      std::string note = "acting";
+      if (auto term = number(view, "term")) note += ", term " + fixed(term, "%.0f");
+      notes.push_back(note);
+    }
+    line += (i == 0 ? " " : ", ") + names[i];
+    for (std::size_t n = 0; n < notes.size(); ++n) line += (n == 0 ? " (" : ", ") + notes[n];
+    if (!notes.empty()) line += ")";
+  }
+  if (acting.empty()) line += "; no instance acts";
+  if (boolean(view, "etcd_reachable") == false) line += "; etcd unreachable from this one";
+  return line + "\n";
+}
+
 constexpr const char* kUsage =
     "usage: pgfailover status [--url URL] [--json]\n"
     "  --url URL   the pgfailover HTTP API (default http://127.0.0.1:8008)\n"
@@ -68,6 +100,7 @@ std::string renderStatusTable(const Json& status) {
   out << ", primary: " << (primary.empty() ? "none" : primary);
   if (auto tick = number(status, "tick")) out << ", tick " << fixed(tick, "%.0f");
   out << ")\n";
+  out << instancesLine(status);
   if (const std::string reason = text(status, "reason"); !reason.empty())
     out << "Reason: " << reason << "\n";
   if (const Json& timeout = member(status, "timeout"); timeout.is_object()) {

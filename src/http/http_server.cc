@@ -151,6 +151,8 @@ const char* reasonPhrase(int status) {
       return "OK";
     case 202:
       return "Accepted";
+    case 307:
+      return "Temporary Redirect";
     case 400:
       return "Bad Request";
     case 401:
@@ -785,6 +787,7 @@ void HttpServer::Loop::dispatch(Connection& c, const RequestHead& head, std::str
   Request request;
   request.method = head.method;
   request.path = decodedPath(head.target);
+  request.target = head.target;
   request.query = decodedQuery(head.target);
   request.headers = head.headers;
   request.body = std::move(body);

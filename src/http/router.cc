@@ -608,6 +608,118 @@ Response failover(const Request& request, const Snapshot& snapshot, const RouteC
                         context);
 }
 
+// --- Admin requests to an instance that does not act ------------------------------------------
+
+// Percent-encodes everything but unreserved characters and `keep` (RFC 3986), for a target
+// rebuilt from its decoded parts.
+std::string percentEncode(std::string_view text, std::string_view keep) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~' ||
+        keep.find(c) != std::string_view::npos) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xF];
+    }
+  }
+  return out;
+}
+
+// The path and query as the client sent them, so the acting instance sees the same request.
+std::string originalTarget(const Request& request) {
+  if (!request.target.empty()) return request.target;
+  std::string target = percentEncode(request.path, "/");
+  char separator = '?';
+  for (const auto& [key, value] : request.query) {
+    target += separator;
+    target += percentEncode(key, "") + "=" + percentEncode(value, "");
+    separator = '&';
+  }
+  return target;
+}
+
+// Why `url` cannot be a redirect's base, or nullopt when it can: an http(s) URL with a host,
+// without credentials, a query or a fragment, and nothing that could end a header line. The URL
+// comes from etcd, where any instance (or anyone with write access) put it.
+std::optional<std::string> apiUrlProblem(std::string_view url) {
+  std::string_view rest;
+  if (url.rfind("http://", 0) == 0)
+    rest = url.substr(7);
+  else if (url.rfind("https://", 0) == 0)
+    rest = url.substr(8);
+  else
+    return std::string("it is not an http:// or https:// URL");
+  for (const char c : url)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      return std::string("it contains a space or a control character");
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  if (authority.empty()) return std::string("it names no host");
+  if (authority.find('@') != std::string_view::npos) return std::string("it carries credentials");
+  if (url.find_first_of("?#") != std::string_view::npos)
+    return std::string("it has a query or a fragment");
+  return std::nullopt;
+}
+
+Response noActingInstance(const Snapshot& snapshot, const std::string& why) {
+  const auto& coordination = snapshot.coordination;
+  Json body;
+  body["error"] = "unavailable";
+  body["message"] = "this instance (" + quoted(coordination.instance) +
+                    ") does not act, and the request cannot be sent to one that does: " + why +
+                    "; retry in a few seconds";
+  body["instance"] = coordination.instance;
+  body["acting"] =
+      coordination.acting_instance.empty() ? Json(nullptr) : Json(coordination.acting_instance);
+  body["etcd_reachable"] = coordination.etcd_reachable;
+  Response response = jsonResponse(503, body);
+  response.headers.emplace_back("Retry-After", "5");
+  return response;
+}
+
+// An admin request to an instance that does not act: 307 to the acting instance (a client that
+// follows it sends the same method and body there), or 503 saying why there is none to send it
+// to. Only reached after the token was checked, so a redirect never answers an unauthenticated
+// request.
+Response redirectToActing(const Request& request, const Snapshot& snapshot) {
+  const auto& coordination = snapshot.coordination;
+  const std::string& acting = coordination.acting_instance;
+  if (acting.empty())
+    return noActingInstance(
+        snapshot, coordination.etcd_reachable
+                      ? "no instance holds the leadership in etcd (an election is under way)"
+                      : "etcd is unreachable from this instance, so it cannot tell which "
+                        "instance acts");
+  if (acting == coordination.instance)
+    return noActingInstance(snapshot,
+                            "this instance holds the leader key in etcd but may not act now (its "
+                            "last lease renewal is too old)");
+  if (coordination.acting_api_url.empty())
+    return noActingInstance(
+        snapshot, "the acting instance " + quoted(acting) + " registered no API URL in etcd");
+  if (auto problem = apiUrlProblem(coordination.acting_api_url))
+    return noActingInstance(snapshot, "the API URL the acting instance " + quoted(acting) +
+                                          " registered in etcd is unusable: " + *problem);
+  std::string base = coordination.acting_api_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  const std::string location = base + originalTarget(request);
+  Json body;
+  body["error"] = "not acting";
+  body["message"] = "this instance (" + quoted(coordination.instance) +
+                    ") does not act; admin requests go to the acting instance " + quoted(acting) +
+                    " at " + location;
+  body["instance"] = coordination.instance;
+  body["acting"] = acting;
+  body["term"] = coordination.term;
+  body["location"] = location;
+  Response response = jsonResponse(307, body);
+  response.headers.emplace_back("Location", location);
+  return response;
+}
+
 Response routeUnchecked(const Request& request, const Snapshot& snapshot,
                         const RouteContext& context) {
   const Match match = matchRoute(request.path);
@@ -634,6 +746,9 @@ Response routeUnchecked(const Request& request, const Snapshot& snapshot,
 
   if (spec.access == Access::kAdmin) {
     if (auto refusal = checkAdminAccess(request, context)) return *refusal;
+    // Before the query and the body are looked at: the acting instance judges the whole
+    // request, against its own view.
+    if (!snapshot.coordination.acting) return redirectToActing(request, snapshot);
   }
 
   auto parsed = parseQuery(request, spec);

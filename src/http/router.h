@@ -7,6 +7,12 @@
 // hand an accepted request to the loop through `RouteContext::submit`; the decision judges it
 // again against the tick that takes it, and its outcome appears in GET /history.
 //
+// With several pgfailover instances (docs/coordination.md), only the acting one carries out admin
+// requests: another answers them, once the token is checked, with 307 to the acting instance's
+// API (`Location: <acting_api_url><path and query>`; 307 keeps the method and the body), or
+// 503 when no instance acts or its API URL is unknown. Every other route answers from this
+// instance's own observations, whether it acts or not.
+//
 // Deliberately not here: reading the snapshot store or the clock (the caller passes both),
 // access logs, and any call into PostgreSQL. route() never throws: a bug inside a handler
 // becomes a 500 with a JSON body.
@@ -44,6 +50,10 @@ inline constexpr std::uint64_t kDefaultMaxLagBytes = 16ull * 1024 * 1024;
 struct Request {
   std::string method;  // "GET", "HEAD", ...
   std::string path;    // percent-decoded, without the query string
+  // The request target as sent (path and query, not decoded), which a redirect to the acting
+  // instance repeats; empty when the caller built the request from parts (then the path and
+  // query are encoded again).
+  std::string target;
   // Query parameters in the order given, percent-decoded, repeats kept (the router rejects
   // repeats of a parameter it knows, rather than silently picking one).
   std::vector<std::pair<std::string, std::string>> query;

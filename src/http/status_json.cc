@@ -140,6 +140,23 @@ Json nodeJson(const Snapshot& snapshot, const NodeSnapshot& node) {
   return json;
 }
 
+// Who acts among several instances (docs/coordination.md). Without etcd this instance acts alone
+// and has no name there: the etcd fields are null rather than a misleading false or 0.
+Json coordinationJson(const core::CoordinationView& view) {
+  Json json;
+  json["enabled"] = view.enabled;
+  json["acting"] = view.enabled ? stringOrNull(view.acting_instance) : Json(nullptr);
+  json["acting_here"] = view.acting;
+  json["acting_api_url"] = view.enabled ? stringOrNull(view.acting_api_url) : Json(nullptr);
+  json["term"] = view.enabled && view.term > 0 ? Json(view.term) : Json(nullptr);
+  json["instances"] = view.enabled ? Json(view.instances) : Json::array();
+  json["etcd_reachable"] = view.enabled ? Json(view.etcd_reachable) : Json(nullptr);
+  json["since_last_renewal_ms"] = view.enabled && view.since_last_renewal
+                                      ? Json(view.since_last_renewal->count())
+                                      : Json(nullptr);
+  return json;
+}
+
 }  // namespace
 
 std::string formatIso8601(WallTime time) {
@@ -165,6 +182,8 @@ Json statusJson(const Snapshot& snapshot) {
   Json json;
   json["cluster_name"] = snapshot.cluster_name;
   json["version"] = PGFAILOVER_VERSION;
+  json["instance"] =
+      snapshot.coordination.enabled ? stringOrNull(snapshot.coordination.instance) : Json(nullptr);
   json["ready"] = snapshot.ready;
   json["state"] = core::toString(snapshot.state);
   json["reason"] = snapshot.reason;
@@ -206,6 +225,7 @@ Json statusJson(const Snapshot& snapshot) {
   } else {
     json["last_failover"] = nullptr;
   }
+  json["coordination"] = coordinationJson(snapshot.coordination);
   json["warnings"] = snapshot.warnings;
   json["tick"] = snapshot.tick;
   json["tick_at"] = timeOrNull(snapshot.tick_at_wall);

@@ -153,7 +153,43 @@ Metrics::Metrics()
                            .Name("pgfailover_synchronous_standalone")
                            .Help("1 while synchronous mode is on but the primary commits without a "
                                  "synchronous standby.")
-                           .Register(registry_)) {
+                           .Register(registry_)),
+      acting_(BuildGauge()
+                  .Name("pgfailover_acting")
+                  .Help("1 while this instance may act (always, without etcd); 0 while another "
+                        "instance acts or none does.")
+                  .Register(registry_)),
+      coordination_term_(
+          BuildGauge()
+              .Name("pgfailover_coordination_term")
+              .Help("The acting instance's term (its leader key's create_revision in etcd); 0 "
+                    "when none is known. Only with etcd.")
+              .Register(registry_)),
+      etcd_reachable_(BuildGauge()
+                          .Name("pgfailover_etcd_reachable")
+                          .Help("1 when this instance's last etcd call got an answer. Only with "
+                                "etcd.")
+                          .Register(registry_)),
+      leadership_changes_(BuildCounter()
+                              .Name("pgfailover_leadership_changes_total")
+                              .Help("Times this instance started or stopped acting. Only with "
+                                    "etcd.")
+                              .Register(registry_)),
+      etcd_requests_(BuildCounter()
+                         .Name("pgfailover_etcd_requests_total")
+                         .Help("Calls this instance made to etcd. Only with etcd.")
+                         .Register(registry_)),
+      etcd_request_errors_(BuildCounter()
+                               .Name("pgfailover_etcd_request_errors_total")
+                               .Help("Calls to etcd that got no answer or an error answer. Only "
+                                     "with etcd.")
+                               .Register(registry_)),
+      etcd_request_seconds_(
+          BuildCounter()
+              .Name("pgfailover_etcd_request_seconds_total")
+              .Help("Time spent in calls to etcd; divided by pgfailover_etcd_requests_total, the "
+                    "mean duration of a call. Only with etcd.")
+              .Register(registry_)) {
   build_info_.Add({{"version", PGFAILOVER_VERSION}}).Set(1);
   ready_.Add({}).Set(0);
   for (auto state : core::kAllStates)
@@ -226,6 +262,30 @@ void Metrics::observeNode(const core::NodeSnapshot& node) {
         .Increment();
 }
 
+void Metrics::addDelta(prometheus::Counter& counter, double total, double& last) {
+  // A total below the last one means the loop's counting started over (a new etcd client):
+  // everything it counted since is new.
+  counter.Increment(total >= last ? total - last : total);
+  last = total;
+}
+
+void Metrics::observeCoordination(const core::CoordinationView& view) {
+  acting_.Add({}).Set(view.acting ? 1 : 0);
+  if (!view.enabled) {
+    // A single instance: no etcd series at all rather than a 0 that reads as "etcd is down".
+    if (etcd_reachable_.Has({})) etcd_reachable_.Remove(&etcd_reachable_.Add({}));
+    if (coordination_term_.Has({})) coordination_term_.Remove(&coordination_term_.Add({}));
+    return;
+  }
+  coordination_term_.Add({}).Set(static_cast<double>(view.term));
+  etcd_reachable_.Add({}).Set(view.etcd_reachable ? 1 : 0);
+  addDelta(leadership_changes_.Add({}), static_cast<double>(view.leadership_changes),
+           last_leadership_changes_);
+  addDelta(etcd_requests_.Add({}), static_cast<double>(view.etcd_requests), last_etcd_requests_);
+  addDelta(etcd_request_errors_.Add({}), static_cast<double>(view.etcd_errors), last_etcd_errors_);
+  addDelta(etcd_request_seconds_.Add({}), view.etcd_request_seconds, last_etcd_request_seconds_);
+}
+
 void Metrics::observeTick(const core::Snapshot& snapshot) {
   std::lock_guard lock(mutex_);
   ready_.Add({}).Set(snapshot.ready ? 1 : 0);
@@ -235,6 +295,7 @@ void Metrics::observeTick(const core::Snapshot& snapshot) {
   split_brain_.Add({}).Set(snapshot.split_brain ? 1 : 0);
   timeout_remaining_.Add({}).Set(snapshot.timeout ? seconds(snapshot.timeout->remaining()) : 0);
   for (const auto& node : snapshot.nodes) observeNode(node);
+  observeCoordination(snapshot.coordination);
 
   if (snapshot.last_failover) {
     last_failover_timestamp_.Add({}).Set(unixSeconds(snapshot.last_failover->completed_at));

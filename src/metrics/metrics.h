@@ -60,6 +60,9 @@ class Metrics {
   };
 
   void observeNode(const core::NodeSnapshot& node);
+  void observeCoordination(const core::CoordinationView& view);
+  // Adds to `counter` what `total` (a running total of the loop) grew by since `last`.
+  static void addDelta(prometheus::Counter& counter, double total, double& last);
   template <typename T>
   static void setOptional(prometheus::Family<T>& family, const prometheus::Labels& labels,
                           std::optional<double> value);
@@ -91,8 +94,20 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& last_rejoin_duration_;
   prometheus::Family<prometheus::Counter>& switchovers_;
   prometheus::Family<prometheus::Gauge>& sync_standalone_;
+  prometheus::Family<prometheus::Gauge>& acting_;
+  prometheus::Family<prometheus::Gauge>& coordination_term_;
+  prometheus::Family<prometheus::Gauge>& etcd_reachable_;
+  prometheus::Family<prometheus::Counter>& leadership_changes_;
+  prometheus::Family<prometheus::Counter>& etcd_requests_;
+  prometheus::Family<prometheus::Counter>& etcd_request_errors_;
+  prometheus::Family<prometheus::Counter>& etcd_request_seconds_;
 
   std::uint64_t last_tick_ = 0;
+  // The coordination totals as last fed, which the counters grew by.
+  double last_leadership_changes_ = 0;
+  double last_etcd_requests_ = 0;
+  double last_etcd_errors_ = 0;
+  double last_etcd_request_seconds_ = 0;
   std::map<std::string, NodeSeen> nodes_;
 };
 

@@ -83,6 +83,30 @@ bool RawSocket::closedWithin(std::chrono::milliseconds timeout) {
   }
 }
 
+SilentListener::SilentListener()
+    : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
+  if (fd_ < 0) return;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 || ::listen(fd_, 8) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    return;
+  port_ = ntohs(address.sin_port);
+}
+
+SilentListener::~SilentListener() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool SilentListener::connected() const {
+  const int connection = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (connection < 0) return false;
+  ::close(connection);
+  return true;
+}
+
 long procStatusKb(int pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

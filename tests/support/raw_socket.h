@@ -31,6 +31,25 @@ class RawSocket {
   int fd_ = -1;
 };
 
+// A loopback port that listens and never answers: a connection to it waits in the backlog,
+// where connected() finds it (a test that something never connects).
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+
+  bool ok() const { return fd_ >= 0 && port_ != 0; }
+  int port() const { return port_; }
+  // Takes one waiting connection, if any, and closes it.
+  bool connected() const;
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 // "VmRSS" / "VmHWM" of /proc/PID/status, in kB; -1 when unreadable.
 long procStatusKb(int pid, const std::string& field);
 

@@ -1,7 +1,11 @@
 // `pgfailover switchover`, `failover` and `history` against a real HttpServer on 127.0.0.1 whose
 // submit function stands in for the loop: it records the request and republishes the snapshot
 // with the history events the loop would record, so --wait sees the outcome.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -11,6 +15,7 @@
 #include "cli/admin_commands.h"
 #include "cli/commands.h"
 #include "http/http_server.h"
+#include "support/raw_socket.h"
 
 namespace pgfailover::cli {
 namespace {
@@ -106,6 +111,40 @@ class AdminCommandServer : public ::testing::Test {
   std::vector<core::AdminRequest> submitted() {
     std::lock_guard lock(mutex_);
     return submitted_;
+  }
+
+  // Another instance, pgf-a, that does not act and says `acting_api_url` (pgf-b's) acts; its
+  // own history is empty, and nothing submitted to it would be carried out.
+  struct Bystander {
+    core::SnapshotStore store;
+    std::unique_ptr<http::HttpServer> server;
+    std::vector<core::AdminRequest> submitted;
+    std::string url;
+  };
+  std::unique_ptr<Bystander> bystander(const std::string& acting_api_url,
+                                       const std::string& acting_instance = "pgf-b") {
+    auto b = std::make_unique<Bystander>();
+    auto s =
+        std::make_shared<core::Snapshot>(*snapshot(core::ClusterState::kHealthy, Json::array()));
+    s->coordination.enabled = true;
+    s->coordination.instance = "pgf-a";
+    s->coordination.acting = false;
+    s->coordination.acting_instance = acting_instance;
+    s->coordination.acting_api_url = acting_api_url;
+    s->coordination.etcd_reachable = true;
+    b->store.publish(s);
+    http::ServerOptions options;
+    options.address = "127.0.0.1";
+    options.port = 0;
+    options.admin_token = &token_;
+    options.submit = [raw = b.get()](core::AdminRequest request) -> std::optional<std::uint64_t> {
+      raw->submitted.push_back(request);
+      return raw->submitted.size();
+    };
+    b->server = std::make_unique<http::HttpServer>(options, b->store, nullptr);
+    EXPECT_TRUE(b->server->start().isOk());
+    b->url = "http://127.0.0.1:" + std::to_string(b->server->boundPort());
+    return b;
   }
 
   std::vector<std::string> args(std::vector<std::string> rest) const {
@@ -283,6 +322,92 @@ TEST_F(AdminCommandServer, AnUnreachableApiExitsOne) {
   std::ostringstream out, err;
   EXPECT_EQ(switchoverCommandMain(args({"--wait", "0"}), out, err, options_), 1);
   EXPECT_NE(err.str().find("cannot reach " + url_ + "/switchover"), std::string::npos) << err.str();
+}
+
+// --- several instances: the request goes to the acting one -----------------------------------
+
+TEST_F(AdminCommandServer, ARequestToANonActingInstanceFollowsOneRedirectToTheActingOne) {
+  auto other = bystander(url_);
+  recordAfterSubmit({
+      event(5000, "switchover", "pg2", "pg1", "pg2", "started", "requested by an operator"),
+      event(7300, "switchover", "pg2", "pg1", "pg2", "succeeded", "planned switchover", 2300),
+  });
+  std::vector<std::string> arguments = {"--url", other->url, "--to", "pg2", "--wait", "10"};
+  EXPECT_EQ(switchoverCommandMain(arguments, out_, err_, options_), 0) << err_.str() << out_.str();
+  const std::string out = out_.str();
+  EXPECT_NE(out.find("instance 'pgf-a' does not act; sent to the acting instance 'pgf-b' at " +
+                     url_ + "/switchover"),
+            std::string::npos)
+      << out;
+  // The outcome is only in the acting instance's history, which the command followed.
+  EXPECT_NE(out.find("switchover succeeded: 'pg2' is the primary"), std::string::npos) << out;
+  EXPECT_TRUE(other->submitted.empty());
+  const auto requests = submitted();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].kind, core::RequestKind::kSwitchover);
+  EXPECT_EQ(requests[0].target, std::optional<std::size_t>(1));
+  EXPECT_EQ(out.find(kToken), std::string::npos);
+  EXPECT_EQ(err_.str().find(kToken), std::string::npos);
+}
+
+TEST_F(AdminCommandServer, ADryRunIsRedirectedToo) {
+  auto other = bystander(url_ + "/");
+  std::vector<std::string> arguments = {"--url", other->url, "--dry-run", "--force"};
+  EXPECT_EQ(failoverCommandMain(arguments, out_, err_, options_), 0) << err_.str();
+  EXPECT_NE(out_.str().find("sent to the acting instance 'pgf-b' at " + url_ + "/failover"),
+            std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find("dry run: a failover from 'pg1' to 'pg2' would be accepted"),
+            std::string::npos)
+      << out_.str();
+  EXPECT_TRUE(submitted().empty());
+}
+
+// An https URL was chosen so that the token never crosses the network in the clear; a redirect
+// to http (an address from etcd) must not undo that, and an http one is not taken to https
+// either: the token goes only where the scheme of --url says.
+TEST_F(AdminCommandServer, TheTokenIsNeverSentOverAnotherScheme) {
+  testing::SilentListener listener;
+  ASSERT_TRUE(listener.ok());
+  const std::string port = std::to_string(listener.port());
+  auto other = bystander("https://127.0.0.1:" + port);
+  std::vector<std::string> arguments = {"--url", other->url, "--wait", "0"};
+  EXPECT_EQ(switchoverCommandMain(arguments, out_, err_, options_), 1) << out_.str();
+  EXPECT_NE(err_.str().find("redirected to https://127.0.0.1:" + port +
+                            "/switchover, which is not http://: the admin token is only sent "
+                            "over the scheme of --url"),
+            std::string::npos)
+      << err_.str();
+  // Not even a connection was opened to the redirect's address.
+  EXPECT_FALSE(listener.connected());
+  EXPECT_TRUE(other->submitted.empty());
+}
+
+TEST_F(AdminCommandServer, NoActingInstanceExitsOneSayingWhy) {
+  auto other = bystander("", "");
+  std::vector<std::string> arguments = {"--url", other->url, "--to", "pg2", "--wait", "0"};
+  EXPECT_EQ(switchoverCommandMain(arguments, out_, err_, options_), 1) << out_.str();
+  EXPECT_NE(err_.str().find("HTTP 503 unavailable: this instance ('pgf-a') does not act"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_NE(err_.str().find("no instance holds the leadership"), std::string::npos) << err_.str();
+  EXPECT_TRUE(other->submitted.empty());
+  EXPECT_TRUE(submitted().empty());
+}
+
+// Only one redirect: a second means leadership moved in between, and chasing it could loop.
+TEST_F(AdminCommandServer, ASecondRedirectIsNotFollowed) {
+  auto second = bystander(url_);
+  auto first = bystander(second->url);
+  std::vector<std::string> arguments = {"--url", first->url, "--wait", "0"};
+  EXPECT_EQ(switchoverCommandMain(arguments, out_, err_, options_), 1) << out_.str();
+  EXPECT_NE(err_.str().find(second->url + "/switchover does not act either and redirected to " +
+                            url_ + "/switchover"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_TRUE(first->submitted.empty());
+  EXPECT_TRUE(second->submitted.empty());
+  EXPECT_TRUE(submitted().empty());
 }
 
 TEST_F(AdminCommandServer, HistoryPrintsATable) {

@@ -182,6 +182,37 @@ TEST_F(HttpAdminServer, AJsonBodySentAsAFormLikeCurlDashDIsStillTheBody) {
   EXPECT_EQ(unknown->status, 400);
 }
 
+// Over a real connection: the redirect to the acting instance carries Location and keeps the
+// request's path and query as sent; httplib (like curl without -L) does not follow it, and a
+// request without the token is still a 401.
+TEST_F(HttpAdminServer, ANonActingInstanceRedirectsAdminRequestsToTheActingOne) {
+  auto snapshot = std::make_shared<core::Snapshot>(*store_.current());
+  snapshot->coordination.enabled = true;
+  snapshot->coordination.instance = "pgf-a";
+  snapshot->coordination.acting = false;
+  snapshot->coordination.acting_instance = "pgf-b";
+  snapshot->coordination.acting_api_url = "http://127.0.0.2:8008";
+  snapshot->coordination.etcd_reachable = true;
+  store_.publish(snapshot);
+
+  auto http = client();
+  const httplib::Headers headers = {{"Authorization", std::string("Bearer ") + kToken}};
+  auto response =
+      http.Post("/switchover?note=1", headers, R"({"target": "pg2"})", "application/json");
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->status, 307) << response->body;
+  EXPECT_EQ(response->reason, "Temporary Redirect");
+  EXPECT_EQ(response->get_header_value("Location"), "http://127.0.0.2:8008/switchover?note=1");
+  EXPECT_EQ(Json::parse(response->body)["acting"], "pgf-b");
+  auto unauthenticated = http.Post("/failover", "{}", "application/json");
+  ASSERT_TRUE(unauthenticated);
+  EXPECT_EQ(unauthenticated->status, 401);
+  EXPECT_FALSE(unauthenticated->has_header("Location"));
+  EXPECT_TRUE(submitted().empty());
+  std::lock_guard lock(mutex_);
+  EXPECT_NE(access_log_.find("POST /switchover 307"), std::string::npos) << access_log_;
+}
+
 TEST_F(HttpAdminServer, GetOnSwitchoverIs405WithAllow) {
   auto http = client();
   auto response = http.Get("/switchover");

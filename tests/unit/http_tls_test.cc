@@ -5,10 +5,13 @@
 #include <httplib.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <sstream>
 
+#include "cli/admin_commands.h"
 #include "cli/api_client.h"
 #include "http/http_server.h"
 #include "support/raw_socket.h"
@@ -241,6 +244,71 @@ TEST_F(HttpTlsTest, TheCliClientSpeaksHttpsWithTheCaAndClientCertificateFromTheE
   ::unsetenv("PGFAILOVER_CA_FILE");
   ::unsetenv("PGFAILOVER_CLIENT_CERT");
   ::unsetenv("PGFAILOVER_CLIENT_KEY");
+}
+
+// Two HTTPS instances: the CLI follows the redirect of the one that does not act to the acting
+// one, verifying its certificate with the same CA and sending the token along; a redirect from
+// https to http (the URL comes from etcd) is refused before any connection.
+TEST_F(HttpTlsTest, TheCliFollowsARedirectFromHttpsOnlyToHttps) {
+  start(options(false));  // the acting instance (no etcd view: it acts)
+  const std::string acting_url = "https://127.0.0.1:" + std::to_string(server_->boundPort());
+  auto redirecting = [&](const std::string& acting_api_url) {
+    auto s = std::make_shared<core::Snapshot>(*store_.current());
+    s->coordination.enabled = true;
+    s->coordination.instance = "pgf-a";
+    s->coordination.acting = false;
+    s->coordination.acting_instance = "pgf-b";
+    s->coordination.acting_api_url = acting_api_url;
+    s->coordination.etcd_reachable = true;
+    return s;
+  };
+  core::SnapshotStore other_store;
+  other_store.publish(redirecting(acting_url));
+  std::atomic<int> other_submitted{0};
+  ServerOptions o = options(false);
+  o.submit = [&other_submitted](core::AdminRequest) -> std::optional<std::uint64_t> {
+    return ++other_submitted;
+  };
+  o.access_log = nullptr;
+  HttpServer other(std::move(o), other_store, nullptr);
+  ASSERT_TRUE(other.start().isOk());
+  const std::string other_url = "https://127.0.0.1:" + std::to_string(other.boundPort());
+
+  ::setenv("PGFAILOVER_CA_FILE", certs_.ca.c_str(), 1);
+  cli::AdminCommandOptions cli_options;
+  cli_options.environment = [](const std::string& name) -> std::optional<std::string> {
+    if (name == cli::kTokenEnvironmentVariable) return std::string(kToken);
+    return std::nullopt;
+  };
+  std::ostringstream out, err;
+  EXPECT_EQ(cli::switchoverCommandMain({"--url", other_url, "--wait", "0"}, out, err, cli_options),
+            0)
+      << err.str();
+  EXPECT_NE(out.str().find("sent to the acting instance 'pgf-b' at " + acting_url + "/switchover"),
+            std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("switchover accepted (request 7)"), std::string::npos) << out.str();
+  EXPECT_EQ(other_submitted.load(), 0);
+  {
+    std::lock_guard lock(mutex_);
+    EXPECT_NE(log_.find("POST /switchover 202"), std::string::npos) << log_;
+  }
+
+  testing::SilentListener plain;
+  ASSERT_TRUE(plain.ok());
+  const std::string plain_url = "http://127.0.0.1:" + std::to_string(plain.port());
+  other_store.publish(redirecting(plain_url));
+  std::ostringstream out2, err2;
+  EXPECT_EQ(
+      cli::switchoverCommandMain({"--url", other_url, "--wait", "0"}, out2, err2, cli_options), 1);
+  EXPECT_NE(err2.str().find("redirected to " + plain_url +
+                            "/switchover, which is not https://: the admin token is only sent "
+                            "over the scheme of --url"),
+            std::string::npos)
+      << err2.str();
+  EXPECT_FALSE(plain.connected());
+  EXPECT_EQ(other_submitted.load(), 0);
+  ::unsetenv("PGFAILOVER_CA_FILE");
 }
 
 }  // namespace

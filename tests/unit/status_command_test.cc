@@ -91,6 +91,38 @@ TEST(StatusCommand, ARunningRejoinIsTheNodesState) {
   EXPECT_NE(table.find("| streaming "), std::string::npos) << table;
 }
 
+TEST(StatusCommand, WithEtcdTheTableNamesTheInstancesAndWhichActs) {
+  Json status = Json::parse(kSampleStatus);
+  status["instance"] = "pgf-a";
+  status["coordination"] = {{"enabled", true},        {"acting", "pgf-b"},
+                            {"acting_here", false},   {"term", 41},
+                            {"etcd_reachable", true}, {"instances", {"pgf-a", "pgf-b", "pgf-c"}},
+                            {"acting_api_url", "x"},  {"since_last_renewal_ms", nullptr}};
+  auto rows = lines(renderStatusTable(status));
+  ASSERT_GE(rows.size(), 2u);
+  EXPECT_EQ(rows[1], "Instances: pgf-a (this one), pgf-b (acting, term 41), pgf-c");
+
+  status["instance"] = "pgf-b";
+  status["coordination"]["acting_here"] = true;
+  rows = lines(renderStatusTable(status));
+  EXPECT_EQ(rows[1], "Instances: pgf-a, pgf-b (this one, acting, term 41), pgf-c");
+
+  // Nobody acts and this instance cannot reach etcd; it is not registered there either.
+  status["instance"] = "pgf-d";
+  status["coordination"]["acting"] = nullptr;
+  status["coordination"]["term"] = nullptr;
+  status["coordination"]["etcd_reachable"] = false;
+  rows = lines(renderStatusTable(status));
+  EXPECT_EQ(rows[1],
+            "Instances: pgf-a, pgf-b, pgf-c, pgf-d (this one); no instance acts; etcd unreachable "
+            "from this one");
+
+  // Without etcd: no such line.
+  status["coordination"] = {{"enabled", false}, {"acting_here", true}};
+  rows = lines(renderStatusTable(status));
+  EXPECT_EQ(rows[1].rfind("Reason: ", 0), 0u) << rows[1];
+}
+
 TEST(StatusCommand, TableToleratesMissingFields) {
   const std::string table = renderStatusTable(Json::parse(R"({"nodes": [{"name": "pg1"}]})"));
   EXPECT_NE(table.find("| pg1 "), std::string::npos);
@@ -148,6 +180,24 @@ TEST_F(StatusCommandServer, PrintsTheTableFromALiveServer) {
   EXPECT_NE(out.str().find("| pg1    | 127.0.0.1:5432 | primary | running |"), std::string::npos)
       << out.str();
   EXPECT_TRUE(err.str().empty());
+}
+
+TEST_F(StatusCommandServer, ALiveServerOfSeveralInstancesShowsWhichActs) {
+  auto snapshot = std::make_shared<core::Snapshot>(*store_.current());
+  snapshot->coordination.enabled = true;
+  snapshot->coordination.instance = "pgf-c";
+  snapshot->coordination.acting = false;
+  snapshot->coordination.acting_instance = "pgf-a";
+  snapshot->coordination.acting_api_url = "https://pgf-a.example:8008";
+  snapshot->coordination.term = 1207;
+  snapshot->coordination.etcd_reachable = true;
+  snapshot->coordination.instances = {"pgf-a", "pgf-c"};
+  store_.publish(snapshot);
+  std::ostringstream out, err;
+  EXPECT_EQ(runStatusCommand(url_, false, out, err), 0) << err.str();
+  EXPECT_NE(out.str().find("\nInstances: pgf-a (acting, term 1207), pgf-c (this one)\n"),
+            std::string::npos)
+      << out.str();
 }
 
 TEST_F(StatusCommandServer, JsonPrintsTheDocument) {
