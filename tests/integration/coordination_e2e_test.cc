@@ -6,8 +6,10 @@
 // taking writes; a deposed instance that wakes up acts no more.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -50,6 +52,7 @@ class CoordinationTest : public ::testing::Test {
       ports_[i] = freePort();
       json config = pgfailoverConfig(cluster_, ports_[i]);
       config["probe"]["interval_ms"] = 500;
+      config["admin"] = {{"token_file", tokenFile()}};
       config["etcd"] = {{"name", names_[i]},
                         {"endpoints", etcd_.clientUrls()},
                         {"prefix", kPrefix},
@@ -60,6 +63,13 @@ class CoordinationTest : public ::testing::Test {
       daemons_[i] = std::make_unique<DaemonProcess>(
           path, cluster_.dir() + "/pgfailover-" + names_[i] + ".log");
     }
+  }
+
+  std::string tokenFile() {
+    const std::string path = cluster_.dir() + "/admin.token";
+    std::ofstream(path) << "coordination-test-token\n";
+    ::chmod(path.c_str(), 0600);
+    return path;
   }
 
   // The leader key's holder, "" when nobody holds it or etcd does not answer.
@@ -116,6 +126,32 @@ TEST_F(CoordinationTest, OneActsAndAKilledActingInstanceIsReplacedOnlyAfterItsLe
   EXPECT_EQ(count(daemons_[other]->log(), "warn acting: "), 0) << logs();
   const std::string term = cluster_.sql(0, "SELECT term FROM pgfailover.heartbeat");
   EXPECT_NE(term, "0");
+  // Both serve the same picture of who acts; an admin request sent to the other one is sent on
+  // to the acting one, which answers it (a dry run: nothing changes).
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        for (int i : {0, 1}) {
+          const auto status = httpGet(ports_[i], "/status");
+          if (!status.ok()) return false;
+          const json body = json::parse(status.body, nullptr, false);
+          if (!body.is_object() || body.value("instance", json()) != names_[i] ||
+              body["coordination"].value("acting", json()) != names_[acting] ||
+              body["coordination"].value("acting_here", false) != (i == acting))
+            return false;
+        }
+        return true;
+      },
+      10s))
+      << httpGet(ports_[other], "/status").body;
+  std::string output;
+  EXPECT_EQ(
+      runPgfailover({"switchover", "--url", "http://127.0.0.1:" + std::to_string(ports_[other]),
+                     "--token-file", cluster_.dir() + "/admin.token", "--dry-run"},
+                    &output),
+      0)
+      << output;
+  EXPECT_NE(output.find("127.0.0.1:" + std::to_string(ports_[acting])), std::string::npos)
+      << "says where it was sent: " << output;
 
   const auto killed_at = Clock::now();
   ASSERT_TRUE(daemons_[acting]->signal(SIGKILL));
