@@ -58,6 +58,7 @@ class CoordinationTest : public ::testing::Test {
                         {"prefix", kPrefix},
                         {"lease_ttl_ms", kTtlMs},
                         {"request_timeout_ms", 250}};
+      configs_[i] = config;
       const std::string path =
           writePgfailoverConfig(cluster_, config, "pgfailover-" + names_[i] + ".json");
       daemons_[i] = std::make_unique<DaemonProcess>(
@@ -112,6 +113,7 @@ class CoordinationTest : public ::testing::Test {
   std::unique_ptr<coord::EtcdClient> client_;
   std::string names_[2] = {"alpha", "beta"};
   int ports_[2] = {0, 0};
+  json configs_[2];
   std::unique_ptr<DaemonProcess> daemons_[2];
 };
 
@@ -316,4 +318,41 @@ TEST_F(CoordinationTest, CleanStopOfTheActingInstanceHandsOverAtOnce) {
 }
 
 }  // namespace
+// The instances disagree: the acting one lost its path to the primary (here: its configuration
+// points at a port where nothing listens, so it sees the primary refuse, the strongest
+// evidence), while the other instance and the replica still reach it. No false failover: the
+// replica streaming from the primary vetoes it, whichever instance acts.
+TEST_F(CoordinationTest, ActingInstanceThatLostThePrimaryAloneDoesNotFailItOver) {
+  ASSERT_GE(startBoth(), 0);
+  // beta restarts without a path to pg1, then alpha hands over to it (a clean stop) and comes
+  // back as the instance that does not act.
+  ASSERT_TRUE(daemons_[1]->signal(SIGKILL));
+  ASSERT_TRUE(daemons_[1]->waitForExit(5s).has_value());
+  const int acted_before = count(daemons_[1]->log(), "warn acting: ");
+  json blind = configs_[1];
+  blind["nodes"][0]["port"] = freePort();
+  writePgfailoverConfig(cluster_, blind, "pgfailover-" + names_[1] + ".json");
+  ASSERT_TRUE(waitUntil([&] { return !hasKey("members/" + names_[1]); }, 15s)) << logs();
+  ASSERT_TRUE(daemons_[1]->start());
+  if (leader() == names_[0]) {
+    ASSERT_TRUE(daemons_[0]->stop().has_value());
+  }
+  ASSERT_TRUE(waitUntil([&] { return leader() == names_[1]; }, 15s)) << logs();
+  ASSERT_TRUE(daemons_[0]->start());
+  ASSERT_TRUE(
+      waitUntil([&] { return count(daemons_[1]->log(), "warn acting: ") > acted_before; }, 15s))
+      << logs();
+  // Well past the refused-primary timeout (3 s) and the silence one.
+  std::this_thread::sleep_for(12s);
+  EXPECT_EQ(leader(), names_[1]) << logs();
+  EXPECT_EQ(promotions(), 0) << logs();
+  EXPECT_EQ(cluster_.sql(1, "SELECT pg_is_in_recovery()"), "t");
+  bool wrote = false;
+  cluster_.sql(0, "CREATE TABLE IF NOT EXISTS still_writable(x int)", &wrote);
+  EXPECT_TRUE(wrote) << "the primary keeps taking writes";
+  const json status = json::parse(httpGet(ports_[1], "/status").body, nullptr, false);
+  ASSERT_TRUE(status.is_object());
+  EXPECT_EQ(status.value("state", ""), "failover_vetoed") << status.dump(2);
+}
+
 }  // namespace pgfailover::testing
