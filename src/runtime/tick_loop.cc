@@ -187,6 +187,15 @@ bool TickLoop::takeOver(SteadyTime now) {
   seeded.promote_issued_at = {};
   seeded.promote_attempts = 0;
   seeded.switchover.reset();
+  // A give-up of promotions it never issued (attempts "exhausted" while nobody acted) is not
+  // carried over either; vetoes that come from observations are found again this tick.
+  seeded.veto.reset();
+  // The transition table is keyed by the state: one that only an issued action leads to is left
+  // for what the observations say (a failing primary keeps its countdown).
+  if (seeded.state == core::ClusterState::kPromoting ||
+      seeded.state == core::ClusterState::kSwitchingOver)
+    seeded.state =
+        seeded.failing_since ? core::ClusterState::kPrimaryFailing : core::ClusterState::kDegraded;
   for (auto& at : seeded.slot_use_requested_at) at.reset();
   if (state) {
     std::optional<std::size_t> primary;
@@ -213,6 +222,7 @@ bool TickLoop::takeOver(SteadyTime now) {
         // The promotion may have landed or may still land: waited for like one this instance
         // issued itself (confirmed, retried on the same node, or given up), never a second one
         // elsewhere.
+        seeded.state = core::ClusterState::kPromoting;
         seeded.promoting = i;
         seeded.unconfirmed_promotion = i;
         seeded.promote_issued_at = now;
