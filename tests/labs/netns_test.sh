@@ -30,6 +30,8 @@ set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 LAB=$REPO_ROOT/scripts/lab-netns.sh
+# shellcheck source=tests/labs/lab-checks.sh
+source "$REPO_ROOT/tests/labs/lab-checks.sh"
 ((EUID == 0)) || {
   echo "netns_test: needs root (network namespaces)" >&2
   exit 1
@@ -87,21 +89,6 @@ failover_counts() {
     n=$(client_exec curl -s --max-time 3 "$url/metrics" | awk '/^pgfailover_failovers_total\{result="succeeded"\}/ {print int($2)}')
     printf '%s ' "${n:-0}"
   done
-}
-# Each instance counts the failover at most once (every instance sees it; the acting one made it).
-counted_once() { # counts-before counts-after
-  local -a before after
-  local i seen=0
-  read -r -a before <<<"$1"
-  read -r -a after <<<"$2"
-  for i in "${!after[@]}"; do
-    case $((after[i] - ${before[i]:-0})) in
-      0) ;;
-      1) seen=1 ;;
-      *) return 1 ;;
-    esac
-  done
-  ((seen == 1))
 }
 # Writes through the DSN (the writable node, whichever it is).
 dsn_sql() {
