@@ -172,7 +172,8 @@ if [[ -z ${CTEST_ARGS:-} && ${SKIP_LABS:-0} != 1 ]]; then
   bash tests/labs/static_checks.sh || failed_phases+=("static checks")
   # Each lab in its own address range and namespace prefix (docs/lab-netns.md). The lab builds
   # into the test build dir (nothing to do) and must leave its tests on. Two pgfailover
-  # instances through etcd (the test's default; the chaos suite runs the single instance).
+  # instances through etcd (the test's default; the chaos suite runs the single instance, and
+  # two for its scenarios 13 and 15 in the quick pass).
   phase "namespace lab, end to end"
   LAB_BUILD_DIR="$BUILD_DIR" NETNS_TEST_NET=10.231.91.0/24 NETNS_TEST_PREFIX=pgfci- \
     LAB_SKIP_DEPS=1 bash tests/labs/netns_test.sh || failed_phases+=("namespace lab")

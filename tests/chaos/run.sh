@@ -7,13 +7,18 @@
 # lost acknowledged write (synchronous mode, and every scenario without a failover), the expected
 # number of promotions (zero where a failover would be false), and the cluster back to a primary
 # plus a streaming replica by itself within a generous limit. Timings are measured and written
-# to the results, never asserted.
+# to the results, never asserted; the one bound asserted is a safety property: in scenario 16 the
+# instance cut off from etcd must stop acting within its lease TTL, before another one acts.
 #
 # Usage: tests/chaos/run.sh [--quick] [--scenarios 1,3,5-7] [--repeat N] [--modes async,sync]
 #                           [--results DIR] [--stop-on-failure]
-#   --quick      the CI set: every scenario once in async and once in sync mode (the nodes'
-#                lease guard on, no fencing hook; with *-stonith modes, only scenario 10 there)
-#   --scenarios  which of 1..12 (default all); --repeat N runs each N times per mode (default 1)
+#   --quick      the CI set: scenarios 1..12 once in async and once in sync mode (the nodes'
+#                lease guard on, no fencing hook; with *-stonith modes, only scenario 10 there),
+#                and of the two-instance scenarios 13 and 15 once, in async mode only
+#   --scenarios  which of 1..16 (default all); --repeat N runs each N times per mode (default 1).
+#                1..12 run with one pgfailover (the lab's `up`); 13..16 with two instances and a
+#                3-member etcd (`up --instances 2`: pgf1 next to pg1, pgf2 next to pg2), in a lab
+#                of their own
 #   --modes      async (synchronous.mode off), sync (synchronous.mode on); default both.
 #                async-stonith, sync-stonith: the same with failover.fencing_hook powering the old
 #                primary off before each failover promotion (LAB_FENCING_HOOK=1)
@@ -32,7 +37,10 @@ LAB_SH=$REPO_ROOT/scripts/lab-netns.sh
 CHECKER=$REPO_ROOT/tests/chaos/checker.py
 PYTHON=/usr/bin/python3 # Debian's: python3-psycopg2 is a Debian package
 
-ALL_SCENARIOS=(1 2 3 4 5 6 7 8 9 10 11 12)
+ALL_SCENARIOS=(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+# Scenarios that need two pgfailover instances coordinated through etcd (docs/coordination.md).
+MULTI_SCENARIOS=(13 14 15 16)
+is_multi() { [[ " ${MULTI_SCENARIOS[*]} " == *" $1 "* ]]; }
 declare -A TITLE=(
   [1]="kill -9 of the primary's postmaster"
   [2]="the primary's host lost (link down, then its postmaster killed; link back later)"
@@ -46,9 +54,13 @@ declare -A TITLE=(
   [10]="the old primary returns after a failover, postmaster still running (link restored)"
   [11]="both nodes crash, then both are started again (old primary first)"
   [12]="planned switchover under write load, there and back"
+  [13]="two instances: the host of the primary and of the acting instance lost together"
+  [14]="two instances: the acting instance killed -9 mid-failover (promotion intent in etcd)"
+  [15]="two instances: etcd quorum lost for 30 s (every member killed), nothing else"
+  [16]="two instances: the acting instance cut off from etcd only (it still reaches the nodes)"
 )
 # Expected promotions (new timelines) per scenario.
-declare -A PROMOTIONS=([1]=1 [2]=1 [3]=0 [4]=0 [5]=1 [6]=0 [7]=0 [8]=0 [9]=1 [10]=1 [11]=0 [12]=2)
+declare -A PROMOTIONS=([1]=1 [2]=1 [3]=0 [4]=0 [5]=1 [6]=0 [7]=0 [8]=0 [9]=1 [10]=1 [11]=0 [12]=2 [13]=1 [14]=1 [15]=0 [16]=0)
 
 CONVERGE_LIMIT=${CHAOS_CONVERGE_LIMIT:-240} # s to get back to healthy after the fault ends (a re-clone takes ~90 s)
 FAILOVER_LIMIT=60                           # s for an expected failover to be visible
@@ -105,15 +117,20 @@ while (($# > 0)); do
   shift
 done
 ((${#scenarios[@]} > 0)) || scenarios=("${ALL_SCENARIOS[@]}")
-for s in "${scenarios[@]}"; do [[ -n ${TITLE[$s]:-} ]] || die "no scenario $s (1..12)"; done
+for s in "${scenarios[@]}"; do [[ -n ${TITLE[$s]:-} ]] || die "no scenario $s (1..16)"; done
 for m in "${modes[@]}"; do
   [[ $m =~ ^(async|sync)(-stonith)?$ ]] || die "mode '$m': use async, sync, async-stonith, sync-stonith"
 done
 # The quick set (CI): every scenario once asynchronously and once synchronously (24 runs, about
 # 15 minutes on a quiet 2-core machine). Scenario 10 runs without a fencing hook: the nodes'
 # lease guard is what closes its window (docs/lifecycle.md, "Self-fencing"). A mode list given
-# after --quick (e.g. --modes async-stonith) runs scenario 10 only in *-stonith modes.
+# after --quick (e.g. --modes async-stonith) runs scenario 10 only in *-stonith modes. Of the
+# two-instance scenarios the quick set runs 13 (the acting instance lost with the primary's host:
+# the takeover and the failover) and 15 (etcd without quorum: nothing may move) in async mode
+# only: their lab of their own and the two runs add about 75 s (measured 73 s on 2 loaded cores).
 QUICK_STONITH=(10)
+QUICK_MULTI=(13 15)
+QUICK_MULTI_MODES=(async)
 
 ((EUID == 0)) || die "needs root (network namespaces): run it with sudo"
 if ! [[ -x $PYTHON ]] || ! "$PYTHON" -c 'import psycopg2' 2>/dev/null; then
@@ -127,7 +144,15 @@ export LAB_PREFIX=${CHAOS_PREFIX:-pgfch-}
 export LAB_TIMEOUT=${LAB_TIMEOUT:-120}
 NET_BASE=${LAB_NET%.0/24}
 CLIENT_NS=${LAB_PREFIX}client
-URL=http://$NET_BASE.10:8008
+SINGLE_URL=http://$NET_BASE.10:8008
+# The lab's shape: 1 (one pgfailover in pgf, scenarios 1..12) or 2 (pgf1 in pg1's namespace,
+# pgf2 in pg2's, etcd members on pg1, pg2 and pgf; scenarios 13..16).
+shape=1
+ETCD_PREFIX=/pgfailover/netns-lab # scripts/lab-netns.sh's etcd.prefix
+ETCD_ENDPOINTS=$NET_BASE.11:2379,$NET_BASE.12:2379,$NET_BASE.10:2379
+ETCD_CLIENT_PORT=2379
+LEASE_TTL_S=5                 # etcd.lease_ttl_ms's default, which the lab keeps
+ETCD_CUT_TABLE=pgfchaos_etcd  # scenario 16's nftables table inside the acting instance's host
 if [[ -z ${PGFAILOVER_BIN:-} ]]; then
   PGFAILOVER_BIN=$REPO_ROOT/build-chaos/pgfailover
   if [[ ! -x $PGFAILOVER_BIN ]]; then
@@ -148,9 +173,59 @@ SUITE_START=$SECONDS
 
 lab() { bash "$LAB_SH" "$@"; }
 now() { date +%s.%N; }
-status_json() { ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 "$URL/status" 2>/dev/null || true; }
-metrics() { ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 "$URL/metrics" 2>/dev/null || true; }
-history_json() { ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 "$URL/history" 2>/dev/null || echo '[]'; }
+
+# ----- two instances: who acts ------------------------------------------------------------------
+
+inst_ip() { printf '%s.1%s\n' "$NET_BASE" "$1"; } # pgf1 next to pg1 (.11), pgf2 next to pg2 (.12)
+inst_url() { printf 'http://%s:8008\n' "$(inst_ip "$1")"; }
+inst_log() { if (($1 == 1)); then echo "$LAB_DIR/pgf/pgfailover.log"; else echo "$LAB_DIR/pgf/pgfailover-$1.log"; fi; }
+inst_pid_file() { if (($1 == 1)); then echo "$LAB_DIR/pgf/pgfailover.pid"; else echo "$LAB_DIR/pgf/pgfailover-$1.pid"; fi; }
+etcdctl_lab() {
+  ip netns exec "$CLIENT_NS" env ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" \
+    --dial-timeout=500ms --command-timeout=1s "$@" 2>/dev/null
+}
+# The etcd leader key's value (pgf1, pgf2), '' when nobody holds it or etcd has no quorum.
+leader() { etcdctl_lab get --print-value-only "$ETCD_PREFIX/leader" | head -n1 || true; }
+leader_inst() { local l; l=$(leader); [[ $l =~ ^pgf([12])$ ]] && printf '%s\n' "${BASH_REMATCH[1]}"; return 0; }
+# The promotion intent the acting instance writes (guarded) before pg_promote; '' when none.
+promotion_intent() { etcdctl_lab get --print-value-only "$ETCD_PREFIX/promotion-intent" | head -n1 || true; }
+# Instance I's PID from the lab's pid file, when that process runs the binary (by PID only).
+inst_pid() {
+  local pid='' exe
+  read -r pid <"$(inst_pid_file "$1")" 2>/dev/null || true
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  [[ $exe == "$PGFAILOVER_BIN" || $exe == "$PGFAILOVER_BIN (deleted)" ]] || return 0
+  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 0
+  printf '%s\n' "$pid"
+}
+inst_answers() { ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 -o /dev/null "$(inst_url "$1")/status" 2>/dev/null; }
+
+# The API the runner asks: the only instance, or the acting one (by the leader key), or when
+# nobody acts (etcd down, a handover) the first instance that answers: every instance observes.
+api_url() {
+  if ((shape == 1)); then
+    printf '%s\n' "$SINGLE_URL"
+    return
+  fi
+  local i
+  i=$(leader_inst)
+  if [[ -n $i ]]; then
+    inst_url "$i"
+    return
+  fi
+  for i in 1 2; do
+    if inst_answers "$i"; then
+      inst_url "$i"
+      return
+    fi
+  done
+  inst_url 1
+}
+status_json() { ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 "$(api_url)/status" 2>/dev/null || true; }
+metrics() { ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 "$(api_url)/metrics" 2>/dev/null || true; }
+# /history of the acting instance (which took the history over from <prefix>/state in etcd).
+history_json() { ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 "$(api_url)/history" 2>/dev/null || echo '[]'; }
 field() { jq -r "$1 // empty" <<<"$(status_json)" 2>/dev/null || true; }
 other_node() { if [[ $1 == pg1 ]]; then echo pg2; else echo pg1; fi; }
 node_ip() { if [[ $1 == pg1 ]]; then echo "$NET_BASE.11"; else echo "$NET_BASE.12"; fi; }
@@ -211,13 +286,23 @@ start_poller() { # file
   (
     trap 'exit 0' TERM
     while :; do
-      s=$(status_json)
+      l=''
+      if ((shape == 2)); then
+        l=$(leader)
+        if [[ $l =~ ^pgf([12])$ ]]; then
+          s=$(ip netns exec "$CLIENT_NS" curl -s -f --max-time 2 "$(inst_url "${BASH_REMATCH[1]}")/status" 2>/dev/null || true)
+        else
+          s=$(status_json)
+        fi
+      else
+        s=$(status_json)
+      fi
       if [[ -n $s ]]; then
-        jq -c --arg t "$(now)" '{t: ($t | tonumber), state, primary, veto,
+        jq -c --arg t "$(now)" --arg l "$l" '{t: ($t | tonumber), state, primary, veto, leader: $l,
           standalone: (.synchronous.standalone // null),
           nodes: [.nodes[] | {name, role, reachable, wal: (.wal_receiver.status // null)}]}' <<<"$s" 2>/dev/null || true
       else
-        printf '{"t":%s,"state":"no-answer"}\n' "$(now)"
+        printf '{"t":%s,"state":"no-answer","leader":"%s"}\n' "$(now)" "$l"
       fi
       sleep 0.25
     done
@@ -255,21 +340,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-lab_start() { # mode
+lab_start() { # mode shape
   local sync=off hook=0
+  local -a up_args=()
+  shape=${2:-1}
+  ((shape == 1)) || up_args=(--instances "$shape")
   [[ $1 == sync* ]] && sync=on
   [[ $1 == *-stonith ]] && hook=1
   if [[ -e $LAB_DIR ]]; then
     say "a lab is left in $LAB_DIR: taking it down first"
     lab down >>"$results/lab.log" 2>&1 || die "cannot remove the old lab in $LAB_DIR (see $results/lab.log)"
   fi
-  say "lab up ($1: synchronous.mode $sync, fencing hook $hook, lease guard ${CHAOS_LEASE_GUARD:-1}; $LAB_NET, $LAB_PREFIX, $LAB_DIR)"
+  say "lab up ($1: synchronous.mode $sync, fencing hook $hook, lease guard ${CHAOS_LEASE_GUARD:-1}, $shape pgfailover instance(s); $LAB_NET, $LAB_PREFIX, $LAB_DIR)"
   lab_up=1
-  LAB_SYNC=$sync LAB_FENCING_HOOK=$hook LAB_LEASE_GUARD=${CHAOS_LEASE_GUARD:-1} LAB_ICMP=1 lab up >>"$results/lab.log" 2>&1 || die "lab up failed: see $results/lab.log"
+  LAB_SYNC=$sync LAB_FENCING_HOOK=$hook LAB_LEASE_GUARD=${CHAOS_LEASE_GUARD:-1} LAB_ICMP=1 lab up "${up_args[@]}" >>"$results/lab.log" 2>&1 || die "lab up failed: see $results/lab.log"
   wait_healthy 120 >/dev/null || die "the new lab did not become healthy within 120 s"
 }
 lab_stop() {
-  say "lab down"
+  say "lab down ($shape instance(s))"
   lab down >>"$results/lab.log" 2>&1 || die "lab down failed: see $results/lab.log"
   lab_up=0
 }
@@ -283,6 +371,10 @@ ensure_healthy() { # mode
   fi
   say "not healthy before the run: healing the network and starting what is down"
   lab heal >>"$results/lab.log" 2>&1 || true
+  if ((shape == 2)); then
+    etcd_cut_remove
+    lab start etcd >>"$results/lab.log" 2>&1 || true
+  fi
   for n in pg1 pg2; do
     lab cont "$n" >>"$results/lab.log" 2>&1 || true
   done
@@ -297,8 +389,62 @@ ensure_healthy() { # mode
     return 0
   fi
   say "still not healthy: rebuilding the lab"
+  local was=$shape
   lab_stop
-  lab_start "$1"
+  lab_start "$1" "$was"
+}
+
+# Two instances before a run: both run (a run may have left one stopped), etcd has its three
+# members and one instance acts.
+ensure_instances() {
+  local i deadline
+  etcd_cut_remove
+  for i in 1 2; do
+    if [[ -z $(inst_pid "$i") ]]; then
+      say "pgfailover pgf$i is not running before the run: starting it"
+      lab pgfailover start >>"$results/lab.log" 2>&1 || true
+    fi
+  done
+  if ! etcdctl_lab endpoint health >/dev/null; then
+    lab start etcd >>"$results/lab.log" 2>&1 || true
+  fi
+  deadline=$((SECONDS + 60))
+  until [[ -n $(leader_inst) ]] && inst_answers 1 && inst_answers 2; do
+    ((SECONDS < deadline)) || die "two instances: no instance acts, or one does not answer, 60 s before the run"
+    sleep 0.5
+  done
+}
+
+# Scenario 16's cut, inside the acting instance's host: new connections to etcd's client port
+# from that namespace are dropped (their SYN: stateless, no conntrack that would also catch the
+# open connections it never saw start), and so is everything of the instance's own open connections
+# to it (found by its PID with ss). The etcd member on the same host keeps its own connection to
+# its client port (its JSON gateway, which the other instance may be using) and its peers.
+etcd_cut() { # instance
+  local i=$1 ns=${LAB_PREFIX}pg$1 pid ports
+  pid=$(inst_pid "$i")
+  [[ -n $pid ]] || return 1
+  ip netns exec "$ns" nft -f - <<EOF || return 1
+table inet $ETCD_CUT_TABLE {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    tcp dport $ETCD_CLIENT_PORT tcp flags & (syn | ack) == syn drop
+  }
+}
+EOF
+  # With new connections refused, the instance's open ones are all there are to find.
+  ports=$(ip netns exec "$ns" ss -Htnp state established "( dport = :$ETCD_CLIENT_PORT )" 2>/dev/null |
+    awk -v pid="pid=$pid," 'index($0, pid) { n = split($3, a, ":"); print a[n] }' | sort -un | paste -sd, -)
+  if [[ -n $ports ]]; then
+    ip netns exec "$ns" nft add rule inet "$ETCD_CUT_TABLE" out tcp dport "$ETCD_CLIENT_PORT" tcp sport "{ $ports }" drop || return 1
+  fi
+  printf '%s\n' "${ports:-none}"
+}
+etcd_cut_remove() {
+  local h
+  for h in pg1 pg2; do
+    ip netns exec "${LAB_PREFIX}$h" nft delete table inet "$ETCD_CUT_TABLE" 2>/dev/null || true
+  done
 }
 
 # ----- one run --------------------------------------------------------------------------------
@@ -521,14 +667,244 @@ scenario_12() {
   expect "switched back to $primary0" wait_primary_is "$primary0" 30
 }
 
+# ----- two instances (scenarios 13..16) ----------------------------------------------------------
+
+measure() { printf '{"%s":%s}\n' "$1" "$2" >>"$run_dir/measures.jsonl"; } # name number
+other_inst() { if [[ $1 == 1 ]]; then echo 2; else echo 1; fi; }
+node_inst() { echo "${1#pg}"; } # the instance next to a node: pgf1 next to pg1
+# An instance crashes: SIGKILL by the PID in its pid file.
+kill_inst() { # instance
+  local pid
+  pid=$(inst_pid "$1")
+  if [[ -z $pid ]]; then
+    failures+=("pgfailover pgf$1 was not running when it was to be killed")
+    return 1
+  fi
+  kill -KILL "$pid"
+  local deadline=$((SECONDS + 10))
+  while [[ -n $(inst_pid "$1") ]] && ((SECONDS < deadline)); do sleep 0.1; done
+  printf '{"t":%s,"event":"pgf%s-killed"}\n' "$(now)" "$1" >>"$run_dir/events.jsonl"
+}
+leader_is() { [[ $(leader) == "pgf$1" ]]; }
+wait_leader_is() { # instance seconds
+  local deadline=$((SECONDS + $2))
+  while ((SECONDS < deadline)); do
+    leader_is "$1" && return 0
+    sleep 0.25
+  done
+  return 1
+}
+# Back to one acting instance: the leader key names an instance that runs, and both answer.
+one_acting() {
+  local i
+  i=$(leader_inst)
+  [[ -n $i && -n $(inst_pid "$i") ]] && inst_answers 1 && inst_answers 2
+}
+wait_one_acting() { # seconds
+  local deadline=$((SECONDS + $1))
+  while ((SECONDS < deadline)); do
+    one_acting && return 0
+    sleep 0.5
+  done
+  return 1
+}
+# The first line of an instance's log with EVENT after a time (epoch seconds), as epoch seconds.
+log_event_after() { # instance event after
+  local line ts
+  while IFS= read -r line; do
+    ts=$(date -u -d "${line%% *}" +%s.%N 2>/dev/null) || continue
+    if awk -v a="$ts" -v b="$3" 'BEGIN { exit !(a > b) }'; then
+      printf '%s\n' "$ts"
+      return 0
+    fi
+  done < <(grep -a " $2: " "$(inst_log "$1")" 2>/dev/null || true)
+  return 1
+}
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; } # from to
+
+# Scenario 13 needs the acting instance on the primary's host: a clean stop of the acting one
+# (it resigns, the other takes the key at once), then it starts again as the standby instance.
+prepare_13() {
+  local want
+  want=$(node_inst "$primary0")
+  for _ in 1 2 3; do
+    leader_is "$want" && return 0
+    say "  moving the acting instance to pgf$want, next to the primary $primary0 (now: $(leader))"
+    lab pgfailover stop >>"$run_dir/lab.log" 2>&1 || true
+    wait_leader_is "$want" 30 || true
+    lab pgfailover start >>"$run_dir/lab.log" 2>&1 || true
+    wait_one_acting 60 || true
+  done
+  leader_is "$want" || die "could not make pgf$want (next to the primary $primary0) the acting instance"
+}
+scenario_13() {
+  local acting other t0
+  acting=$(node_inst "$primary0")
+  other=$(other_inst "$acting")
+  t0=$(now)
+  # The host is gone: its cable, then everything on it that matters dies (its postmaster and the
+  # acting pgfailover; its etcd member, cut off, is a minority of one).
+  inject link "$primary0" down
+  event fault
+  kill_inst "$acting" || true
+  inject kill "$primary0"
+  if wait_leader_is "$other" 30; then
+    observed+=("ok: pgf$other took the leader key")
+    measure handover_s "$(elapsed "$t0" "$(now)")"
+  else
+    failures+=("pgf$other did not take the leader key within 30 s (leader: '$(leader)')")
+  fi
+  expect "failover to $replica0 within ${FAILOVER_LIMIT}s" wait_primary_is "$replica0" "$FAILOVER_LIMIT"
+  sleep 5
+  event heal
+  # The host comes back: its cable, and its init starts pgfailover again (as the standby one).
+  inject link "$primary0" up
+  inject pgfailover start
+}
+scenario_14() {
+  local t0 hit='' deadline=$((SECONDS + FAILOVER_LIMIT)) acting other intent
+  inject kill "$primary0"
+  event fault
+  t0=$(now)
+  # The moment the acting instance wrote its promotion intent (before pg_promote), or /status
+  # says promoting, or the replica is writable already.
+  while ((SECONDS < deadline)); do
+    intent=$(promotion_intent)
+    if [[ -n $intent ]]; then
+      hit="promotion intent in etcd ($(jq -c '{node, instance, term}' <<<"$intent" 2>/dev/null))"
+      break
+    fi
+    if [[ $(field .state) == promoting ]]; then
+      hit=promoting
+      break
+    fi
+    if node_writable "$replica0"; then
+      hit=replica-writable
+      break
+    fi
+    sleep 0.05
+  done
+  if [[ -z $hit ]]; then
+    failures+=("no promotion started within ${FAILOVER_LIMIT}s")
+    return 0
+  fi
+  acting=$(leader_inst)
+  if [[ -z $acting ]]; then
+    failures+=("nobody held the leader key at the promotion")
+    return 0
+  fi
+  other=$(other_inst "$acting")
+  kill_inst "$acting" || return 0
+  observed+=("pgf$acting killed -9 at: $hit, $(elapsed "$t0" "$(now)") s after the primary's crash")
+  local t_kill
+  t_kill=$(now)
+  if wait_leader_is "$other" 30; then
+    observed+=("ok: pgf$other took the leader key")
+    measure handover_s "$(elapsed "$t_kill" "$(now)")"
+  else
+    failures+=("pgf$other did not take the leader key within 30 s (leader: '$(leader)')")
+  fi
+  expect "failover to $replica0 completed by pgf$other" wait_primary_is "$replica0" "$FAILOVER_LIMIT"
+  event heal
+  # Its init starts the killed instance again: the other one keeps acting.
+  inject pgfailover start
+  sleep 3
+  expect "pgf$other still acts after pgf$acting came back" leader_is "$other"
+}
+scenario_15() {
+  local t0 t1 from to
+  inject kill etcd
+  event fault
+  t0=$(now)
+  # 30 s without quorum: nobody may act, so nothing is promoted or demoted; the primary serves.
+  local deadline=$((SECONDS + 30)) demoted=0 promoted=0
+  while ((SECONDS < deadline)); do
+    node_writable "$primary0" || demoted=$((demoted + 1))
+    node_writable "$replica0" && promoted=$((promoted + 1))
+    sleep 1
+  done
+  t1=$(now)
+  expect "$replica0 never writable while etcd was down (seen $promoted times)" [ "$promoted" == 0 ]
+  expect "$primary0 writable all along while etcd was down (not writable $demoted times)" [ "$demoted" == 0 ]
+  event heal
+  inject start etcd
+  # Acknowledged writes in every 5 s of the outage (the first 2 s left for the kill to land).
+  for ((from = 0; from < 30; from += 5)); do
+    to=$((from + 5))
+    expect "$primary0 acknowledged writes in seconds $from-$to of the etcd outage" \
+      acked_by_between "$primary0" "$(awk -v t="$t0" -v f="$from" 'BEGIN { printf "%.3f", t + f }')" \
+      "$(awk -v t="$t0" -v f="$to" -v e="$t1" 'BEGIN { x = t + f; if (x > e) x = e; printf "%.3f", x }')"
+  done
+  local t_start
+  t_start=$(now)
+  if wait_one_acting 60; then
+    observed+=("ok: pgf$(leader_inst) acts again")
+    measure etcd_back_to_acting_s "$(elapsed "$t_start" "$(now)")"
+  else
+    failures+=("no instance acts within 60 s of etcd's restart (leader: '$(leader)')")
+  fi
+}
+scenario_16() {
+  local acting other ports t0 stopped acted
+  acting=$(leader_inst)
+  if [[ -z $acting ]]; then
+    failures+=("nobody holds the leader key before the cut")
+    return 0
+  fi
+  other=$(other_inst "$acting")
+  t0=$(now)
+  if ! ports=$(etcd_cut "$acting"); then
+    failures+=("could not cut pgf$acting off from etcd")
+    return 0
+  fi
+  event fault
+  observed+=("pgf$acting cut off from etcd (its open connections from ports: $ports)")
+  if wait_leader_is "$other" 30; then
+    measure handover_s "$(elapsed "$t0" "$(now)")"
+  else
+    failures+=("pgf$other did not take the leader key within 30 s (leader: '$(leader)')")
+  fi
+  no_failover_for 10
+  # From the instances' logs: the cut one stops acting, within its lease TTL, before the other
+  # one acts. Never two acting at once.
+  sleep 1
+  if stopped=$(log_event_after "$acting" acting_stopped "$t0"); then
+    measure acting_stopped_after_cut_s "$(elapsed "$t0" "$stopped")"
+    expect "pgf$acting stopped acting within its lease TTL (${LEASE_TTL_S} s) of the cut ($(elapsed "$t0" "$stopped") s)" \
+      awk -v a="$stopped" -v b="$t0" -v ttl="$LEASE_TTL_S" 'BEGIN { exit !(a - b <= ttl) }'
+  else
+    failures+=("pgf$acting's log has no acting_stopped after the cut")
+  fi
+  if acted=$(log_event_after "$other" acting "$t0"); then
+    measure other_acting_after_cut_s "$(elapsed "$t0" "$acted")"
+    if [[ -n ${stopped:-} ]]; then
+      expect "pgf$acting stopped acting ($(elapsed "$t0" "$stopped") s) before pgf$other acted ($(elapsed "$t0" "$acted") s)" \
+        awk -v a="$stopped" -v b="$acted" 'BEGIN { exit !(a < b) }'
+    fi
+  else
+    failures+=("pgf$other's log has no 'acts now' after the cut")
+  fi
+  event heal
+  etcd_cut_remove
+  sleep 3
+  expect "pgf$other still acts once pgf$acting reaches etcd again" leader_is "$other"
+}
+
 run_one() { # mode scenario rep
   local mode=$1 n=$2 rep=$3
   run_dir=$results/$mode/s$n-r$rep
   mkdir -p -- "$run_dir"
   failures=() observed=()
   ensure_healthy "$mode"
+  ((shape == 1)) || ensure_instances
   primary0=$(healthy_primary)
   replica0=$(other_node "$primary0")
+  : >"$run_dir/measures.jsonl"
+  if declare -F "prepare_$n" >/dev/null; then
+    "prepare_$n"
+    primary0=$(wait_healthy 60) || die "not healthy after preparing scenario $n"
+    replica0=$(other_node "$primary0")
+  fi
   local failovers0 switchovers0 run_id t_start
   failovers0=$(failovers_recorded)
   switchovers0=$(switchovers_recorded)
@@ -569,6 +945,9 @@ run_one() { # mode scenario rep
   else
     failures+=("not back to a healthy primary + streaming replica within ${CONVERGE_LIMIT}s")
   fi
+  if ((shape == 2)); then
+    expect "back to one acting instance (leader key: $(leader)), both instances answer" wait_one_acting 60
+  fi
   sleep 2 # the checker's samples must see health hold, not one lucky moment
   stop_bg poller_pid
   kill -TERM "$checker_pid" 2>/dev/null || true
@@ -587,6 +966,9 @@ run_one() { # mode scenario rep
   status_json >"$run_dir/status-end.json"
   history_json >"$run_dir/history.json"
   tail -n 300 "$LAB_DIR/pgf/pgfailover.log" >"$run_dir/pgfailover.log" 2>/dev/null || true
+  if ((shape == 2)); then
+    tail -n 300 "$(inst_log 2)" >"$run_dir/pgfailover-2.log" 2>/dev/null || true
+  fi
 
   if ! jq -e 'type == "object"' "$report" >/dev/null 2>&1; then
     failures+=("the checker produced no report (see checker.log)")
@@ -626,12 +1008,14 @@ run_one() { # mode scenario rep
     --arg bin "$PGFAILOVER_BIN" --arg bin_sha "$BIN_SHA" --arg commit "$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     --argjson observed "$(if ((${#observed[@]} == 0)); then echo '[]'; else printf '%s\n' "${observed[@]}" | jq -R . | jq -s -c .; fi)" \
     --slurpfile report <(jq . "$report" 2>/dev/null || echo null) \
+    --argjson instances "$shape" --argjson measures "$(jq -s -c 'add // {}' "$run_dir/measures.jsonl" 2>/dev/null || echo '{}')" \
     --argjson events "$(jq -c --argjson t "$start_ms" '[.[] | select(.at_ms >= $t)
         | {at, kind, result, node, reason: (.reason[0:160])}]' "$run_dir/history.json" 2>/dev/null || echo '[]')" \
     --args '{mode: $mode, scenario: $scenario, rep: $rep, title: $title, verdict: $verdict,
              failures: $ARGS.positional, checks_passed: $observed, primary_before: $primary0, run_seconds: $seconds,
              healthy_seen_by_runner_after_s: $healthy_after, failovers_in_history: $failovers, switchovers_in_history: $switchovers,
-             history_during_run: $events, binary: $bin, binary_sha1: $bin_sha, commit: $commit, checker: $report[0]}' \
+             history_during_run: $events, binary: $bin, binary_sha1: $bin_sha, commit: $commit,
+             instances: $instances, measures: $measures, checker: $report[0]}' \
     "${failures[@]}" >"$run_dir/result.json"
   if [[ $verdict == pass ]]; then
     say "   PASS $mode scenario $n run $rep ($((SECONDS - t_start)) s; $(jq -r '.checker | "gap \(.longest_write_gap_s)s, fault->new-primary write \(.fault_to_first_new_primary_write_s)s, healthy after \(.fault_to_healthy_s)s, lost \(.lost_acked), promotions \(.promotions)"' "$run_dir/result.json"))"
@@ -653,23 +1037,39 @@ run_one() { # mode scenario rep
     if ((quick)) && [[ $mode == *-stonith ]]; then
       list=()
       for s in "${scenarios[@]}"; do [[ " ${QUICK_STONITH[*]} " == *" $s "* ]] && list+=("$s"); done
-    fi
-    ((${#list[@]} > 0)) || continue
-    lab_start "$mode"
-    for ((rep = 1; rep <= repeat; rep++)); do
-      for n in "${list[@]}"; do
-        total=$((total + 1))
-        run_one "$mode" "$n" "$rep"
-        if [[ $(<"$run_dir/verdict") != pass ]]; then
-          failed=$((failed + 1))
-          if ((stop_on_failure)); then
-            say "stopping at the first failure (--stop-on-failure)"
-            break 3
-          fi
+    elif ((quick)); then
+      list=()
+      for s in "${scenarios[@]}"; do
+        if ! is_multi "$s"; then
+          list+=("$s")
+        elif [[ " ${QUICK_MULTI[*]} " == *" $s "* && " ${QUICK_MULTI_MODES[*]} " == *" $mode "* ]]; then
+          list+=("$s")
         fi
       done
+    fi
+    # One lab per shape: scenarios 1..12 with one instance, 13..16 with two and etcd.
+    for want_shape in 1 2; do
+      group=()
+      for s in "${list[@]}"; do
+        if is_multi "$s"; then ((want_shape == 2)) && group+=("$s"); else ((want_shape == 1)) && group+=("$s"); fi
+      done
+      ((${#group[@]} > 0)) || continue
+      lab_start "$mode" "$want_shape"
+      for ((rep = 1; rep <= repeat; rep++)); do
+        for n in "${group[@]}"; do
+          total=$((total + 1))
+          run_one "$mode" "$n" "$rep"
+          if [[ $(<"$run_dir/verdict") != pass ]]; then
+            failed=$((failed + 1))
+            if ((stop_on_failure)); then
+              say "stopping at the first failure (--stop-on-failure)"
+              break 4
+            fi
+          fi
+        done
+      done
+      lab_stop
     done
-    lab_stop
   done
 
   jq -s 'map({mode, scenario, rep, verdict, failures})' "$results"/*/s*-r*/result.json >"$results/summary.json" 2>/dev/null || true

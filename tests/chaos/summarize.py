@@ -2,7 +2,8 @@
 """Prints the chaos suite's results (tests/chaos/run.sh --results DIR, one or more folders) as the
 Markdown table of docs/reliability.md: scenario x mode -> runs, passed, split-brain windows,
 false failovers, lost acknowledged writes, fault -> first write on the new primary, longest
-write gap, fault -> healthy again. Figures are min / median / max over the runs.
+write gap, fault -> healthy again. Figures are min / median / max over the runs. For the
+two-instance scenarios (13..16) a second table: the handover and etcd figures the runner measured.
 
 Usage: tests/chaos/summarize.py RESULTS_DIR [RESULTS_DIR...]
 """
@@ -12,7 +13,13 @@ import os
 import statistics
 import sys
 
-NO_FAILOVER = {3, 4, 6, 7, 8, 11}
+NO_FAILOVER = {3, 4, 6, 7, 8, 11, 15, 16}
+MEASURES = [
+    ("handover_s", "fault → the other instance holds the leader key (s)"),
+    ("acting_stopped_after_cut_s", "cut → the cut instance stops acting (s)"),
+    ("other_acting_after_cut_s", "cut → the other instance acts (s)"),
+    ("etcd_back_to_acting_s", "etcd started → an instance acts (s)"),
+]
 
 
 def spread(values, fmt="%.1f"):
@@ -52,6 +59,14 @@ def main():
         healthy = spread([x.get("fault_to_healthy_s") for x in c])
         print("| %d | %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s |" % (
             n, g[0]["title"], mode, len(g), passed, sb, promos, false_fo, lost, first, gap, healthy))
+    measured = sorted(k for k in groups if any(r.get("measures") for r in groups[k]))
+    if measured:
+        print("\n| # | mode | runs | " + " | ".join(title for _, title in MEASURES) + " |")
+        print("|---|---|---|" + "---|" * len(MEASURES))
+        for (n, mode) in measured:
+            g = groups[(n, mode)]
+            cells = [spread([(r.get("measures") or {}).get(key) for r in g]) for key, _ in MEASURES]
+            print("| %d | %s | %d | %s |" % (n, mode, len(g), " | ".join(cells)))
     failed = [r for r in runs if r["verdict"] != "pass"]
     if failed:
         print("\nFailed runs:\n")
