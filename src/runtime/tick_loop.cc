@@ -114,7 +114,11 @@ Status TickLoop::restoreState() {
     memory_.last_primary_system_identifier = persisted_.system_identifier;
   }
   memory_.failovers = persisted_.failovers;
-  if (persisted_.promotion_intent) {
+  if (persisted_.promotion_intent && persisted_.primary == persisted_.promotion_intent) {
+    // Stopped between recording the promotion as done and clearing the intent (the next
+    // tick's write): nothing to wait for.
+    persisted_.promotion_intent.reset();
+  } else if (persisted_.promotion_intent) {
     for (std::size_t i = 0; i < config_.nodes.size(); ++i)
       if (config_.nodes[i].name == *persisted_.promotion_intent) {
         // Stopped between writing the intent and seeing the promotion land: it may still land,
@@ -163,8 +167,12 @@ void TickLoop::requestStop() {
 bool TickLoop::coordinate(SteadyTime now) {
   coordination_ = coordinator_->step(now);
   if (!coordinator_->shared()) return true;
-  bool acting = coordinator_->acting(now);
-  if (acting && !was_acting_ && !takeOver(now)) acting = false;
+  // Judged after the step, which may have waited out a deadline on every endpoint: judged at
+  // the tick's start, an instance cut off from etcd went on writing the heartbeat and acting
+  // seconds after its window had closed and another instance had taken over.
+  const SteadyTime stepped = clock_->steady();
+  bool acting = coordinator_->acting(stepped);
+  if (acting && !was_acting_ && !takeOver(stepped)) acting = false;
   if (was_acting_ && !acting)
     log_.warn("acting_stopped", "this instance stops acting: " +
                                     std::string(coordination_.etcd_reachable
@@ -237,7 +245,15 @@ bool TickLoop::takeOver(SteadyTime now) {
   // The first instance ever to act shares its state at once, whether or not it changes.
   share_state_ = !state;
   std::string found;
-  if (intent && intent->is_object() && (*intent)["node"].is_string()) {
+  if (intent && intent->is_object() && (*intent)["node"].is_string() && state &&
+      state->primary == (*intent)["node"].get<std::string>() &&
+      state->primary_timeline > intent->value("timeline", std::uint32_t{0})) {
+    // The acting instance died between recording the promotion as done and deleting its
+    // intent (the next tick's write): done already, not to be waited for, counted or recorded
+    // again. The intent goes with this instance's first state write.
+    intent_outstanding_ = true;
+    found = ", the promotion of '" + *state->primary + "' already recorded";
+  } else if (intent && intent->is_object() && (*intent)["node"].is_string()) {
     const std::string node = (*intent)["node"].get<std::string>();
     for (std::size_t i = 0; i < config_.nodes.size(); ++i)
       if (config_.nodes[i].name == node) {

@@ -35,8 +35,9 @@ class FakeProbe : public NodeProbe {
  public:
   explicit FakeProbe(core::NodeObservation seen) : seen_(std::move(seen)) {}
 
-  core::NodeObservation probe(bool) override {
+  core::NodeObservation probe(bool write_heartbeat) override {
     ++probes_;
+    if (write_heartbeat) ++heartbeats_;
     if (hang_) gate_.wait();
     std::lock_guard lock(mutex_);
     ++returned_;
@@ -64,6 +65,7 @@ class FakeProbe : public NodeProbe {
     release_.set_value();
   }
   int probes() const { return probes_; }
+  int heartbeats() const { return heartbeats_; }
   int returned() const { return returned_; }
 
  private:
@@ -74,6 +76,7 @@ class FakeProbe : public NodeProbe {
   std::promise<void> release_;
   std::shared_future<void> gate_;
   std::atomic<int> probes_{0};
+  std::atomic<int> heartbeats_{0};
   std::atomic<int> returned_{0};
 };
 
@@ -134,6 +137,7 @@ class FakeCoordinator : public Coordinator {
  public:
   bool shared() const override { return true; }
   core::CoordinationView step(SteadyTime) override {
+    if (clock && step_takes > Millis{0}) clock->advance(step_takes);
     core::CoordinationView view;
     view.enabled = true;
     view.instance = "a";
@@ -142,7 +146,9 @@ class FakeCoordinator : public Coordinator {
     view.etcd_reachable = true;
     return view;
   }
-  bool acting(SteadyTime) const override { return acting_now; }
+  bool acting(SteadyTime now) const override {
+    return acting_now && (!acting_until || now < *acting_until);
+  }
   std::string instance() const override { return "a"; }
   std::int64_t term() const override { return 7; }
   Status guard(SteadyTime, const std::vector<DocumentWrite>& writes) override {
@@ -165,6 +171,9 @@ class FakeCoordinator : public Coordinator {
   void resign() override {}
 
   bool acting_now = false;
+  std::optional<SteadyTime> acting_until;  // the acting window's end, when set
+  FakeClock* clock = nullptr;              // advanced by each step by step_takes
+  Millis step_takes{0};
   bool refuse = false;
   int guards = 0;
   std::map<std::string, nlohmann::json> documents;
@@ -396,6 +405,68 @@ TEST_F(TickLoopTest, SeamsThatDoNotMatchTheNodesAreRefused) {
   seams.probes.push_back(std::make_unique<FakeProbe>(primaryNode("pg1")));
   seams.executor = std::make_unique<FakeExecutor>(2);
   EXPECT_THROW(TickLoop(config_, std::move(seams), sink_, metrics_, log_), std::invalid_argument);
+}
+
+// The acting instance died between recording the failover in the shared state and deleting
+// its intent (the next tick's write). The successor finds the intent's node already recorded
+// as the primary on a newer timeline: nothing to wait for, nothing to count or record again.
+TEST_F(TickLoopTest, ATakeoverAfterThePromotionWasRecordedDoesNotRecordItAgain) {
+  auto owned = std::make_unique<FakeCoordinator>();
+  FakeCoordinator* coordinator = owned.get();
+  PersistedState shared;
+  shared.primary = "pg2";
+  shared.primary_timeline = 2;
+  shared.failovers = 1;
+  HistoryEvent failover;
+  failover.kind = "failover";
+  failover.from = "pg1";
+  failover.to = "pg2";
+  failover.node = "pg2";
+  failover.result = "succeeded";
+  shared.addEvent(failover);
+  coordinator->documents[kSharedStateDocument] = nlohmann::json::parse(toJson(shared));
+  coordinator->documents[kPromotionIntentDocument] = {
+      {"node", "pg2"}, {"timeline", 1}, {"instance", "b"}, {"term", 3}};
+  coordinator->acting_now = true;
+  start("", std::move(owned));
+  pg1_->set(downNode("pg1"));
+  pg2_->set(primaryNode("pg2", 2));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(tick()) << log_text_.str();
+  EXPECT_NE(log_text_.str().find("already recorded"), std::string::npos) << log_text_.str();
+  EXPECT_FALSE(loop_->memory().promoting.has_value());
+  EXPECT_EQ(loop_->memory().failovers, 1u);
+  EXPECT_EQ(coordinator->documents.count(kPromotionIntentDocument), 0u);
+  const auto& state = coordinator->documents[kSharedStateDocument];
+  EXPECT_EQ(state["failovers"], 1) << state.dump(2);
+  std::size_t failovers = 0;
+  for (const auto& event : state["history"])
+    if (event.value("kind", "") == "failover") ++failovers;
+  EXPECT_EQ(failovers, 1u) << state.dump(2);
+  EXPECT_EQ(executor_->count(core::ActionKind::kPromote), 0u);
+}
+
+// Whether this instance may act is judged after the election step, which can wait out a
+// deadline on every etcd endpoint: an instance cut off from etcd whose window closed during the
+// step neither writes the heartbeat nor acts in that tick.
+TEST_F(TickLoopTest, AnActingWindowThatClosedDuringTheStepStopsTheTick) {
+  auto owned = std::make_unique<FakeCoordinator>();
+  FakeCoordinator* coordinator = owned.get();
+  coordinator->acting_now = true;
+  start("", std::move(owned));
+  coordinator->clock = clock_;
+  ASSERT_TRUE(tick());
+  ASSERT_TRUE(tick());
+  ASSERT_GT(pg1_->heartbeats(), 0) << "the acting instance writes the heartbeat";
+  const int written = pg1_->heartbeats() + pg2_->heartbeats();
+  // etcd stops answering: the step now takes 3 s, and the window closes 1 s into the next one.
+  coordinator->step_takes = 3000ms;
+  coordinator->acting_until = clock_->steady() + 1000ms + 1000ms;
+  pg1_->set(downNode("pg1"));
+  pg2_->set(replicaNode("pg2", false));
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(tick());
+  EXPECT_EQ(pg1_->heartbeats() + pg2_->heartbeats(), written) << log_text_.str();
+  EXPECT_TRUE(executor_->taken.empty()) << log_text_.str();
+  EXPECT_NE(log_text_.str().find("acting_stopped"), std::string::npos);
 }
 
 }  // namespace
