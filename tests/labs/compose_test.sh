@@ -267,30 +267,35 @@ wait_until 30 "the etcd leader key names an instance" leader_is_an_instance
 acting=$(leader)
 other=pgfailover-1
 [[ $acting == pgfailover-1 ]] && other=pgfailover-2
-# Each instance's own view of who acts, where its /status shows it (a coordination section).
-for service in pgfailover-1 pgfailover-2; do
-  coordination=$(api_of "$service" /status | jq -c '.coordination // empty' 2>/dev/null || true)
-  [[ -n $coordination ]] || continue
-  want=false
-  [[ $service == "$acting" ]] && want=true
-  [[ $(jq -r .instance <<<"$coordination") == "$service" && $(jq -r .acting <<<"$coordination") == "$want" ]] ||
-    fail "$service's /status says $coordination while $acting holds the leader key"
-done
+# Each instance's own view of who acts (its /status: instance, coordination.acting and
+# acting_here), as of its latest tick.
+views_agree() {
+  local service status want
+  for service in pgfailover-1 pgfailover-2; do
+    status=$(api_of "$service" /status 2>/dev/null || true)
+    want=false
+    [[ $service == "$acting" ]] && want=true
+    [[ $(jq -r '.instance // empty' <<<"$status" 2>/dev/null) == "$service" &&
+      $(jq -r '.coordination.acting' <<<"$status") == "$acting" &&
+      $(jq -r '.coordination.acting_here' <<<"$status") == "$want" ]] || return 1
+  done
+}
+wait_until 10 "both instances' /status say $acting acts (and only it acts here)" views_agree
 log "ok: $acting acts, $other stands by"
 $DOCKER kill "$(compose ps -q "$acting")" >/dev/null
 killed_at=$SECONDS
 other_acts() { [[ $(leader) == "$other" ]]; }
 wait_until 30 "$other holds the leader key" other_acts
 handover_seconds=$((SECONDS - killed_at))
-other_says_acting() { [[ $(api_of "$other" /status | jq -r '.coordination.acting // true' 2>/dev/null) == true ]]; }
-wait_until 10 "$other's /status (where it has a coordination section) says it acts" other_says_acting
+other_says_acting() { [[ $(api_of "$other" /status | jq -r '.coordination.acting_here' 2>/dev/null) == true ]]; }
+wait_until 10 "$other's /status says it acts" other_says_acting
 # The killed one comes back (HAProxy checks through pgfailover-1's API, the nodes' guard asks
 # it): it stands by, $other keeps acting.
 compose start "$acting" >&2
 answers_healthz() { [[ $(api_of "$1" /healthz -o /dev/null -w '%{http_code}' 2>/dev/null) == 200 ]]; }
 wait_until 60 "$acting answers /healthz again" answers_healthz "$acting"
 [[ $(leader) == "$other" ]] || fail "the leader key moved from $other to '$(leader)' when $acting came back"
-[[ $(api_of "$acting" /status | jq -r '.coordination.acting // false') == false ]] || fail "$acting acts again after its restart while $other holds the key"
+[[ $(api_of "$acting" /status | jq -r '.coordination.acting_here') == false ]] || fail "$acting acts again after its restart while $other holds the key"
 log "ok: $other took over ${handover_seconds}s after $acting was killed; $acting back, standing by"
 phase_done instances
 

@@ -223,17 +223,22 @@ if ((INSTANCES == 2)); then
   leader_is_one() { [[ $(leader) =~ ^pgf[12]$ ]]; }
   wait_until 30 "the etcd leader key names an instance" leader_is_one
   acting=$(leader)
-  # Each instance's own view of who acts, where its /status shows it (a coordination section).
-  for url in $(instance_urls); do
-    coordination=$(client_exec curl -s --max-time 3 "$url/status" | jq -c '.coordination // empty' 2>/dev/null || true)
-    [[ -n $coordination ]] || continue
-    name=$(jq -r '.instance' <<<"$coordination")
-    if [[ $name == "$acting" ]]; then
-      [[ $(jq -r '.acting' <<<"$coordination") == true ]] || fail "$name holds the leader key but its /status says it does not act: $coordination"
-    else
-      [[ $(jq -r '.acting' <<<"$coordination") == false ]] || fail "$name acts by its /status while $acting holds the leader key: $coordination"
-    fi
-  done
+  # Each instance's own view of who acts (its /status: instance, coordination.acting and
+  # acting_here), as of its latest tick.
+  views_agree() {
+    local url status name
+    for url in $(instance_urls); do
+      status=$(client_exec curl -s --max-time 3 "$url/status" 2>/dev/null || true)
+      name=$(jq -r '.instance // empty' <<<"$status" 2>/dev/null || true)
+      [[ -n $name && $(jq -r '.coordination.acting' <<<"$status") == "$acting" ]] || return 1
+      if [[ $name == "$acting" ]]; then
+        [[ $(jq -r '.coordination.acting_here' <<<"$status") == true ]] || return 1
+      else
+        [[ $(jq -r '.coordination.acting_here' <<<"$status") == false ]] || return 1
+      fi
+    done
+  }
+  wait_until 10 "both instances' /status say $acting acts (and only it acts here)" views_agree
   log "ok: $acting acts, the other instance does not"
 
   step "kill -9 the acting instance ($acting): the other one acts"
@@ -245,10 +250,8 @@ if ((INSTANCES == 2)); then
   wait_until 30 "$other holds the leader key" other_acts
   handover_seconds=$((SECONDS - killed_at))
   wait_until 30 "healthy under $other: pg1 primary, pg2 replica" healthy_with pg1 pg2
-  if [[ -n $(field '.coordination // empty') ]]; then
-    [[ $(field .coordination.instance) == "$other" && $(field .coordination.acting) == true ]] ||
-      fail "the API lab status asks is not $other acting: $(field .coordination)"
-  fi
+  [[ $(field .instance) == "$other" && $(field .coordination.acting_here) == true ]] ||
+    fail "the API lab status asks is not $other acting: $(field .coordination)"
 
   step "start $acting again: it does not take over"
   lab pgfailover start
