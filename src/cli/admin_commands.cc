@@ -385,15 +385,19 @@ int runAdminCommand(Kind kind, const std::vector<std::string>& args, std::ostrea
   // The history before the request, so the wait recognises the events that follow it.
   const bool waiting = !parsed.dry_run && parsed.wait_seconds > 0;
   std::vector<Json> baseline;
-  if (waiting) {
+  // From the instance that will carry the request out (re-read after a redirect).
+  auto readBaseline = [&]() {
+    if (!waiting) return true;
     std::string error;
     auto history = fetchHistory(client, kHistoryPath, error);
     if (!history) {
       err << prefix << error << "\n";
-      return kExitFailure;
+      return false;
     }
     baseline = std::move(*history);
-  }
+    return true;
+  };
+  if (!readBaseline()) return kExitFailure;
 
   Json body = Json::object();
   if (parsed.to) body["target"] = *parsed.to;
@@ -410,16 +414,7 @@ int runAdminCommand(Kind kind, const std::vector<std::string>& args, std::ostrea
     auto acting = actingClient(client, path, answer, prefix, out, err);
     if (!acting) return kExitFailure;
     client = std::move(*acting);
-    if (waiting) {
-      // The outcome is recorded by the instance that carries the request out.
-      std::string error;
-      auto history = fetchHistory(client, kHistoryPath, error);
-      if (!history) {
-        err << prefix << error << "\n";
-        return kExitFailure;
-      }
-      baseline = std::move(*history);
-    }
+    if (!readBaseline()) return kExitFailure;
     answer = client.post(path, body.dump(), *token);
     if (!answer.answered()) {
       err << prefix << "cannot reach " << client.urlOf(path) << ": " << answer.error << "\n";

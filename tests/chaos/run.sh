@@ -596,19 +596,8 @@ scenario_9() {
   event fault
   # Kill pgfailover the moment the promotion is under way: state promoting, or the replica
   # already writable (pg_promote returned) before a tick confirmed it.
-  local deadline=$((SECONDS + FAILOVER_LIMIT)) hit=''
-  while ((SECONDS < deadline)); do
-    if [[ $(field .state) == promoting ]]; then
-      hit=promoting
-      break
-    fi
-    if node_writable "$replica0"; then
-      hit=replica-writable
-      break
-    fi
-    sleep 0.05
-  done
-  if [[ -z $hit ]]; then
+  local hit=''
+  if ! hit=$(promotion_under_way); then
     failures+=("no promotion started within ${FAILOVER_LIMIT}s")
     return 0
   fi
@@ -761,30 +750,39 @@ scenario_13() {
   inject link "$primary0" up
   inject pgfailover start
 }
+# Waits up to FAILOVER_LIMIT for a promotion to be under way and prints what showed it: the
+# promotion intent in etcd (with "intent", two-instance labs), /status saying promoting, or the
+# replica writable already. Fails when none showed.
+promotion_under_way() {
+  local deadline=$((SECONDS + FAILOVER_LIMIT)) intent
+  while ((SECONDS < deadline)); do
+    if [[ ${1:-} == intent ]]; then
+      intent=$(promotion_intent)
+      if [[ -n $intent ]]; then
+        echo "promotion intent in etcd ($(jq -c '{node, instance, term}' <<<"$intent" 2>/dev/null))"
+        return 0
+      fi
+    fi
+    if [[ $(field .state) == promoting ]]; then
+      echo promoting
+      return 0
+    fi
+    if node_writable "$replica0"; then
+      echo replica-writable
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 1
+}
 scenario_14() {
-  local t0 hit='' deadline=$((SECONDS + FAILOVER_LIMIT)) acting other intent
+  local t0 hit='' acting other
   inject kill "$primary0"
   event fault
   t0=$(now)
   # The moment the acting instance wrote its promotion intent (before pg_promote), or /status
   # says promoting, or the replica is writable already.
-  while ((SECONDS < deadline)); do
-    intent=$(promotion_intent)
-    if [[ -n $intent ]]; then
-      hit="promotion intent in etcd ($(jq -c '{node, instance, term}' <<<"$intent" 2>/dev/null))"
-      break
-    fi
-    if [[ $(field .state) == promoting ]]; then
-      hit=promoting
-      break
-    fi
-    if node_writable "$replica0"; then
-      hit=replica-writable
-      break
-    fi
-    sleep 0.05
-  done
-  if [[ -z $hit ]]; then
+  if ! hit=$(promotion_under_way intent); then
     failures+=("no promotion started within ${FAILOVER_LIMIT}s")
     return 0
   fi
