@@ -67,17 +67,25 @@ def plot_rejoin(rj):
     with open(datf, "w") as f:
         for r in rows:
             d = (r.get("rejoin") or {}).get("duration_ms")
-            f.write(f"{r['db_bytes'] / 2**30:.3f} {d / 1000 if d is not None else 'NaN'} {r['pg_basebackup_s']}\n")
+
+            def diverged(key):
+                last = (r.get(key) or {}).get("rejoin") or {}
+                ms = last.get("duration_ms") if last.get("succeeded") else None
+                return f"{ms / 1000}" if ms is not None else "NaN"
+            f.write(f"{r['db_bytes'] / 2**30:.3f} {d / 1000 if d is not None else 'NaN'} {r['pg_basebackup_s']} "
+                    f"{diverged('diverged')} {diverged('diverged_rewind')}\n")
     png = os.path.join(env.IMG, "bench-rejoin.png")
     return gnuplot(f"""set terminal pngcairo size 800,450 font ',10'
 set output '{png}'
-set title 'Rejoin of the old primary after a failover, a few MB changed since'
+set title 'Rejoin of the old primary after a failover'
 set xlabel 'database size (GiB)'
 set ylabel 'seconds'
 set grid
 set yrange [0:*]
 set key top left
-plot '{datf}' using 1:2 with linespoints pt 7 lw 2 title 'pgfailover rejoin (pg\\_rewind, start, verify)', \\
+plot '{datf}' using 1:2 with linespoints pt 7 lw 2 title 'not diverged: pgfailover rejoin (follow)', \\
+     '{datf}' using 1:4 with linespoints pt 9 lw 2 title 'diverged: pgfailover rejoin (rewind auto)', \\
+     '{datf}' using 1:5 with linespoints pt 11 lw 2 title 'diverged: pg\\_rewind (rewind always)', \\
      '{datf}' using 1:3 with linespoints pt 5 lw 2 title 'pg\\_basebackup (full re-clone)'
 """, png)
 

@@ -21,18 +21,28 @@ def fmt_mb(b):
     return "–" if b is None else f"{b / 2**20:.0f} MB"
 
 
-def diverged_cells(d):
-    """The three diverged-round cells of a rejoin row."""
+def diverged_cells(d, with_wal=False):
+    """The cells of one diverged round of a rejoin row: method, rejoin (s), from the kill (s),
+    and (with_wal) what the new primary's pg_wal held."""
+    n = 4 if with_wal else 3
     if not d:
-        return "– | – | –"
+        return " | ".join(["–"] * n)
     if d.get("error"):
-        return f"not measured ({d['error']}) | – | –"
+        return f"not measured ({d['error']})" + " | –" * (n - 1)
     last = d.get("rejoin") or {}
     method = last.get("method") or "–"
     if not last.get("succeeded"):
         method += f" (**failed**: {last.get('error')})"
     dur = last.get("duration_ms")
-    return f"{method} | {fmt(dur / 1000 if dur is not None else None)} | {fmt(d.get('rejoined_after_s'))}"
+    cells = [method, fmt(dur / 1000 if dur is not None else None), fmt(d.get("rejoined_after_s"))]
+    if with_wal:
+        cells.insert(0, fmt_mb(d.get("source_pg_wal_bytes")))
+    return " | ".join(cells)
+
+
+def diverged_seconds(r, key):
+    last = (r.get(key) or {}).get("rejoin") or {}
+    return last["duration_ms"] / 1000 if last.get("succeeded") and last.get("duration_ms") is not None else None
 
 
 def judge_rejoin(ok):
@@ -73,6 +83,17 @@ def goals_table(fo, rj, fp, ht):
             L.append(f"| rejoin with a few MB changed: seconds, nearly independent of size | {dl:.1f} s ({lo['rejoin']['method']}) at "
                      f"{lo['size']}, {dh:.1f} s ({hi['rejoin']['method']}) at {hi['size']}; pg_basebackup {lo['pg_basebackup_s']} → "
                      f"{hi['pg_basebackup_s']} s | {judge_rejoin(ok)} |")
+            dv = [(r["size"], diverged_seconds(r, "diverged"), ((r.get("diverged") or {}).get("rejoin") or {}).get("method"))
+                  for r in ok]
+            dv = [x for x in dv if x[1] is not None]
+            if dv:
+                top = max(x[1] for x in dv)
+                big = [x for x in dv if x[0] == "10 GB"]
+                met = bool(big) and big[0][1] <= 10
+                L.append("| a diverged old primary back (issue 12): ≤ 10 s at 10 GB, nearly flat in size | "
+                         + ", ".join(f"{sz}: {sec:.1f} s ({m})" for sz, sec, m in dv)
+                         + f" | {'yes' if met else ('**no**' if big else 'not measured at 10 GB')}"
+                         + (f" (at most {top:.1f} s)" if met else "") + " |")
     if fp and "pgfailover" in fp.get("systems", {}):
         p = fp["systems"]["pgfailover"]
         g = p["idle"]["groups"]["pgfailover"]
@@ -167,13 +188,16 @@ def rejoin_section(rj):
          "A second round on the same data measures the path where the old primary did diverge: the new "
          "primary's replica stops receiving (an empty `primary_conninfo`), 100 rows are updated on the primary "
          "alone, its postmaster is killed, pgfailover promotes the replica and rejoins the old primary by itself "
-         "(rejoin on, `rejoin_grace_ms` 5 s). **diverged: rejoin** is that rejoin's `duration_ms`, **from the "
-         "kill** the time until it finished.", "",
-         "| data | database size | load time (s) | WAL written after failover | source pg_wal | pgfailover rejoin: method | rejoin (s) | until streaming (s) | pg_basebackup (s) | diverged: method | diverged: rejoin (s) | diverged: from the kill (s) | load (1/5/15) |",
-         "|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|"]
+         "(rejoin on, `rejoin_grace_ms` 5 s) at the default `failover.rewind: auto`: pg_rewind, or a fresh "
+         "pg_basebackup when that moves fewer bytes than the new primary's pg_wal, which PostgreSQL 15's "
+         "pg_rewind copies whole (*pg_wal* is what it held then). **diverged: rejoin** is that rejoin's "
+         "`duration_ms`, **from the kill** the time until it finished. A third round goes back the other way "
+         "with `failover.rewind: always`, so the last columns are pg_rewind itself at every size.", "",
+         "| data | database size | load time (s) | WAL written after failover | source pg_wal | pgfailover rejoin: method | rejoin (s) | until streaming (s) | pg_basebackup (s) | diverged: pg_wal | diverged (auto): method | rejoin (s) | from the kill (s) | diverged (always): pg_wal | method | rejoin (s) | from the kill (s) | load (1/5/15) |",
+         "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|"]
     for r in rj["results"]:
         if r.get("skipped"):
-            L.append(f"| {r['size']} | skipped: {r['skipped']} | | | | | | | | | | | |")
+            L.append(f"| {r['size']} | skipped: {r['skipped']} |" + " |" * 17)
             continue
         last = r.get("rejoin") or {}
         method = last.get("method") or "–"
@@ -183,7 +207,8 @@ def rejoin_section(rj):
         L.append(f"| {r['size']} (pgbench -s {r['pgbench_scale']}) | {r['db_bytes'] / 1e6:.0f} MB | {r.get('load_s', '–')} | "
                  f"{r['changed_wal_bytes'] / 1e6:.1f} MB | {fmt_mb(r.get('source_pg_wal_bytes'))} | {method} | "
                  f"{fmt(dur / 1000 if dur is not None else None)} | {fmt(r.get('streaming_after_s'))} | "
-                 f"{fmt(r['pg_basebackup_s'])} | {diverged_cells(r.get('diverged'))} | {r['load']} |")
+                 f"{fmt(r['pg_basebackup_s'])} | {diverged_cells(r.get('diverged'), True)} | "
+                 f"{diverged_cells(r.get('diverged_rewind'), True)} | {r['load']} |")
     L += figure(plot_rejoin(rj), "rejoin time vs size")
     L.append("")
     return L

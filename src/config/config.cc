@@ -185,6 +185,7 @@ const std::set<std::string> kFailoverKeys = {"confirmed_down_timeout_ms",
                                              "rejoin_grace_ms",
                                              "rejoin_retry_interval_ms",
                                              "rejoin_timeout_ms",
+                                             "rewind",
                                              "switchover_timeout_ms",
                                              "failback",
                                              "preferred_node",
@@ -689,6 +690,10 @@ LoadResult parseConfig(
     r.readMillis(*failover, "failover", "rejoin_grace_ms", f.rejoin_grace);
     r.readMillis(*failover, "failover", "rejoin_retry_interval_ms", f.rejoin_retry_interval);
     r.readMillis(*failover, "failover", "rejoin_timeout_ms", f.rejoin_timeout);
+    r.readString(*failover, "failover", "rewind", f.rewind);
+    if (f.rewind != "auto" && f.rewind != "always" && f.rewind != "never")
+      r.error("failover.rewind",
+              "must be \"auto\", \"always\" or \"never\" (got \"" + f.rewind + "\")");
     r.readMillis(*failover, "failover", "switchover_timeout_ms", f.switchover_timeout);
     r.readBool(*failover, "failover", "failback", f.failback);
     r.readString(*failover, "failover", "preferred_node", f.preferred_node);
@@ -913,6 +918,7 @@ std::string describeConfig(const Config& config) {
         {"rejoin_grace_ms", f.rejoin_grace.count()},
         {"rejoin_retry_interval_ms", f.rejoin_retry_interval.count()},
         {"rejoin_timeout_ms", f.rejoin_timeout.count()},
+        {"rewind", f.rewind},
         {"switchover_timeout_ms", f.switchover_timeout.count()},
         {"failback", f.failback},
         {"preferred_node", f.preferred_node},

@@ -113,6 +113,10 @@ struct ProbeConfig {
 // The settings the decision reads (common/failover_settings.h) and what only the runtime uses.
 struct FailoverConfig : FailoverSettings {
   Millis rejoin_timeout{600000};
+  // How a node that diverged is copied back (lifecycle/rejoin.h, RewindPolicy): "auto" runs
+  // pg_rewind unless a fresh copy moves fewer bytes, "always" pg_rewind whenever it can work,
+  // "never" a fresh pg_basebackup.
+  std::string rewind = "auto";
   std::string preferred_node;  // default: the first node
   // STONITH-style command run on pgfailover's host before every failover promotion; a non-zero
   // exit cancels that promotion attempt. Environment: PGFAILOVER_OLD_PRIMARY,

@@ -159,7 +159,10 @@ Decision decide(const Memory& memory, const ClusterView& view, Now now, const Po
                 .result = op.last_succeeded          ? EventResult::kSucceeded
                           : op.last_host_unreachable ? EventResult::kHostUnreachable
                                                      : EventResult::kFailed,
-                .reason = op.last_succeeded ? "rejoined by " + op.last_method : op.last_error,
+                .reason = op.last_succeeded
+                              ? "rejoined by " + op.last_method +
+                                    (op.last_why.empty() ? std::string() : ": " + op.last_why)
+                              : op.last_error,
                 .duration = op.last_duration,
                 .method = op.last_method});
     }

@@ -133,6 +133,7 @@ struct NodeOperation {
   // connect): nothing on the node was touched. A host behind a partition is not a broken rejoin.
   bool last_host_unreachable = false;
   std::string last_method;  // "restart", "follow", "rewind", "clone"
+  std::string last_why;     // why that method (lifecycle::RejoinResult::why)
   std::string last_error;
   SteadyTime last_finished_at{};
   Millis last_duration{0};

@@ -265,7 +265,8 @@ bool Rejoiner::divergedFromPrimary(const RejoinPlan& plan, const std::string& co
   const unsigned long timeline = std::strtoul(timeline_text.c_str(), &end, 10);
   if (timeline_text.empty() || *end != '\0' || timeline == 0 || timeline > 0xFFFFFFFFul ||
       !checkpoint) {
-    log_ += "divergence: the control data names no checkpoint; rewinding\n";
+    divergence_ = "the control data names no checkpoint";
+    log_ += "divergence: " + divergence_ + "; rewinding\n";
     return true;
   }
   input.node_timeline = static_cast<std::uint32_t>(timeline);
@@ -275,7 +276,8 @@ bool Rejoiner::divergedFromPrimary(const RejoinPlan& plan, const std::string& co
     input.newest_node_history =
         static_cast<std::uint32_t>(std::strtoul(newest.substr(0, 8).c_str(), nullptr, 16));
   if (input.node_timeline >= plan.primary_timeline) {
-    log_ += "divergence: the node is not behind the primary's timeline; rewinding\n";
+    divergence_ = "the node is not behind the primary's timeline";
+    log_ += "divergence: " + divergence_ + "; rewinding\n";
     return true;
   }
 
@@ -308,8 +310,79 @@ bool Rejoiner::divergedFromPrimary(const RejoinPlan& plan, const std::string& co
     if (bar != std::string::npos) input.primary_history = history.stdout_text.substr(bar + 1);
   }
   const DivergenceVerdict verdict = judgeDivergence(input);
+  divergence_ = verdict.reason;
   log_ += "divergence: " + verdict.reason + "\n";
   return verdict.diverged;
+}
+
+namespace {
+
+std::string megabytes(std::uint64_t bytes) {
+  return std::to_string((bytes + 512 * 1024) / (1024 * 1024)) + " MB";
+}
+
+}  // namespace
+
+CopyChoice chooseCopy(RewindPolicy policy, const std::optional<SourceSizes>& sizes,
+                      const std::string& why_unknown) {
+  if (policy == RewindPolicy::kNever)
+    return {true, "failover.rewind is \"never\": a fresh copy instead of pg_rewind"};
+  if (policy == RewindPolicy::kAlways) return {false, "failover.rewind is \"always\""};
+  if (!sizes)
+    return {false, "the primary's sizes are unknown (" +
+                       (why_unknown.empty() ? std::string("not read") : why_unknown) +
+                       "): pg_rewind"};
+  const std::string figures = "the primary's pg_wal holds " + megabytes(sizes->pg_wal_bytes) +
+                              ", its databases " + megabytes(sizes->data_bytes);
+  // pg_rewind copies at least all of pg_wal; a fresh copy, the databases (and the little WAL
+  // written meanwhile). Equal is a rewind: it keeps the node's files that did not change.
+  if (sizes->pg_wal_bytes > sizes->data_bytes)
+    return {true, figures + ": a fresh copy moves less than pg_rewind, which copies all of pg_wal"};
+  return {false, figures + ": pg_rewind (it copies all of pg_wal and the changed blocks)"};
+}
+
+std::string Rejoiner::cloneInsteadOfRewind(const RejoinPlan& plan) {
+  std::optional<SourceSizes> sizes;
+  std::string why_unknown;
+  if (plan.rewind == RewindPolicy::kAuto) {
+    if (source_sizes_) {
+      progress_("read the primary's sizes");
+      sizes = source_sizes_(why_unknown);
+    } else {
+      why_unknown = "no connection to read them";
+    }
+  }
+  const CopyChoice choice = chooseCopy(plan.rewind, sizes, why_unknown);
+  copy_reason_ = choice.reason;
+  log_ += "copy: " + choice.reason + "\n";
+  if (!choice.clone || plan.rewind == RewindPolicy::kNever)
+    return choice.clone ? choice.reason : "";
+  // Chosen for speed only: where both copies do not fit side by side, pg_rewind, which needs
+  // no second copy, is the way.
+  const std::string data = shellQuote(plan.data_dir);
+  auto space = exec("check free disk",
+                    "parent=$(dirname " + data + "); old=$(du -sk " + data +
+                        " | cut -f1); free=$(df -Pk \"$parent\" | awk 'NR==2 {print $4}'); "
+                        "echo \"$old $free\"",
+                    Millis{120000});
+  long long old_kb = 0, free_kb = 0;
+  if (!space.ok || std::sscanf(space.stdout_text.c_str(), "%lld %lld", &old_kb, &free_kb) != 2) {
+    copy_reason_ += "; cannot measure the free disk, so pg_rewind after all";
+    log_ += "copy: cannot measure the free disk, pg_rewind after all\n";
+    return "";
+  }
+  const long long copy_kb =
+      std::max(old_kb, static_cast<long long>(sizes ? sizes->data_bytes / 1024 : 0));
+  const long long need_kb = copy_kb + static_cast<long long>(plan.reserve_disk_bytes / 1024);
+  if (free_kb < need_kb) {
+    const std::string no_room = "a fresh copy needs about " + std::to_string(need_kb / 1024) +
+                                " MB beside the old data, the disk has " +
+                                std::to_string(free_kb / 1024) + " MB free: pg_rewind after all";
+    copy_reason_ += "; " + no_room;
+    log_ += "copy: " + no_room + "\n";
+    return "";
+  }
+  return choice.reason;
 }
 
 std::string rejoinWorkDir(const std::string& data_dir) {
@@ -322,6 +395,8 @@ std::string rejoinCloneDir(const std::string& data_dir) {
 
 RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
   log_.clear();
+  divergence_.clear();
+  copy_reason_.clear();
   const SteadyTime deadline = std::chrono::steady_clock::now() + budget;
   RejoinResult result;
   result.method = "rewind";
@@ -330,11 +405,16 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
     result.detail = log_;
     return result;
   };
-  auto succeed = [&](const std::string& method) {
+  auto succeed = [&](const std::string& method, std::string why) {
     result.method = method;
     result.status = Status::ok();
     result.detail = log_;
+    result.why = std::move(why);
     return result;
+  };
+  // A rejoin that copied: what the node's WAL showed, then why this copy.
+  auto copied = [&](const std::string& why_copy) {
+    return divergence_.empty() ? why_copy : divergence_ + "; " + why_copy;
   };
   const std::string data = shellQuote(plan.data_dir);
   const std::string work = shellQuote(rejoinWorkDir(plan.data_dir));
@@ -366,6 +446,7 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
   const bool present = found.stdout_text.find("present") != std::string::npos;
 
   std::string rewind_problem;
+  bool clone_chosen = false;  // pg_rewind could work, but a fresh copy is cheaper or asked for
   if (!present) {
     rewind_problem = plan.data_dir + " holds no data directory";
   } else {
@@ -388,7 +469,9 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
     if (control.ok && was_standby && plan.primary_timeline > 0 &&
         timeline == plan.primary_timeline) {
       if (Status s = followPrimary(plan, plan.data_dir); !s.isOk()) return fail(s);
-      if (startAndVerify(plan, deadline, Millis{30000}).isOk()) return succeed("restart");
+      if (startAndVerify(plan, deadline, Millis{30000}).isOk())
+        return succeed("restart", "a standby on the primary's timeline " +
+                                      std::to_string(plan.primary_timeline) + ": nothing to copy");
       log_ += "a plain restart did not stream; rewinding\n";
       if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
     } else if (control.ok && plan.primary_timeline > 0 && timeline < plan.primary_timeline &&
@@ -396,7 +479,8 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
       // An old primary (crashed, stopped or fenced) whose WAL is a prefix of the new primary's
       // history replays it as a standby and follows the new timeline: no pg_rewind.
       if (Status s = followPrimary(plan, plan.data_dir); !s.isOk()) return fail(s);
-      if (startAndVerify(plan, deadline, Millis{30000}).isOk()) return succeed("follow");
+      if (startAndVerify(plan, deadline, Millis{30000}).isOk())
+        return succeed("follow", divergence_);
       log_ += "following the new timeline did not stream; rewinding\n";
       if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
     }
@@ -405,6 +489,9 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
     } else if (!canRewind(control.stdout_text)) {
       // pg_rewind needs wal_log_hints or data checksums on the target.
       rewind_problem = "neither wal_log_hints nor data checksums are on";
+    } else if (std::string chosen = cloneInsteadOfRewind(plan); !chosen.empty()) {
+      rewind_problem = chosen;
+      clone_chosen = true;
     } else if (auto out = exec("take the data directory out of service", "mv " + data + " " + work,
                                Millis{30000});
                !out.ok) {
@@ -443,7 +530,7 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
         return fail({StatusCode::kUnavailable,
                      "cannot move " + rejoinWorkDir(plan.data_dir) + " back: " + back.summary});
       } else if (Status s = startAndVerify(plan, deadline, Millis{60000}); s.isOk()) {
-        return succeed("rewind");
+        return succeed("rewind", copied(copy_reason_.empty() ? "pg_rewind" : copy_reason_));
       } else {
         rewind_problem = s.message();
       }
@@ -453,7 +540,8 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
 
   // Fallback: a fresh copy, made beside the old data, which stays until the new copy streams.
   result.method = "clone";
-  log_ += "falling back to pg_basebackup: " + rewind_problem + "\n";
+  log_ += clone_chosen ? std::string("a fresh copy with pg_basebackup\n")
+                       : "falling back to pg_basebackup: " + rewind_problem + "\n";
   if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
   // Both copies live side by side for a while: refuse early rather than fill the disk. The
   // new copy is about as large as the old one (the primary's data, plus WAL).
@@ -513,7 +601,8 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
     return fail({s.code(), s.message() + "; the previous data directory is kept at " + aside});
   }
   exec("remove old data", "rm -rf " + shellQuote(aside), Millis{120000});
-  return succeed("clone");
+  return succeed("clone",
+                 clone_chosen ? copied(rewind_problem) : copied("no pg_rewind: " + rewind_problem));
 }
 
 }  // namespace pgfailover::lifecycle

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -22,6 +23,31 @@
 #include "ssh/command_runner.h"
 
 namespace pgfailover::lifecycle {
+
+// How a node that diverged from the primary gets the primary's data back. PostgreSQL 15's
+// pg_rewind copies the changed blocks of the data files but every file of the primary's pg_wal
+// whole (retained, recycled and preallocated segments alike), so its cost is bounded by the
+// primary's pg_wal (max_wal_size, wal_keep_size, slots), not by the data; a fresh copy costs
+// the data. kAuto takes whichever moves fewer bytes; kAlways pg_rewind whenever it can work;
+// kNever always a fresh copy (as Patroni's use_pg_rewind: false). A restart or a follow, which
+// copies nothing, is taken first under every policy.
+enum class RewindPolicy { kAuto, kAlways, kNever };
+
+// What the two ways would copy, read from the primary just before deciding.
+struct SourceSizes {
+  std::uint64_t pg_wal_bytes = 0;  // sum(size) of pg_ls_waldir(): what pg_rewind copies whole
+  std::uint64_t data_bytes = 0;    // sum of pg_database_size(): what pg_basebackup copies
+};
+
+struct CopyChoice {
+  bool clone = false;
+  std::string reason;  // one line for the rejoin's steps, /history and the log
+};
+
+// The choice itself, without I/O. `sizes` is empty when they could not be read (`why`): then
+// kAuto rewinds, as it always did.
+CopyChoice chooseCopy(RewindPolicy policy, const std::optional<SourceSizes>& sizes,
+                      const std::string& why_unknown);
 
 struct RejoinPlan {
   std::string node;  // name, also the application_name it streams with
@@ -38,6 +64,7 @@ struct RejoinPlan {
   std::string slot_name;  // empty: no slot
   // The primary's timeline; 0 when unknown. A standby already on it is restarted, not rewound.
   std::uint32_t primary_timeline = 0;
+  RewindPolicy rewind = RewindPolicy::kAuto;
   // Free disk to leave beyond a fresh copy's size before re-cloning (the old data stays until
   // the new copy streams, so both must fit).
   std::uint64_t reserve_disk_bytes = 256ull * 1024 * 1024;
@@ -49,6 +76,9 @@ struct RejoinResult {
   // before the fork: started as a standby, no pg_rewind), "rewind" or "clone"
   std::string method;
   std::string detail;  // what happened, one line per step, for logs and /history
+  // Why this method, in one line (/history's reason): what the node's WAL showed against the
+  // fork, and why a copy was pg_rewind or a fresh one.
+  std::string why;
 };
 
 class Rejoiner {
@@ -70,6 +100,13 @@ class Rejoiner {
     before_rewind_ = std::move(before_rewind);
   }
 
+  // Reads what pg_rewind and a fresh copy would move (RewindPolicy::kAuto), on the caller's
+  // connection to the primary; an empty result and `error` set when that failed. Without it,
+  // kAuto rewinds.
+  void setSourceSizes(std::function<std::optional<SourceSizes>(std::string& error)> sizes) {
+    source_sizes_ = std::move(sizes);
+  }
+
   RejoinResult run(const RejoinPlan& plan, Millis budget);
 
  private:
@@ -89,12 +126,18 @@ class Rejoiner {
   // Whether the stopped node holds WAL the primary does not (divergence.h); true whenever
   // that cannot be established.
   bool divergedFromPrimary(const RejoinPlan& plan, const std::string& control_data);
+  // Why a fresh copy is taken although pg_rewind could work, or "" to rewind: the plan's
+  // policy, the primary's sizes, and room on the node's disk for both copies side by side.
+  std::string cloneInsteadOfRewind(const RejoinPlan& plan);
   Millis remaining(SteadyTime deadline) const;
 
   ssh::CommandRunner& runner_;
   std::function<bool(Millis)> verify_streaming_;
   std::function<void(const std::string&)> progress_;
   std::function<std::string()> before_rewind_;
+  std::function<std::optional<SourceSizes>(std::string&)> source_sizes_;
+  std::string divergence_;   // the verdict on the node's WAL against the fork, when judged
+  std::string copy_reason_;  // why pg_rewind or a fresh copy, when chosen
   const std::atomic<bool>& stop_;
   std::string log_;
 };

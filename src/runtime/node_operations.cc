@@ -2,10 +2,13 @@
 
 #include <cctype>
 #include <chrono>
+#include <optional>
+#include <string_view>
 
 #include "lifecycle/fence_at_rest.h"
 #include "lifecycle/rejoin.h"
 #include "pg/connection.h"
+#include "pg/copy_sizes.h"
 #include "pg/errors.h"
 #include "pg/node_prober.h"
 #include "ssh/local_runner.h"
@@ -45,7 +48,10 @@ std::string slotName(const std::string& node) {
 // that did diverge, and the node then starts on a history the primary does not have. Hence a
 // CHECKPOINT on the source first, as pg_rewind's documentation asks. Needs superuser or
 // pg_checkpoint for pgfailover's role; returns the error, or "" when done.
-std::string checkpointSource(const config::NodeConfig& source, const config::ProbeConfig& probe) {
+// pgfailover's own connection to the primary, for the statements a rejoin runs there.
+std::optional<pg::PgError> connectToSource(const config::NodeConfig& source,
+                                           const config::ProbeConfig& probe,
+                                           pg::Connection& connection) {
   pg::ConnectOptions options;
   options.host = source.host;
   options.port = source.port;
@@ -59,13 +65,37 @@ std::string checkpointSource(const config::NodeConfig& source, const config::Pro
   options.connect_timeout = probe.connect_timeout;
   options.application_name = "pgfailover-action";
   options.statement_timeout = Millis{0};
+  return connection.connect(options, std::chrono::steady_clock::now() + probe.connect_timeout);
+}
+
+std::string checkpointSource(const config::NodeConfig& source, const config::ProbeConfig& probe) {
   pg::Connection connection;
-  if (auto error =
-          connection.connect(options, std::chrono::steady_clock::now() + probe.connect_timeout))
+  if (auto error = connectToSource(source, probe, connection))
     return pg::redact(error->message, source.password);
   auto done = connection.exec("CHECKPOINT", std::chrono::steady_clock::now() + Millis{60000});
   if (!done.ok()) return pg::redact(done.error->message, source.password);
   return "";
+}
+
+}  // namespace
+
+namespace {
+
+std::optional<lifecycle::SourceSizes> readSourceSizes(const config::NodeConfig& source,
+                                                      const config::ProbeConfig& probe,
+                                                      std::string& error) {
+  pg::Connection connection;
+  if (auto failed = connectToSource(source, probe, connection)) {
+    error = pg::redact(failed->message, source.password);
+    return std::nullopt;
+  }
+  auto sizes =
+      pg::readCopySizes(connection, std::chrono::steady_clock::now() + Millis{10000}, error);
+  if (!sizes) {
+    error = pg::redact(error, source.password);
+    return std::nullopt;
+  }
+  return lifecycle::SourceSizes{sizes->pg_wal_bytes, sizes->data_bytes};
 }
 
 }  // namespace
@@ -176,6 +206,9 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
   plan.sslmode = config_.replication.sslmode;
   plan.sslrootcert = config_.replication.sslrootcert;
   if (config_.replication.slots) plan.slot_name = slotName(target.name);
+  plan.rewind = config_.failover.rewind == "always"  ? lifecycle::RewindPolicy::kAlways
+                : config_.failover.rewind == "never" ? lifecycle::RewindPolicy::kNever
+                                                     : lifecycle::RewindPolicy::kAuto;
 
   // Streaming is verified over libpq with pgfailover's own credentials, on a connection of
   // this thread's own (the tick's prober is not shared across threads).
@@ -220,12 +253,22 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
                 {{"node", source.name}});
     return error;
   });
+  rejoiner.setSourceSizes([&](std::string& error) {
+    auto sizes = readSourceSizes(source, config_.probe, error);
+    if (!sizes)
+      log_.warn("source_sizes_failed",
+                "cannot read the pg_wal and database sizes of '" + source.name +
+                    "' (grant pg_monitor to pgfailover's role); rewinding: " + error,
+                {{"node", source.name}});
+    return sizes;
+  });
   auto result = rejoiner.run(plan, config_.failover.rejoin_timeout);
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
   if (result.status.isOk())
     log_.warn("rejoin_succeeded", "'" + target.name + "' streams from '" + source.name + "'",
               {{"node", target.name},
                {"method", result.method},
+               {"why", result.why},
                {"took_ms", std::to_string(took.count())},
                {"steps", result.detail}});
   else
@@ -248,6 +291,7 @@ void NodeOperations::runRejoin(std::size_t node, std::size_t primary) {
                                  (message.find("unable to connect") != std::string::npos ||
                                   message.find("(connect timeout)") != std::string::npos);
   report.last_method = result.method;
+  report.last_why = result.why;
   report.last_error = result.status.message();
   report.last_finished_at = std::chrono::steady_clock::now();
   report.last_duration = took;

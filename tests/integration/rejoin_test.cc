@@ -20,8 +20,11 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
+#include "pg/connection.h"
+#include "pg/copy_sizes.h"
 #include "ssh/local_runner.h"
 #include "support/lifecycle_harness.h"
 #include "support/pg_cluster.h"
@@ -69,7 +72,8 @@ class RejoinTest : public ::testing::Test {
   }
 
   lifecycle::RejoinResult rejoin(const lifecycle::RejoinPlan& plan, std::size_t node,
-                                 const std::function<void(const std::string&)>& on_step = {}) {
+                                 const std::function<void(const std::string&)>& on_step = {},
+                                 std::optional<std::size_t> sizes_from = std::nullopt) {
     auto verify = [this, node](Millis budget) {
       return waitUntil([&] { return cluster_.isStreaming(node); }, budget);
     };
@@ -78,6 +82,26 @@ class RejoinTest : public ::testing::Test {
       if (on_step) on_step(step);
     };
     lifecycle::Rejoiner rejoiner(runner_, verify, progress, stop_);
+    if (sizes_from) {
+      // The primary's sizes, read by the query pgfailover runs on its own connection.
+      pg::ConnectOptions options;
+      options.host = "127.0.0.1";
+      options.port = cluster_.node(*sizes_from).port;
+      options.user = cluster_.user();
+      options.password = Secret(cluster_.password());
+      options.connect_timeout = Millis{5000};
+      rejoiner.setSourceSizes([options](
+                                  std::string& error) -> std::optional<lifecycle::SourceSizes> {
+        pg::Connection connection;
+        if (auto failed = connection.connect(options, std::chrono::steady_clock::now() + 5s)) {
+          error = failed->message;
+          return std::nullopt;
+        }
+        auto sizes = pg::readCopySizes(connection, std::chrono::steady_clock::now() + 10s, error);
+        if (!sizes) return std::nullopt;
+        return lifecycle::SourceSizes{sizes->pg_wal_bytes, sizes->data_bytes};
+      });
+    }
     return rejoiner.run(plan, Millis{240000});
   }
 
@@ -96,6 +120,25 @@ class RejoinTest : public ::testing::Test {
     // pg_rewind reads the new timeline from the source's control file (docs/lifecycle.md).
     cluster_.sql(1, "CHECKPOINT", &ok);
     ASSERT_TRUE(ok);
+  }
+
+  // WAL that outlives its data: a table loaded and dropped again, then a checkpoint. The
+  // segments stay in pg_wal (wal_keep_size, or recycled for reuse); the databases shrink back.
+  void fillPgWal(std::size_t node) {
+    bool ok = false;
+    cluster_.sql(node,
+                 "CREATE TABLE bulk AS SELECT g, repeat('x', 200) AS pad "
+                 "FROM generate_series(1, 400000) g",
+                 &ok);
+    ASSERT_TRUE(ok);
+    cluster_.sql(node, "DROP TABLE bulk", &ok);
+    ASSERT_TRUE(ok);
+    cluster_.sql(node, "CHECKPOINT", &ok);
+    ASSERT_TRUE(ok);
+    const std::string wal = cluster_.sql(node, "SELECT sum(size) FROM pg_ls_waldir()");
+    const std::string data =
+        cluster_.sql(node, "SELECT sum(pg_database_size(oid)) FROM pg_database");
+    ASSERT_GT(std::stoll(wal), std::stoll(data)) << "pg_wal " << wal << " B, databases " << data;
   }
 
   bool contains(const std::string& step) const {
@@ -378,6 +421,57 @@ TEST_F(RejoinTest, CrashedPrimaryWithWalPastTheForkIsRewound) {
   EXPECT_NE(result.detail.find("it diverged"), std::string::npos) << result.detail;
   std::printf("[ timing   ] rewind of a crashed, diverged primary, step by step:\n%s",
               result.detail.c_str());
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
+  EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
+}
+
+// The new primary's pg_wal outweighs its databases (a bulk load since dropped, kept by
+// wal_keep_size and recycled segments): pg_rewind would copy all of that pg_wal, a fresh copy
+// only the databases, so failover.rewind "auto" copies afresh, and says why.
+TEST_F(RejoinTest, DivergedPrimaryIsCopiedAfreshWhenThePrimarysWalOutweighsItsData) {
+  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
+  ASSERT_NO_FATAL_FAILURE(fillPgWal(1));
+  cluster_.kill9(0);
+  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  auto plan = planFor(0, 1);
+  plan.primary_timeline = 2;
+  auto result = rejoin(plan, 0, {}, /*sizes_from=*/1);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "clone") << result.detail;
+  EXPECT_NE(result.detail.find("it diverged"), std::string::npos) << result.detail;
+  EXPECT_NE(result.detail.find("a fresh copy moves less than pg_rewind"), std::string::npos)
+      << result.detail;
+  EXPECT_FALSE(contains("pg_rewind")) << result.detail;
+  // /history's reason: what the WAL showed, and why a fresh copy.
+  EXPECT_NE(result.why.find("it diverged"), std::string::npos) << result.why;
+  EXPECT_NE(result.why.find("a fresh copy moves less"), std::string::npos) << result.why;
+  std::printf("[ timing   ] fresh copy chosen over pg_rewind, step by step:\n%s",
+              result.detail.c_str());
+  EXPECT_TRUE(cluster_.isStreaming(0));
+  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
+  EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
+  const fs::path data = cluster_.node(0).data_dir;
+  for (const auto& entry : fs::directory_iterator(data.parent_path()))
+    EXPECT_EQ(entry.path().filename().string().find(data.filename().string() + ".pgfailover-"),
+              std::string::npos)
+        << entry.path() << ": the old data and the work folders are gone once the copy streams";
+}
+
+// The same situation with failover.rewind "always": pg_rewind, as before the choice existed.
+TEST_F(RejoinTest, DivergedPrimaryIsRewoundWhenRewindIsAlways) {
+  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
+  ASSERT_NO_FATAL_FAILURE(fillPgWal(1));
+  cluster_.kill9(0);
+  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  auto plan = planFor(0, 1);
+  plan.primary_timeline = 2;
+  plan.rewind = lifecycle::RewindPolicy::kAlways;
+  auto result = rejoin(plan, 0, {}, /*sizes_from=*/1);
+  ASSERT_TRUE(result.status.isOk()) << result.status.message() << "\n" << result.detail;
+  EXPECT_EQ(result.method, "rewind") << result.detail;
+  EXPECT_NE(result.detail.find("failover.rewind is \"always\""), std::string::npos)
+      << result.detail;
   EXPECT_TRUE(cluster_.isStreaming(0));
   EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
   EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");

@@ -54,6 +54,27 @@ TEST(Config, MinimalConfigGetsSaneDefaults) {
   EXPECT_EQ(c.failover.max_lag_bytes, 16u * 1024 * 1024);
   EXPECT_EQ(c.http.port, 8008);
   EXPECT_TRUE(c.probe.heartbeat);
+  EXPECT_EQ(c.failover.rewind, "auto");
+}
+
+TEST(Config, RewindPolicyIsOneOfThreeWords) {
+  for (const char* word : {"auto", "always", "never"}) {
+    auto r =
+        parse(std::string(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h2"}],
+                                   "failover": {"rewind": ")") +
+              word + "\"}}");
+    ASSERT_TRUE(r.ok()) << word << ": " << joinedErrors(r);
+    EXPECT_EQ(r.config->failover.rewind, word);
+  }
+  auto r = parse(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h2"}],
+                     "failover": {"rewind": "sometimes"}})");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(hasError(r, "failover.rewind: must be \"auto\", \"always\" or \"never\""))
+      << joinedErrors(r);
+  r = parse(R"({"nodes": [{"name": "a", "host": "h1"}, {"name": "b", "host": "h2"}],
+                "failover": {"rewind": true}})");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(hasError(r, "failover.rewind")) << joinedErrors(r);
 }
 
 TEST(Config, ReadsEveryKey) {

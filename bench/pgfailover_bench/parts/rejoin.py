@@ -11,48 +11,58 @@ from ..systems import PgfailoverLab
 from ..util import loadavg, log, save, sh, wait_for
 
 
-def rejoin_diverged(lab, p_replica, p_primary):
-    """pg1 (replica) stops receiving, pg2 (primary) commits rows only it has, pg2 is killed,
-    pgfailover promotes pg1 and rejoins pg2 by itself (rejoin on): the path where pg_rewind is
-    really needed. Returns pgfailover's rejoin report of pg2 and the time from the kill."""
-    wait_for(lambda: (lab.node_status("pg1").get("wal_receiver") or {}).get("status") == "streaming",
-             120, "pg1 streaming before the diverged round")
+def rejoin_diverged(lab, replica, primary, rewind):
+    """`replica` stops receiving, `primary` commits rows only it has, `primary` is killed,
+    pgfailover promotes `replica` and rejoins the old primary by itself (rejoin on, with
+    failover.rewind = `rewind`): the path where the old primary really diverged. Returns
+    pgfailover's rejoin report, the time from the kill and what the new primary's pg_wal held."""
+    p_replica, p_primary = lab.port(replica), lab.port(primary)
+    lab.restart_daemon({"failover": {"rejoin": True, "rewind": rewind}})
+    wait_for(lambda: (lab.node_status(replica).get("wal_receiver") or {}).get("status") == "streaming",
+             120, f"{replica} streaming before the diverged round")
     lab.psql(p_primary, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 2000")
     wait_for(lambda: lab.psql(p_primary, "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)),1) "
-                                         "FROM pg_stat_replication") == "0", 300, "pg1 caught up")
+                                         "FROM pg_stat_replication") == "0", 300, f"{replica} caught up")
     # the replica's WAL receiver stops (an empty primary_conninfo), so nothing more reaches it
     lab.psql(p_replica, "ALTER SYSTEM SET primary_conninfo = ''")
     lab.psql(p_replica, "SELECT pg_reload_conf()")
     wait_for(lambda: lab.psql(p_primary, "SELECT count(*) FROM pg_stat_replication") == "0", 60,
-             "pg1's WAL receiver gone")
+             f"{replica}'s WAL receiver gone")
     lab.psql(p_primary, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 100")
-    before = lab.node_status("pg2").get("rejoin") or {}
+    before = lab.node_status(primary).get("rejoin") or {}
     attempts = before.get("attempts", 0)
     t0 = time.time()
-    os.kill(postmaster_pid(lab.data_dir("pg2")), signal.SIGKILL)
-    wait_for(lambda: lab.status().get("primary") == "pg1" and
-             lab.psql(p_replica, "SELECT pg_is_in_recovery()") == "f", 180, "failover to pg1")
+    os.kill(postmaster_pid(lab.data_dir(primary)), signal.SIGKILL)
+    wait_for(lambda: lab.status().get("primary") == replica and
+             lab.psql(p_replica, "SELECT pg_is_in_recovery()") == "f", 180, f"failover to {replica}")
     lab.psql(p_replica, "ALTER SYSTEM RESET primary_conninfo")
     t_promoted = round(time.time() - t0, 2)
+    src_wal = int(lab.psql(p_replica, "SELECT sum(size) FROM pg_ls_waldir()"))
 
     def finished():
-        rj = lab.node_status("pg2").get("rejoin") or {}
+        rj = lab.node_status(primary).get("rejoin") or {}
         last = rj.get("last") or {}
         return last if rj.get("attempts", 0) > attempts and not rj.get("running") else None
-    last = wait_for(finished, 3600, "pgfailover's rejoin of pg2", interval=0.25)
-    out = {"rejoin": last, "promoted_after_s": t_promoted, "rejoined_after_s": round(time.time() - t0, 2),
-           "load": loadavg()}
-    log(f"  diverged -> {out}")
+    last = wait_for(finished, 3600, f"pgfailover's rejoin of {primary}", interval=0.25)
+    out = {"rewind": rewind, "rejoin": last, "promoted_after_s": t_promoted,
+           "rejoined_after_s": round(time.time() - t0, 2), "source_pg_wal_bytes": src_wal, "load": loadavg()}
+    log(f"  diverged ({rewind}) -> {out}")
     return out
 
 
+SIZES = [("100 MB", 7), ("1 GB", 68), ("4 GB", 273), ("10 GB", 680)]
+
+
 def part_rejoin(args):
-    sizes = [("100 MB", 7)] if args.quick else [("100 MB", 7), ("1 GB", 68), ("4 GB", 273)]
+    sizes = SIZES[:1] if args.quick else SIZES
+    if os.environ.get("BENCH_REJOIN_SIZES"):  # e.g. "100 MB,10 GB": only those rows
+        wanted = [w.strip() for w in os.environ["BENCH_REJOIN_SIZES"].split(",")]
+        sizes = [s for s in SIZES if s[0] in wanted]
     results = []
     for label, scale in sizes:
         free_gb = shutil.disk_usage(env.WORK).free / 2**30
-        # two nodes + the clone + retained WAL: about 5 times the data, plus headroom
-        need_gb = 5 * scale * 15 / 2**10 + 5
+        # two nodes + the clone (removed again) + retained WAL: about 3.5 times the data, plus headroom
+        need_gb = 3.5 * scale * 15 / 2**10 + 5
         if free_gb < need_gb:
             log(f"rejoin {label}: skipped, {free_gb:.0f} GB free on {env.WORK}, want {need_gb:.0f} GB")
             results.append({"size": label, "pgbench_scale": scale, "skipped": f"{free_gb:.0f} GB free, want {need_gb:.0f} GB"})
@@ -130,12 +140,17 @@ def part_rejoin(args):
                  "rejoin": last, "rejoin_wall_s": round(t_done, 2), "streaming_after_s": t_stream,
                  "pg_basebackup_s": round(t_clone, 2), "load": loadavg()}
             # Round 2, the same data the other way: the primary (pg2) writes what its replica (pg1)
-            # never receives, then dies. pg2's WAL goes past the fork, so its rejoin must rewind.
-            try:
-                r["diverged"] = rejoin_diverged(lab, p1, p2)
-            except Exception as e:  # a failed second round leaves the first one's figures
-                log(f"  diverged round failed: {e}")
-                r["diverged"] = {"error": str(e)}
+            # never receives, then dies. pg2's WAL goes past the fork: at the defaults
+            # (failover.rewind auto) pg_rewind or a fresh copy, whichever moves fewer bytes.
+            # Round 3, back again with failover.rewind always: pg1 diverged, pg_rewind itself.
+            for key, replica, primary, rewind in (("diverged", "pg1", "pg2", "auto"),
+                                                  ("diverged_rewind", "pg2", "pg1", "always")):
+                try:
+                    r[key] = rejoin_diverged(lab, replica, primary, rewind)
+                except Exception as e:  # a failed round leaves the earlier ones' figures
+                    log(f"  diverged round ({rewind}) failed: {e}")
+                    r[key] = {"error": str(e)}
+                    break
             log(f"  -> {r}")
             results.append(r)
             save("rejoin", {"quick": args.quick, "results": results})
