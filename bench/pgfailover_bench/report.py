@@ -188,12 +188,13 @@ def rejoin_section(rj):
          "A second round on the same data measures the path where the old primary did diverge: the new "
          "primary's replica stops receiving (an empty `primary_conninfo`), 100 rows are updated on the primary "
          "alone, its postmaster is killed, pgfailover promotes the replica and rejoins the old primary by itself "
-         "(rejoin on, `rejoin_grace_ms` 5 s) at the default `failover.rewind: auto`: pg_rewind, or a fresh "
-         "pg_basebackup when that moves fewer bytes than the new primary's pg_wal, which PostgreSQL 15's "
-         "pg_rewind copies whole (*pg_wal* is what it held then). **diverged: rejoin** is that rejoin's "
-         "`duration_ms`, **from the kill** the time until it finished. A third round goes back the other way "
-         "with `failover.rewind: always`, so the last columns are pg_rewind itself at every size.", "",
-         "| data | database size | load time (s) | WAL written after failover | source pg_wal | pgfailover rejoin: method | rejoin (s) | until streaming (s) | pg_basebackup (s) | diverged: pg_wal | diverged (auto): method | rejoin (s) | from the kill (s) | diverged (always): pg_wal | method | rejoin (s) | from the kill (s) | load (1/5/15) |",
+         "(rejoin on, `rejoin_grace_ms` 5 s) with `failover.rewind: always`, so these columns are pg_rewind "
+         "itself at every size; the new primary is the node that loaded the data, and *pg_wal* is what its "
+         "pg_wal held then: PostgreSQL 15's pg_rewind copies all of it. A third round goes back the other way "
+         "at the default, `failover.rewind: auto`: pg_rewind, or a fresh pg_basebackup when that moves fewer "
+         "bytes than the new primary's pg_wal (a copy of the loader's, made by the rewind before). "
+         "**rejoin** is that rejoin's `duration_ms`, **from the kill** the time until it finished.", "",
+         "| data | database size | load time (s) | WAL written after failover | source pg_wal | pgfailover rejoin: method | rejoin (s) | until streaming (s) | pg_basebackup (s) | diverged, rewind always: pg_wal | method | rejoin (s) | from the kill (s) | diverged, rewind auto: pg_wal | method | rejoin (s) | from the kill (s) | load (1/5/15) |",
          "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|"]
     for r in rj["results"]:
         if r.get("skipped"):
@@ -207,8 +208,8 @@ def rejoin_section(rj):
         L.append(f"| {r['size']} (pgbench -s {r['pgbench_scale']}) | {r['db_bytes'] / 1e6:.0f} MB | {r.get('load_s', '–')} | "
                  f"{r['changed_wal_bytes'] / 1e6:.1f} MB | {fmt_mb(r.get('source_pg_wal_bytes'))} | {method} | "
                  f"{fmt(dur / 1000 if dur is not None else None)} | {fmt(r.get('streaming_after_s'))} | "
-                 f"{fmt(r['pg_basebackup_s'])} | {diverged_cells(r.get('diverged'), True)} | "
-                 f"{diverged_cells(r.get('diverged_rewind'), True)} | {r['load']} |")
+                 f"{fmt(r['pg_basebackup_s'])} | {diverged_cells(r.get('diverged_rewind'), True)} | "
+                 f"{diverged_cells(r.get('diverged'), True)} | {r['load']} |")
     L += figure(plot_rejoin(rj), "rejoin time vs size")
     L.append("")
     return L

@@ -122,6 +122,22 @@ class RejoinTest : public ::testing::Test {
     ASSERT_TRUE(ok);
   }
 
+  // Node 0, the old primary, diverged (failOverWithDivergence) and crashed; node 1, the new
+  // primary, holds far more pg_wal than data.
+  void crashDivergedPrimaryBesideABigPgWal() {
+    ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
+    ASSERT_NO_FATAL_FAILURE(fillPgWal(1));
+    cluster_.kill9(0);
+    ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  }
+
+  // After the rejoin: node 0 streams, has the new primary's rows and not the one it wrote alone.
+  void expectOldPrimaryStreamsWithoutItsLostRow() {
+    EXPECT_TRUE(cluster_.isStreaming(0));
+    EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
+    EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
+  }
+
   // WAL that outlives its data: a table loaded and dropped again, then a checkpoint. The
   // segments stay in pg_wal (wal_keep_size, or recycled for reuse); the databases shrink back.
   void fillPgWal(std::size_t node) {
@@ -430,10 +446,7 @@ TEST_F(RejoinTest, CrashedPrimaryWithWalPastTheForkIsRewound) {
 // wal_keep_size and recycled segments): pg_rewind would copy all of that pg_wal, a fresh copy
 // only the databases, so failover.rewind "auto" copies afresh, and says why.
 TEST_F(RejoinTest, DivergedPrimaryIsCopiedAfreshWhenThePrimarysWalOutweighsItsData) {
-  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
-  ASSERT_NO_FATAL_FAILURE(fillPgWal(1));
-  cluster_.kill9(0);
-  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  ASSERT_NO_FATAL_FAILURE(crashDivergedPrimaryBesideABigPgWal());
   auto plan = planFor(0, 1);
   plan.primary_timeline = 2;
   auto result = rejoin(plan, 0, {}, /*sizes_from=*/1);
@@ -448,9 +461,7 @@ TEST_F(RejoinTest, DivergedPrimaryIsCopiedAfreshWhenThePrimarysWalOutweighsItsDa
   EXPECT_NE(result.why.find("a fresh copy moves less"), std::string::npos) << result.why;
   std::printf("[ timing   ] fresh copy chosen over pg_rewind, step by step:\n%s",
               result.detail.c_str());
-  EXPECT_TRUE(cluster_.isStreaming(0));
-  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
-  EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
+  expectOldPrimaryStreamsWithoutItsLostRow();
   const fs::path data = cluster_.node(0).data_dir;
   for (const auto& entry : fs::directory_iterator(data.parent_path()))
     EXPECT_EQ(entry.path().filename().string().find(data.filename().string() + ".pgfailover-"),
@@ -460,10 +471,7 @@ TEST_F(RejoinTest, DivergedPrimaryIsCopiedAfreshWhenThePrimarysWalOutweighsItsDa
 
 // The same situation with failover.rewind "always": pg_rewind, as before the choice existed.
 TEST_F(RejoinTest, DivergedPrimaryIsRewoundWhenRewindIsAlways) {
-  ASSERT_NO_FATAL_FAILURE(failOverWithDivergence());
-  ASSERT_NO_FATAL_FAILURE(fillPgWal(1));
-  cluster_.kill9(0);
-  ASSERT_TRUE(waitUntil([&] { return !cluster_.isRunning(0); }, 30s));
+  ASSERT_NO_FATAL_FAILURE(crashDivergedPrimaryBesideABigPgWal());
   auto plan = planFor(0, 1);
   plan.primary_timeline = 2;
   plan.rewind = lifecycle::RewindPolicy::kAlways;
@@ -472,9 +480,7 @@ TEST_F(RejoinTest, DivergedPrimaryIsRewoundWhenRewindIsAlways) {
   EXPECT_EQ(result.method, "rewind") << result.detail;
   EXPECT_NE(result.detail.find("failover.rewind is \"always\""), std::string::npos)
       << result.detail;
-  EXPECT_TRUE(cluster_.isStreaming(0));
-  EXPECT_TRUE(waitUntil([&] { return cluster_.sql(0, "SELECT count(*) FROM t") == "2"; }, 30s));
-  EXPECT_EQ(cluster_.sql(0, "SELECT count(*) FROM t WHERE id = 2"), "0");
+  expectOldPrimaryStreamsWithoutItsLostRow();
 }
 
 TEST_F(RejoinTest, RejoinCutShortIsPutBackAndFinished) {

@@ -140,11 +140,13 @@ def part_rejoin(args):
                  "rejoin": last, "rejoin_wall_s": round(t_done, 2), "streaming_after_s": t_stream,
                  "pg_basebackup_s": round(t_clone, 2), "load": loadavg()}
             # Round 2, the same data the other way: the primary (pg2) writes what its replica (pg1)
-            # never receives, then dies. pg2's WAL goes past the fork: at the defaults
-            # (failover.rewind auto) pg_rewind or a fresh copy, whichever moves fewer bytes.
-            # Round 3, back again with failover.rewind always: pg1 diverged, pg_rewind itself.
-            for key, replica, primary, rewind in (("diverged", "pg1", "pg2", "auto"),
-                                                  ("diverged_rewind", "pg2", "pg1", "always")):
+            # never receives, then dies; pg1, which loaded the data, is the source. pg2's WAL goes
+            # past the fork, and with failover.rewind always it gets pg_rewind itself. Round 3,
+            # back again at the default (auto): pg1 diverged, and pg2 (whose pg_wal pg_rewind
+            # just made a copy of the loader's) is the source: pg_rewind or a fresh copy,
+            # whichever moves fewer bytes. Both rounds copy from a pg_wal of the same size.
+            for key, replica, primary, rewind in (("diverged_rewind", "pg1", "pg2", "always"),
+                                                  ("diverged", "pg2", "pg1", "auto")):
                 try:
                     r[key] = rejoin_diverged(lab, replica, primary, rewind)
                 except Exception as e:  # a failed round leaves the earlier ones' figures
