@@ -535,11 +535,11 @@ const std::vector<MaintenanceStep>& maintenanceSteps() {
   static const std::vector<MaintenanceStep> steps = {
       {"replication-slots",
        {Rule::kRejoinNode, Rule::kPrimaryAndReplicaHealthy, Rule::kPrimaryHealthyReplicaNot},
-       "the primary commits, failover.slots is on and the primary's slots were read; only for "
-       "nodes with a host executor",
+       "the primary commits, replication.slots is on and the primary's slots were read; only "
+       "for nodes with a host executor (ssh or local), whether failover.rejoin is on or off",
        "create the missing slot of each replica on the primary; ask a replica that streams "
        "around its slot to use it (primary_slot_name, again every 30 s); drop the inactive slot "
-       "of a node unreachable for failover.slot_drop_after_ms",
+       "of a node unreachable for replication.slot_drop_after_ms",
        "A slot keeps the WAL a replica still needs, so a rejoin never waits for a re-clone; a "
        "slot nobody streams from would keep WAL until the primary's disk fills.",
        maintainSlots},

@@ -108,7 +108,10 @@ NodeOperations::NodeOperations(const config::Config& config, Logger& log)
     : config_(config), log_(log), slots_(config.nodes.size()) {
   for (std::size_t i = 0; i < config.nodes.size(); ++i) {
     slots_[i].runner = makeRunner(config.nodes[i]);
-    slots_[i].report.available = slots_[i].runner != nullptr && config.failover.rejoin;
+    // Whether the node has a host executor, not whether rejoins are on (the decision checks
+    // failover.rejoin itself): the replication slots are kept for every node with one, and a
+    // slot left behind by a run with rejoins on would otherwise retain WAL without bound.
+    slots_[i].report.available = slots_[i].runner != nullptr;
   }
 }
 

@@ -475,6 +475,22 @@ TEST(Lifecycle, ReplicaStreamingWithoutItsSlotIsToldToUseIt) {
   }
 }
 
+// failover.rejoin off leaves rejoins to the operator, not the slots: a node with a host executor
+// keeps its slot, and one that streams around it is told to use it all the same.
+TEST(Lifecycle, ReplicaStreamingWithoutItsSlotIsToldToUseItWithRejoinsOff) {
+  Policy policy = lifecyclePolicy();
+  policy.rejoin = false;
+  LifecycleStory s(policy);
+  auto primary = withSlots(primaryNode("pg1"), {"pgfailover_pg2"});
+  primary.slots[0].active = false;
+  auto d = s.tick({primary, replicaNode("pg2")});
+  auto uses = actionsOf(d, ActionKind::kUseSlot);
+  ASSERT_EQ(uses.size(), 1u) << d.reason;
+  EXPECT_EQ(uses[0].node, 1u);
+  EXPECT_EQ(std::get<UseSlot>(uses[0].op).slot, "pgfailover_pg2");
+  EXPECT_TRUE(actionsOf(d, ActionKind::kRejoin).empty());
+}
+
 TEST(Lifecycle, SlotOfANodeGoneTooLongIsDropped) {
   Policy policy = lifecyclePolicy();
   policy.slot_drop_after = 5000ms;
