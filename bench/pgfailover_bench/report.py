@@ -323,7 +323,7 @@ def render(fo, rj, fp, ht, hostile=None):
          "bench/run --window 90 --systems pgfailover footprint http   # rerun one system's footprint/API, keep the others",
          "```", "",
          "The tables below come from `bench/run --window 90` run part by part on a loaded machine: failover "
-         "(7 configurations × 5 runs) 36 min, rejoin (100 MB, 1 GB, 4 GB) 8 min, footprint and HTTP 14 min (then "
+         "(7 configurations × 5 runs) 36 min, rejoin (100 MB, 1 GB, 4 GB, 10 GB) 7 min, footprint and HTTP 14 min (then "
          "`--systems pgfailover footprint http` again, 5 min, after adding the heartbeat-WAL and probe-failure "
          "instrumentation): about an hour in all, plus package installation and the build. Without `--window` the "
          "footprint windows are 120 s (+3 min).", "",
