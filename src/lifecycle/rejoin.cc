@@ -341,6 +341,23 @@ CopyChoice chooseCopy(RewindPolicy policy, const std::optional<SourceSizes>& siz
   return {false, figures + ": pg_rewind (it copies all of pg_wal and the changed blocks)"};
 }
 
+Rejoiner::Step Rejoiner::measureDisk(const std::string& prepare, const std::string& dir,
+                                     const std::string& beside, long long& used_kb,
+                                     long long& free_kb) {
+  Step space =
+      exec("check free disk",
+           (prepare.empty() ? std::string() : "set -e; " + prepare + "; ") + "parent=$(dirname " +
+               beside + "); old=0; if [ -d " + dir + " ]; then old=$(du -sk " + dir +
+               " | cut -f1); fi; free=$(df -Pk \"$parent\" | awk 'NR==2 {print $4}'); "
+               "echo \"$old $free\"",
+           Millis{120000});
+  if (space.ok && std::sscanf(space.stdout_text.c_str(), "%lld %lld", &used_kb, &free_kb) != 2) {
+    space.ok = false;
+    space.summary = "unexpected output: " + space.stdout_text;
+  }
+  return space;
+}
+
 std::string Rejoiner::cloneInsteadOfRewind(const RejoinPlan& plan) {
   std::optional<SourceSizes> sizes;
   std::string why_unknown;
@@ -360,13 +377,8 @@ std::string Rejoiner::cloneInsteadOfRewind(const RejoinPlan& plan) {
   // Chosen for speed only: where both copies do not fit side by side, pg_rewind, which needs
   // no second copy, is the way.
   const std::string data = shellQuote(plan.data_dir);
-  auto space = exec("check free disk",
-                    "parent=$(dirname " + data + "); old=$(du -sk " + data +
-                        " | cut -f1); free=$(df -Pk \"$parent\" | awk 'NR==2 {print $4}'); "
-                        "echo \"$old $free\"",
-                    Millis{120000});
   long long old_kb = 0, free_kb = 0;
-  if (!space.ok || std::sscanf(space.stdout_text.c_str(), "%lld %lld", &old_kb, &free_kb) != 2) {
+  if (!measureDisk("", data, data, old_kb, free_kb).ok) {
     copy_reason_ += "; cannot measure the free disk, so pg_rewind after all";
     log_ += "copy: cannot measure the free disk, pg_rewind after all\n";
     return "";
@@ -545,15 +557,10 @@ RejoinResult Rejoiner::run(const RejoinPlan& plan, Millis budget) {
   if (Status stopped = stopServer(plan); !stopped.isOk()) return fail(stopped);
   // Both copies live side by side for a while: refuse early rather than fill the disk. The
   // new copy is about as large as the old one (the primary's data, plus WAL).
-  auto space = exec("check free disk",
-                    "set -e; if [ -e " + data + " ]; then mv " + data + " " + work +
-                        "; fi; parent=$(dirname " + data + "); old=0; if [ -d " + work +
-                        " ]; then old=$(du -sk " + work +
-                        " | cut -f1); fi; free=$(df -Pk \"$parent\" | awk 'NR==2 {print $4}'); "
-                        "echo \"$old $free\"",
-                    Millis{120000});
   long long old_kb = 0, free_kb = 0;
-  if (!space.ok || std::sscanf(space.stdout_text.c_str(), "%lld %lld", &old_kb, &free_kb) != 2) {
+  const Step space = measureDisk("if [ -e " + data + " ]; then mv " + data + " " + work + "; fi",
+                                 work, data, old_kb, free_kb);
+  if (!space.ok) {
     exec("return the data directory",
          "if [ -d " + work + " ]; then mv " + work + " " + data + "; fi", Millis{30000});
     return fail({StatusCode::kUnavailable, "cannot measure the free disk: " + space.summary});

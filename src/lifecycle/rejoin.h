@@ -129,6 +129,10 @@ class Rejoiner {
   // Why a fresh copy is taken although pg_rewind could work, or "" to rewind: the plan's
   // policy, the primary's sizes, and room on the node's disk for both copies side by side.
   std::string cloneInsteadOfRewind(const RejoinPlan& plan);
+  // `du` of `dir` (0 when it does not exist) and the free space beside `beside` (both
+  // shell-quoted), after the shell command `prepare` (if any); not ok when that fails.
+  Step measureDisk(const std::string& prepare, const std::string& dir, const std::string& beside,
+                   long long& used_kb, long long& free_kb);
   Millis remaining(SteadyTime deadline) const;
 
   ssh::CommandRunner& runner_;
